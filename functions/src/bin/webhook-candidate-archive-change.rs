@@ -1,0 +1,7 @@
+//! Receives Lever's `candidateArchiveChange` webhook: POST /webhooks/{tenantId}/candidateArchiveChange.
+
+#[tokio::main]
+async fn main() -> Result<(), lever_bridge::lambda::Error> {
+    lever_bridge::lambda::run_webhook(lever_bridge::webhook::EventKind::CandidateArchiveChange)
+        .await
+}

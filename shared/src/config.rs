@@ -1,0 +1,28 @@
+//! Settings from the function's environment, with the local stack's names as defaults.
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `TABLE_NAME`: the DynamoDB table.
+    pub table: String,
+    /// `EVENT_BUS_NAME`: the vendor's EventBridge bus.
+    pub event_bus: String,
+    /// `SECRET_PREFIX`: tenant secrets are named `<prefix><tenantId>`.
+    pub secret_prefix: String,
+    /// `SECRET_TTL_SECONDS`: how long a warm instance trusts a cached secret.
+    pub secret_ttl_ms: i64,
+}
+
+impl Config {
+    pub fn from_env() -> Self {
+        let var = |k: &str, default: &str| std::env::var(k).unwrap_or_else(|_| default.to_string());
+        Config {
+            table: var("TABLE_NAME", "lever-bridge"),
+            event_bus: var("EVENT_BUS_NAME", "lever-bridge"),
+            secret_prefix: var("SECRET_PREFIX", "lever-bridge/tenants/"),
+            secret_ttl_ms: var("SECRET_TTL_SECONDS", "300")
+                .parse::<i64>()
+                .unwrap_or(300)
+                * 1000,
+        }
+    }
+}

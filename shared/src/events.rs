@@ -1,0 +1,127 @@
+//! What the vendor's app is told: one normalized event per accepted webhook, on an EventBridge bus.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::future::Future;
+use std::sync::Mutex;
+
+/// Source of every event this bundle puts on the vendor's bus.
+pub const SOURCE: &str = "lever-bridge";
+
+/// A change in the vendor's view of a candidate. `id` is stable across redeliveries, so a consumer
+/// can drop the rare repeat that at-least-once delivery allows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VendorEvent {
+    pub id: String,
+    pub tenant_id: String,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opportunity_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact_id: Option<String>,
+    pub before: Value,
+    pub after: Value,
+    /// Lever's `triggeredAt`, ms.
+    pub at: i64,
+    /// True when newer state was already in place: recorded, nothing changed.
+    pub stale: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("publishing to the event bus failed: {0}")]
+pub struct PublishError(pub String);
+
+pub trait EventSink: Send + Sync {
+    /// Publishes one event: `detail` is a serialized [`VendorEvent`] of kind `kind`.
+    fn publish(
+        &self,
+        kind: &str,
+        detail: &str,
+    ) -> impl Future<Output = Result<(), PublishError>> + Send;
+}
+
+pub struct EventBridgeSink {
+    client: aws_sdk_eventbridge::Client,
+    bus: String,
+}
+
+impl EventBridgeSink {
+    pub fn new(client: aws_sdk_eventbridge::Client, bus: impl Into<String>) -> Self {
+        EventBridgeSink {
+            client,
+            bus: bus.into(),
+        }
+    }
+}
+
+impl EventSink for EventBridgeSink {
+    async fn publish(&self, kind: &str, detail: &str) -> Result<(), PublishError> {
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .event_bus_name(&self.bus)
+            .source(SOURCE)
+            .detail_type(kind)
+            .detail(detail)
+            .build();
+        let out = self
+            .client
+            .put_events()
+            .entries(entry)
+            .send()
+            .await
+            .map_err(|e| {
+                PublishError(aws_sdk_eventbridge::error::DisplayErrorContext(e).to_string())
+            })?;
+        // PutEvents answers 200 with per-entry failures; a failed entry is a failed publish.
+        match out.entries().first().and_then(|e| e.error_code()) {
+            None if out.failed_entry_count() == 0 => Ok(()),
+            code => Err(PublishError(format!(
+                "entry rejected: {}",
+                code.unwrap_or("unknown")
+            ))),
+        }
+    }
+}
+
+/// Collects events in memory; can be told to fail, for fault tests.
+#[derive(Debug, Default)]
+pub struct InMemoryEvents {
+    events: Mutex<Vec<VendorEvent>>,
+    failures_left: Mutex<usize>,
+}
+
+impl InMemoryEvents {
+    pub fn events(&self) -> Vec<VendorEvent> {
+        self.events.lock().unwrap().clone()
+    }
+    /// The next `n` publishes fail.
+    pub fn fail_next(&self, n: usize) {
+        *self.failures_left.lock().unwrap() = n;
+    }
+}
+
+impl EventSink for InMemoryEvents {
+    async fn publish(&self, _kind: &str, detail: &str) -> Result<(), PublishError> {
+        let event: VendorEvent =
+            serde_json::from_str(detail).map_err(|e| PublishError(e.to_string()))?;
+        {
+            let mut left = self.failures_left.lock().unwrap();
+            if *left > 0 {
+                *left -= 1;
+                return Err(PublishError("injected failure".into()));
+            }
+        }
+        self.events.lock().unwrap().push(event);
+        Ok(())
+    }
+}
+
+impl<S: EventSink + ?Sized> EventSink for std::sync::Arc<S> {
+    fn publish(
+        &self,
+        kind: &str,
+        detail: &str,
+    ) -> impl Future<Output = Result<(), PublishError>> + Send {
+        (**self).publish(kind, detail)
+    }
+}

@@ -1,0 +1,10 @@
+//! lever-bridge: everything with logic. The functions in `functions/` only wire these together.
+
+pub mod clock;
+pub mod config;
+pub mod events;
+pub mod lambda;
+pub mod receiver;
+pub mod secrets;
+pub mod store;
+pub mod webhook;

@@ -1,0 +1,351 @@
+//! The webhook receiver: parse, verify, drop duplicates, apply, tell the vendor. One per event kind.
+//!
+//! Round trips on a first delivery: one `TransactWriteItems` (claim + change), one `PutEvents`,
+//! one `UpdateItem` (done). The claim holds the event until it is published, so a crash after the
+//! change is finished by Lever's retry instead of being lost.
+
+use crate::clock::Clock;
+use crate::events::{EventSink, VendorEvent};
+use crate::secrets::{CachedSecrets, SecretStore};
+use crate::store::{Claim, DedupRecord, Delivery, StoreError, WebhookStore};
+use crate::webhook::{
+    Envelope, EnvelopeError, EventKind, MAX_BODY_BYTES, Mutation, verify, within_window,
+};
+use serde_json::{Value, json};
+
+/// What to answer Lever: a status and a small JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    fn ok(status: &str) -> Self {
+        Reply {
+            status: 200,
+            body: json!({ "status": status }),
+        }
+    }
+    fn error(status: u16, error: &str, message: impl Into<String>) -> Self {
+        Reply {
+            status,
+            body: json!({ "error": error, "message": message.into() }),
+        }
+    }
+    /// One answer for every authentication failure, so it tells nothing about which tenants exist.
+    fn unauthorized() -> Self {
+        Reply::error(401, "unauthorized", "the signature could not be verified")
+    }
+}
+
+/// Why a delivery was turned away: a label for logs and metrics.
+fn rejected(reason: &str, kind: EventKind, tenant: &str, reply: Reply) -> Reply {
+    tracing::warn!(
+        reason,
+        event = kind.as_str(),
+        tenant,
+        status = reply.status,
+        "webhook rejected"
+    );
+    reply
+}
+
+pub struct Receiver<S, E, K, C> {
+    pub kind: EventKind,
+    pub store: S,
+    pub events: E,
+    pub secrets: CachedSecrets<K, C>,
+    pub clock: C,
+}
+
+/// Tenant ids are ours: short and plain, so they can sit in keys and secret names.
+pub fn valid_tenant_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl<S: WebhookStore, E: EventSink, K: SecretStore, C: Clock> Receiver<S, E, K, C> {
+    pub async fn receive(&self, tenant: &str, body: &[u8]) -> Reply {
+        let kind = self.kind;
+        if body.len() > MAX_BODY_BYTES {
+            let msg = format!(
+                "the body is {} bytes; at most {MAX_BODY_BYTES} are accepted",
+                body.len()
+            );
+            return rejected(
+                "too_large",
+                kind,
+                tenant,
+                Reply::error(413, "payload_too_large", msg),
+            );
+        }
+        let env = match Envelope::parse(body) {
+            Ok(env) => env,
+            Err(e) => {
+                let code = if e == EnvelopeError::NotJson {
+                    "invalid_json"
+                } else {
+                    "invalid_envelope"
+                };
+                return rejected(code, kind, tenant, Reply::error(400, code, e.to_string()));
+            }
+        };
+        if env.event != kind.as_str() {
+            let msg = format!(
+                "this endpoint receives `{kind}` deliveries, not `{}`",
+                env.event
+            );
+            return rejected(
+                "wrong_event",
+                kind,
+                tenant,
+                Reply::error(400, "wrong_event", msg),
+            );
+        }
+        let now = self.clock.now_ms();
+        // Checked before the tenant is looked up: the answer must not depend on the tenant.
+        if !within_window(env.triggered_at, now) {
+            let msg = "triggeredAt is outside the accepted window (15 days old to 5 minutes ahead)";
+            return rejected(
+                "outside_window",
+                kind,
+                tenant,
+                Reply::error(401, "outside_window", msg),
+            );
+        }
+        match self.verified(tenant, &env).await {
+            Ok(true) => {}
+            Ok(false) => return rejected("bad_signature", kind, tenant, Reply::unauthorized()),
+            Err(e) => {
+                tracing::error!(error = %e, tenant, "secret store unavailable");
+                return Reply::error(
+                    503,
+                    "unavailable",
+                    "the secret store is unavailable; retry later",
+                );
+            }
+        }
+        if env.is_test() {
+            tracing::info!(event = kind.as_str(), tenant, "test delivery acknowledged");
+            return Reply::ok("test");
+        }
+        let Some(mutation) = Mutation::from_data(kind, &env.data) else {
+            tracing::warn!(
+                event = kind.as_str(),
+                tenant,
+                "delivery without the ids its kind needs: acknowledged, ignored"
+            );
+            return Reply::ok("ignored");
+        };
+        let d = Delivery {
+            tenant,
+            token: &env.token,
+            kind,
+            triggered_at: env.triggered_at,
+        };
+        self.apply(&d, &mutation, now).await
+    }
+
+    /// Checks the signature against the tenant's tokens, re-reading them once on a mismatch so a
+    /// token rotated minutes ago is accepted.
+    async fn verified(
+        &self,
+        tenant: &str,
+        env: &Envelope,
+    ) -> Result<bool, crate::secrets::SecretsError> {
+        if !valid_tenant_id(tenant) {
+            return Ok(false);
+        }
+        let check = |s: &Option<std::sync::Arc<crate::secrets::TenantSecret>>| {
+            s.as_ref().is_some_and(|s| {
+                verify(
+                    &env.signature,
+                    &env.token,
+                    env.triggered_at,
+                    s.tokens(self.kind),
+                )
+            })
+        };
+        if check(&self.secrets.get(tenant).await?) {
+            return Ok(true);
+        }
+        Ok(self
+            .secrets
+            .refresh(tenant)
+            .await?
+            .is_some_and(|fresh| check(&fresh)))
+    }
+
+    async fn apply(&self, d: &Delivery<'_>, m: &Mutation, now: i64) -> Reply {
+        let mut event = vendor_event(d, m);
+        let json = serde_json::to_string(&event).expect("a vendor event serializes");
+        let claim = match self.store.claim_apply(d, m, &json, now).await {
+            Ok(Claim::Stale) => {
+                event.stale = true;
+                let json = serde_json::to_string(&event).expect("a vendor event serializes");
+                match self.store.claim_only(d, &json, now).await {
+                    Ok(Claim::Applied) => return self.finish(d, &json, "stale").await,
+                    other => other,
+                }
+            }
+            other => other,
+        };
+        match claim {
+            Ok(Claim::Applied) => self.finish(d, &json, "accepted").await,
+            Ok(Claim::Seen(rec)) => self.seen(d, rec, now).await,
+            Ok(Claim::Stale) => unreachable!("claim_only never answers Stale"),
+            Err(e) => store_failed(d, e),
+        }
+    }
+
+    /// A delivery claimed before: done, in flight, or abandoned by an attempt that died.
+    async fn seen(&self, d: &Delivery<'_>, rec: DedupRecord, now: i64) -> Reply {
+        if rec.done {
+            tracing::info!(
+                event = d.kind.as_str(),
+                tenant = d.tenant,
+                "duplicate delivery"
+            );
+            return Reply::ok("duplicate");
+        }
+        let in_flight = || {
+            Reply::error(
+                409,
+                "in_progress",
+                "this delivery is being processed; retry later",
+            )
+        };
+        if rec.lease_until > now {
+            return in_flight();
+        }
+        match self.store.take_over(d, rec.lease_until, now).await {
+            Ok(true) => match rec.event {
+                Some(json) => self.finish(d, &json, "recovered").await,
+                None => Reply::ok("duplicate"),
+            },
+            Ok(false) => in_flight(),
+            Err(e) => store_failed(d, e),
+        }
+    }
+
+    /// After the change is stored: erase a deleted candidate, publish, mark done.
+    async fn finish(&self, d: &Delivery<'_>, json: &str, status: &str) -> Reply {
+        let step = async {
+            if d.kind == EventKind::CandidateDeleted {
+                let opp = serde_json::from_str::<VendorEvent>(json)
+                    .ok()
+                    .and_then(|e| e.opportunity_id)
+                    .unwrap_or_default();
+                self.store
+                    .purge(d.tenant, &opp)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            self.events
+                .publish(d.kind.as_str(), json)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        if let Err(error) = step.await {
+            tracing::error!(%error, event = d.kind.as_str(), tenant = d.tenant, "delivery stored but not finished; Lever will retry");
+            if let Err(e) = self.store.release(d).await {
+                tracing::warn!(error = %e, "could not release the claim; the retry waits for the lease");
+            }
+            return Reply::error(
+                503,
+                "unavailable",
+                "the change could not be published; retry later",
+            );
+        }
+        if let Err(e) = self.store.complete(d).await {
+            // Published: answering an error would only make Lever send it again.
+            tracing::error!(error = %e, "event published but the claim was not marked done");
+        }
+        tracing::info!(
+            event = d.kind.as_str(),
+            tenant = d.tenant,
+            status,
+            "webhook accepted"
+        );
+        Reply::ok(status)
+    }
+}
+
+fn store_failed(d: &Delivery<'_>, e: StoreError) -> Reply {
+    match e {
+        StoreError::Contended => Reply::error(
+            409,
+            "in_progress",
+            "a concurrent change to this candidate won; retry later",
+        ),
+        e => {
+            tracing::error!(error = %e, event = d.kind.as_str(), tenant = d.tenant, "store unavailable");
+            Reply::error(503, "unavailable", "the store is unavailable; retry later")
+        }
+    }
+}
+
+/// The normalized event: Lever's own before and after where the delivery carries them.
+pub fn vendor_event(d: &Delivery<'_>, m: &Mutation) -> VendorEvent {
+    let (before, after, contact) = match m {
+        Mutation::Stage {
+            from, to, contact, ..
+        } => (
+            json!({ "stageId": from }),
+            json!({ "stageId": to }),
+            contact.clone(),
+        ),
+        Mutation::Archive { from, to, .. } => {
+            (json!({ "archived": from }), json!({ "archived": to }), None)
+        }
+        Mutation::Hired { .. } => (Value::Null, json!({ "hired": true }), None),
+        Mutation::Deleted { opportunity } => {
+            (json!({ "opportunityId": opportunity }), Value::Null, None)
+        }
+        Mutation::Application {
+            application,
+            posting,
+            ..
+        } => (
+            Value::Null,
+            json!({ "applicationId": application, "postingId": posting }),
+            None,
+        ),
+        Mutation::InterviewUpsert {
+            interview,
+            panel,
+            data,
+            ..
+        } => (
+            Value::Null,
+            json!({ "interviewId": interview, "panelId": panel, "data": data }),
+            None,
+        ),
+        Mutation::InterviewDelete {
+            interview, panel, ..
+        } => (
+            json!({ "interviewId": interview, "panelId": panel }),
+            Value::Null,
+            None,
+        ),
+        Mutation::Contact { contact, data } => (
+            Value::Null,
+            json!({ "contactId": contact, "data": data }),
+            Some(contact.clone()),
+        ),
+    };
+    VendorEvent {
+        id: format!("{}/{}", d.tenant, d.token),
+        tenant_id: d.tenant.to_string(),
+        kind: d.kind.as_str().to_string(),
+        opportunity_id: m.opportunity().map(str::to_string),
+        contact_id: contact,
+        before,
+        after,
+        at: d.triggered_at,
+        stale: false,
+    }
+}

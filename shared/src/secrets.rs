@@ -1,0 +1,363 @@
+//! Tenant secrets: the Lever API key and the webhook signature tokens, one Secrets Manager secret per
+//! tenant, cached per warm instance.
+//!
+//! Secret JSON (name `<prefix><tenantId>`):
+//! `{"apiKey": "...", "webhookTokens": {"candidateStageChange": ["current", "previous"], ...}}`;
+//! a kind's tokens may also be a single string.
+
+use crate::clock::Clock;
+use crate::webhook::EventKind;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+/// A secret string that never shows in Debug output or logs.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(transparent)]
+pub struct Redacted(String);
+
+impl Redacted {
+    pub fn new(s: impl Into<String>) -> Self {
+        Redacted(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantSecret {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<Redacted>,
+    /// Signature tokens per event name; several are valid at once while a token is rotated.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub webhook_tokens: BTreeMap<String, Vec<Redacted>>,
+}
+
+impl TenantSecret {
+    pub fn tokens(&self, kind: EventKind) -> &[Redacted] {
+        self.webhook_tokens
+            .get(kind.as_str())
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+impl AsRef<str> for Redacted {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+fn one_or_many<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, Vec<Redacted>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(Redacted),
+        Many(Vec<Redacted>),
+    }
+    let raw = BTreeMap::<String, OneOrMany>::deserialize(d)?;
+    Ok(raw
+        .into_iter()
+        .map(|(k, v)| match v {
+            OneOrMany::One(t) => (k, vec![t]),
+            OneOrMany::Many(ts) => (k, ts),
+        })
+        .collect())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    #[error("secrets store unavailable: {0}")]
+    Unavailable(String),
+    #[error("tenant secret is not valid JSON of the expected shape")]
+    Malformed,
+}
+
+pub trait SecretStore: Send + Sync {
+    /// The tenant's secret, `None` when the tenant has none.
+    fn load(
+        &self,
+        tenant: &str,
+    ) -> impl Future<Output = Result<Option<TenantSecret>, SecretsError>> + Send;
+    /// Creates or replaces the tenant's secret.
+    fn save(
+        &self,
+        tenant: &str,
+        secret: &TenantSecret,
+    ) -> impl Future<Output = Result<(), SecretsError>> + Send;
+}
+
+pub struct SecretsManagerStore {
+    client: aws_sdk_secretsmanager::Client,
+    prefix: String,
+}
+
+impl SecretsManagerStore {
+    pub fn new(client: aws_sdk_secretsmanager::Client, prefix: impl Into<String>) -> Self {
+        SecretsManagerStore {
+            client,
+            prefix: prefix.into(),
+        }
+    }
+    fn name(&self, tenant: &str) -> String {
+        format!("{}{tenant}", self.prefix)
+    }
+}
+
+fn unavailable<E: std::error::Error>(e: E) -> SecretsError {
+    SecretsError::Unavailable(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())
+}
+
+impl SecretStore for SecretsManagerStore {
+    async fn load(&self, tenant: &str) -> Result<Option<TenantSecret>, SecretsError> {
+        use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError as E;
+        match self
+            .client
+            .get_secret_value()
+            .secret_id(self.name(tenant))
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let text = out.secret_string().ok_or(SecretsError::Malformed)?;
+                serde_json::from_str(text)
+                    .map(Some)
+                    .map_err(|_| SecretsError::Malformed)
+            }
+            // A secret scheduled for deletion answers InvalidRequest: the tenant is gone either way.
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(E::ResourceNotFoundException(_) | E::InvalidRequestException(_))
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn save(&self, tenant: &str, secret: &TenantSecret) -> Result<(), SecretsError> {
+        let body = serde_json::to_string(secret).map_err(|_| SecretsError::Malformed)?;
+        let put = self
+            .client
+            .put_secret_value()
+            .secret_id(self.name(tenant))
+            .secret_string(&body)
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                self.client
+                    .create_secret()
+                    .name(self.name(tenant))
+                    .secret_string(body)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                Ok(())
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct InMemorySecrets {
+    map: Mutex<HashMap<String, TenantSecret>>,
+    loads: std::sync::atomic::AtomicUsize,
+}
+
+impl InMemorySecrets {
+    /// How many times `load` was called: the cache's tests count round trips with it.
+    pub fn loads(&self) -> usize {
+        self.loads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl SecretStore for InMemorySecrets {
+    async fn load(&self, tenant: &str) -> Result<Option<TenantSecret>, SecretsError> {
+        self.loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(self.map.lock().unwrap().get(tenant).cloned())
+    }
+    async fn save(&self, tenant: &str, secret: &TenantSecret) -> Result<(), SecretsError> {
+        self.map
+            .lock()
+            .unwrap()
+            .insert(tenant.to_string(), secret.clone());
+        Ok(())
+    }
+}
+
+impl<S: SecretStore + ?Sized> SecretStore for Arc<S> {
+    fn load(
+        &self,
+        tenant: &str,
+    ) -> impl Future<Output = Result<Option<TenantSecret>, SecretsError>> + Send {
+        (**self).load(tenant)
+    }
+    fn save(
+        &self,
+        tenant: &str,
+        secret: &TenantSecret,
+    ) -> impl Future<Output = Result<(), SecretsError>> + Send {
+        (**self).save(tenant, secret)
+    }
+}
+
+struct Entry {
+    value: Option<Arc<TenantSecret>>,
+    fetched_at: i64,
+}
+
+/// A per-instance cache in front of a [`SecretStore`]: a warm instance makes no call for a tenant
+/// it has seen within `ttl_ms`; unknown tenants are remembered for `negative_ttl_ms` so made-up
+/// tenant ids cannot drive calls to the store.
+pub struct CachedSecrets<S, C> {
+    inner: S,
+    clock: C,
+    ttl_ms: i64,
+    negative_ttl_ms: i64,
+    /// A forced refresh (after a signature mismatch) goes to the store at most this often per tenant.
+    min_refresh_ms: i64,
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+const MAX_ENTRIES: usize = 10_000;
+
+impl<S: SecretStore, C: Clock> CachedSecrets<S, C> {
+    pub fn new(inner: S, clock: C, ttl_ms: i64) -> Self {
+        CachedSecrets {
+            inner,
+            clock,
+            ttl_ms,
+            negative_ttl_ms: ttl_ms.min(60_000),
+            min_refresh_ms: 5_000,
+            entries: Mutex::default(),
+        }
+    }
+
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    pub async fn get(&self, tenant: &str) -> Result<Option<Arc<TenantSecret>>, SecretsError> {
+        let now = self.clock.now_ms();
+        if let Some(e) = self.entries.lock().unwrap().get(tenant) {
+            let ttl = if e.value.is_some() {
+                self.ttl_ms
+            } else {
+                self.negative_ttl_ms
+            };
+            if now - e.fetched_at < ttl {
+                return Ok(e.value.clone());
+            }
+        }
+        self.fetch(tenant, now).await
+    }
+
+    /// Re-reads the secret unless it was read within the last few seconds. `None` when skipped.
+    pub async fn refresh(
+        &self,
+        tenant: &str,
+    ) -> Result<Option<Option<Arc<TenantSecret>>>, SecretsError> {
+        let now = self.clock.now_ms();
+        let recent = self
+            .entries
+            .lock()
+            .unwrap()
+            .get(tenant)
+            .is_some_and(|e| now - e.fetched_at < self.min_refresh_ms);
+        if recent {
+            return Ok(None);
+        }
+        self.fetch(tenant, now).await.map(Some)
+    }
+
+    async fn fetch(
+        &self,
+        tenant: &str,
+        now: i64,
+    ) -> Result<Option<Arc<TenantSecret>>, SecretsError> {
+        let value = self.inner.load(tenant).await?.map(Arc::new);
+        let mut entries = self.entries.lock().unwrap();
+        if entries.len() >= MAX_ENTRIES {
+            entries.retain(|_, e| e.value.is_some() && now - e.fetched_at < self.ttl_ms);
+        }
+        entries.insert(
+            tenant.to_string(),
+            Entry {
+                value: value.clone(),
+                fetched_at: now,
+            },
+        );
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn secret(tok: &str) -> TenantSecret {
+        serde_json::from_str(&format!(r#"{{"apiKey":"k","webhookTokens":{{"candidateHired":"{tok}","candidateDeleted":["a","b"]}}}}"#)).unwrap()
+    }
+
+    #[test]
+    fn format_accepts_one_or_many_and_hides_values() {
+        let s = secret("t1");
+        assert_eq!(s.tokens(EventKind::CandidateHired).len(), 1);
+        assert_eq!(s.tokens(EventKind::CandidateDeleted).len(), 2);
+        assert!(s.tokens(EventKind::ContactCreated).is_empty());
+        let dbg = format!("{s:?}");
+        assert!(!dbg.contains("t1") && !dbg.contains("\"k\""), "{dbg}");
+    }
+
+    #[tokio::test]
+    async fn warm_reads_make_no_call_until_the_ttl_passes() {
+        let store = Arc::new(InMemorySecrets::default());
+        store.save("t", &secret("x")).await.unwrap();
+        let clock = Arc::new(ManualClock::at(1_000_000));
+        let cache = CachedSecrets::new(store.clone(), clock.clone(), 300_000);
+        for _ in 0..5 {
+            assert!(cache.get("t").await.unwrap().is_some());
+        }
+        assert_eq!(store.loads(), 1);
+        clock.advance(300_000);
+        cache.get("t").await.unwrap();
+        assert_eq!(store.loads(), 2);
+    }
+
+    #[tokio::test]
+    async fn unknown_tenants_are_remembered_and_refresh_is_throttled() {
+        let store = Arc::new(InMemorySecrets::default());
+        let clock = Arc::new(ManualClock::at(1_000_000));
+        let cache = CachedSecrets::new(store.clone(), clock.clone(), 300_000);
+        assert!(cache.get("nope").await.unwrap().is_none());
+        assert!(cache.get("nope").await.unwrap().is_none());
+        assert_eq!(store.loads(), 1);
+        assert!(
+            cache.refresh("nope").await.unwrap().is_none(),
+            "refresh right after a read is skipped"
+        );
+        clock.advance(5_000);
+        store.save("nope", &secret("y")).await.unwrap();
+        assert!(cache.refresh("nope").await.unwrap().unwrap().is_some());
+        assert_eq!(store.loads(), 2);
+    }
+}
