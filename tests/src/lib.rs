@@ -1,1 +1,179 @@
+//! Test support and the local stack: AWS clients pointed at the local emulator, fresh tables,
+//! tenants, and correctly signed Lever deliveries.
 
+use aws_config::{BehaviorVersion, SdkConfig};
+use lever_bridge::secrets::{Redacted, SecretStore, SecretsManagerStore, TenantSecret};
+use lever_bridge::store::dynamo::{DynamoStore, create_table};
+use lever_bridge::store::{Tenant, TenantStatus, TenantStore};
+use lever_bridge::webhook::{EventKind, sign};
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// AWS configuration for the local emulator. `make test` and `make dev` export `AWS_ENDPOINT_URL`;
+/// without it these tests would talk to real AWS, so they refuse to run.
+pub async fn aws() -> SdkConfig {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .expect("AWS_ENDPOINT_URL is not set: run the tests with `make test`, which starts the local AWS emulator");
+    assert!(
+        endpoint.contains("127.0.0.1") || endpoint.contains("localhost"),
+        "AWS_ENDPOINT_URL must point at the local emulator, not {endpoint}"
+    );
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// A name no other test uses, so tests run in parallel on one emulator.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{nanos:x}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A new, empty table with the production key schema.
+pub async fn fresh_table(aws: &SdkConfig) -> (DynamoStore, String) {
+    let client = aws_sdk_dynamodb::Client::new(aws);
+    let name = unique("tbl");
+    create_table(&client, &name).await.expect("table created");
+    (DynamoStore::new(client, &name), name)
+}
+
+/// Random bytes as hex, for tokens (the local stack and tests only).
+pub fn random_hex(bytes: usize) -> String {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .expect("urandom");
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A secret holding `signature_token` for every event kind.
+pub fn secret_for_all(signature_token: &str) -> TenantSecret {
+    TenantSecret {
+        api_key: Some(Redacted::new(format!("local-{}", random_hex(8)))),
+        webhook_tokens: EventKind::ALL
+            .iter()
+            .map(|k| (k.as_str().to_string(), vec![Redacted::new(signature_token)]))
+            .collect(),
+    }
+}
+
+/// Creates (or replaces) a tenant: its record in the table and its secret.
+pub async fn create_tenant(
+    aws: &SdkConfig,
+    table: &str,
+    secret_prefix: &str,
+    id: &str,
+    secret: &TenantSecret,
+    lever_base_url: &str,
+) {
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), table);
+    let tenant = Tenant {
+        id: id.to_string(),
+        lever_base_url: lever_base_url.to_string(),
+        owner_user_id: None,
+        status: TenantStatus::Connected,
+        created_at: now_ms(),
+    };
+    store
+        .put_tenant(&tenant)
+        .await
+        .expect("tenant record written");
+    SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(aws), secret_prefix)
+        .save(id, secret)
+        .await
+        .expect("tenant secret written");
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A delivery as Lever sends it: `token` random per delivery, signed with `signature_token`.
+pub fn delivery(
+    kind: EventKind,
+    signature_token: &str,
+    triggered_at: i64,
+    data: Value,
+) -> (String, Vec<u8>) {
+    let token = random_hex(24);
+    let body = json!({
+        "token": token,
+        "triggeredAt": triggered_at,
+        "event": kind.as_str(),
+        "signature": sign(signature_token, &token, triggered_at),
+        "data": data,
+    });
+    (token, body.to_string().into_bytes())
+}
+
+/// A plausible `data` for each kind, keyed on one opportunity (ids as Lever shapes them).
+pub fn sample_data(kind: EventKind, opportunity: &str) -> Value {
+    match kind {
+        EventKind::ApplicationCreated => {
+            json!({"opportunityId": opportunity, "applicationId": "app-1", "postingId": "posting-1", "contactId": "contact-1"})
+        }
+        EventKind::CandidateStageChange => json!({
+            "opportunityId": opportunity, "candidateId": opportunity, "contactId": "contact-1",
+            "fromStageId": "lead-new", "toStageId": "00922a60-7c15-422b-b086-f62000824fd7"
+        }),
+        EventKind::CandidateArchiveChange => json!({
+            "opportunityId": opportunity, "fromArchived": null,
+            "toArchived": {"archivedAt": 1_700_000_000_000i64, "reason": "63dd55b2-a99f-4e7b-985f-22c7bf80ab42"}
+        }),
+        EventKind::CandidateHired | EventKind::CandidateDeleted => {
+            json!({"opportunityId": opportunity, "contactId": "contact-1"})
+        }
+        EventKind::InterviewCreated | EventKind::InterviewUpdated | EventKind::InterviewDeleted => {
+            json!({
+                "opportunityId": opportunity, "interviewId": "iv-1", "panelId": "panel-1", "date": 1_700_000_000_000i64
+            })
+        }
+        EventKind::ContactCreated | EventKind::ContactUpdated => {
+            json!({"contactId": "contact-1", "name": "Ada Lovelace"})
+        }
+    }
+}
+
+/// Counts the requests an SDK client sends (each attempt), to measure round trips.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCounter(std::sync::Arc<AtomicU64>);
+
+impl RequestCounter {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+    fn read_before_transmit(
+        &self,
+        _: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// A DynamoDB client whose requests are counted.
+pub fn counted_dynamodb(aws: &SdkConfig) -> (aws_sdk_dynamodb::Client, RequestCounter) {
+    let counter = RequestCounter::default();
+    let config = aws_sdk_dynamodb::config::Builder::from(aws)
+        .interceptor(counter.clone())
+        .build();
+    (aws_sdk_dynamodb::Client::from_conf(config), counter)
+}

@@ -53,12 +53,9 @@ fn pk_contact(t: &str, c: &str) -> String {
     format!("T#{t}#C#{c}")
 }
 
-fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(
+fn unavailable<E: std::error::Error + ProvideErrorMetadata + 'static, R: std::fmt::Debug>(
     e: aws_sdk_dynamodb::error::SdkError<E, R>,
-) -> StoreError
-where
-    E: ProvideErrorMetadata,
-{
+) -> StoreError {
     StoreError::Unavailable(DisplayErrorContext(e).to_string())
 }
 

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# The local stack: the AWS emulator (moto), the table, bus and a tenant, and the functions under
+# `cargo lambda watch`. `stack.sh dev` runs it in the foreground until Ctrl-C; `stack.sh test`
+# starts it on free ports, runs every test against it and stops it; `stack.sh build` makes the
+# release artefacts. Nothing is left running.
+set -euo pipefail
+mode=${1:-dev}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+venv="$root/.venv"
+state="$root/.stack"
+mkdir -p "$state"
+
+# Installs the tools on first use (and again when the pinned versions change).
+stamp="$venv/.installed-$(sha1sum tests/requirements.txt | cut -c1-12)"
+if [ ! -f "$stamp" ]; then
+  echo "==> installing moto and cargo-lambda into .venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
+  touch "$stamp"
+fi
+export PATH="$venv/bin:$PATH"
+
+if [ "$mode" = build ]; then
+  # Release artefacts for Lambda (arm64, cross-compiled with zig), then their sizes.
+  start=$(date +%s)
+  cargo lambda build --release --arm64 -p lever-bridge-functions
+  echo "==> built in $(( $(date +%s) - start )) s"
+  printf '%-36s %12s\n' function "bytes (unzipped)"
+  for f in target/lambda/*/bootstrap; do printf '%-36s %12s\n' "$(basename "$(dirname "$f")")" "$(stat -c %s "$f")"; done
+  exit 0
+fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+if [ "$mode" = dev ]; then
+  moto_port=${MOTO_PORT:-4566}
+  watch_port=${WATCH_PORT:-9000}
+  suffix=dev
+else
+  moto_port=$(free_port)
+  watch_port=$(free_port)
+  suffix=test
+fi
+
+export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port"
+export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1
+export TABLE_NAME="lever-bridge-$suffix" EVENT_BUS_NAME="lever-bridge-$suffix" SECRET_PREFIX="lever-bridge-$suffix/tenants/"
+export RUST_LOG=${RUST_LOG:-info} AWS_LAMBDA_LOG_LEVEL=${AWS_LAMBDA_LOG_LEVEL:-info}
+
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_for_port() {
+  for _ in $(seq 1 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.2
+  done
+  echo "nothing answered on port $1 ($2); see $state/" >&2
+  return 1
+}
+
+echo "==> moto on 127.0.0.1:$moto_port"
+setsid moto_server -H 127.0.0.1 -p "$moto_port" >"$state/moto-$suffix.log" 2>&1 &
+pids+=($!)
+wait_for_port "$moto_port" moto
+
+echo "==> building"
+cargo build --workspace --bins --quiet
+target/debug/lever-bridge-dev setup
+
+if [ "$mode" = dev ]; then
+  token=${DEMO_TOKEN:-demo-signature-token}
+  target/debug/lever-bridge-dev tenant demo --token "$token"
+  base="http://127.0.0.1:$watch_port/lambda-url"
+  echo
+  echo "Webhook URLs of tenant demo:"
+  target/debug/lever-bridge-dev urls demo --url "$base"
+  echo
+  echo "Send a correctly signed demo webhook (in another terminal):"
+  echo "  make demo"
+  echo "or: AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL target/debug/lever-bridge-dev send demo candidateStageChange --token $token --url $base"
+  echo
+  echo "==> cargo lambda watch on 127.0.0.1:$watch_port (Ctrl-C stops everything)"
+  cargo lambda watch -A 127.0.0.1 -P "$watch_port"
+else
+  echo "==> cargo lambda watch on 127.0.0.1:$watch_port"
+  setsid cargo lambda watch -A 127.0.0.1 -P "$watch_port" --ignore-changes >"$state/watch-test.log" 2>&1 &
+  pids+=($!)
+  wait_for_port "$watch_port" "cargo lambda watch"
+  export LEVER_BRIDGE_WATCH_URL="http://127.0.0.1:$watch_port/lambda-url"
+  echo "==> cargo test"
+  set +e
+  cargo test --workspace --no-fail-fast 2>&1 | tee "$state/test-output.log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  # One closing line for the whole run: cargo prints a result line per test binary.
+  awk '/^test result:/ { p += $4; f += $6 } END { printf "total: %d passed, %d failed\n", p, f }' "$state/test-output.log"
+  exit "$rc"
+fi

@@ -1,0 +1,981 @@
+//! The webhook receiver's behaviour, each scenario run twice: on the in-memory store and secrets,
+//! and on DynamoDB and Secrets Manager in the local emulator through the real AWS SDK.
+
+use futures::future::join_all;
+use lever_bridge::clock::ManualClock;
+use lever_bridge::events::InMemoryEvents;
+use lever_bridge::receiver::{Receiver, Reply};
+use lever_bridge::secrets::{
+    CachedSecrets, InMemorySecrets, Redacted, SecretStore, SecretsManagerStore, TenantSecret,
+};
+use lever_bridge::store::dynamo::DynamoStore;
+use lever_bridge::store::memory::InMemoryStore;
+use lever_bridge::store::{Claim, Delivery, LEASE_MS, WebhookStore};
+use lever_bridge::webhook::{EventKind, MAX_AGE_MS, sign};
+use lever_bridge_tests::*;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+type Rx<S, K> = Receiver<Arc<S>, Arc<InMemoryEvents>, K, Arc<ManualClock>>;
+
+struct Harness<S, K> {
+    store: Arc<S>,
+    events: Arc<InMemoryEvents>,
+    clock: Arc<ManualClock>,
+    secrets: K,
+    /// One receiver per kind, sharing store, events and clock, as ten functions share the table.
+    receivers: Vec<Arc<Rx<S, K>>>,
+}
+
+impl<S: WebhookStore + 'static, K: SecretStore + Clone + 'static> Harness<S, K> {
+    fn new(store: S, secrets: K) -> Self {
+        let store = Arc::new(store);
+        let events = Arc::new(InMemoryEvents::default());
+        let clock = Arc::new(ManualClock::at(now_ms()));
+        let receivers = EventKind::ALL
+            .iter()
+            .map(|&kind| {
+                Arc::new(Receiver {
+                    kind,
+                    store: store.clone(),
+                    events: events.clone(),
+                    secrets: CachedSecrets::new(secrets.clone(), clock.clone(), 300_000),
+                    clock: clock.clone(),
+                })
+            })
+            .collect();
+        Harness {
+            store,
+            events,
+            clock,
+            secrets,
+            receivers,
+        }
+    }
+
+    fn rx(&self, kind: EventKind) -> &Arc<Rx<S, K>> {
+        &self.receivers[EventKind::ALL.iter().position(|k| *k == kind).unwrap()]
+    }
+
+    async fn send(&self, kind: EventKind, tenant: &str, body: &[u8]) -> Reply {
+        self.rx(kind).receive(tenant, body).await
+    }
+
+    /// A tenant whose webhooks are all signed with one token; returns (tenant id, token).
+    async fn tenant(&self) -> (String, String) {
+        let (id, token) = (unique("tenant"), random_hex(24));
+        self.secrets
+            .save(&id, &secret_for_all(&token))
+            .await
+            .unwrap();
+        (id, token)
+    }
+
+    fn now(&self) -> i64 {
+        use lever_bridge::clock::Clock;
+        self.clock.now_ms()
+    }
+}
+
+fn memory() -> Harness<InMemoryStore, Arc<InMemorySecrets>> {
+    Harness::new(
+        InMemoryStore::default(),
+        Arc::new(InMemorySecrets::default()),
+    )
+}
+
+#[derive(Clone)]
+struct Sm(Arc<SecretsManagerStore>);
+impl SecretStore for Sm {
+    async fn load(
+        &self,
+        t: &str,
+    ) -> Result<Option<TenantSecret>, lever_bridge::secrets::SecretsError> {
+        self.0.load(t).await
+    }
+    async fn save(
+        &self,
+        t: &str,
+        s: &TenantSecret,
+    ) -> Result<(), lever_bridge::secrets::SecretsError> {
+        self.0.save(t, s).await
+    }
+}
+
+async fn dynamo() -> Harness<DynamoStore, Sm> {
+    let aws = aws().await;
+    let (store, _) = fresh_table(&aws).await;
+    let secrets = SecretsManagerStore::new(
+        aws_sdk_secretsmanager::Client::new(&aws),
+        format!("{}/", unique("secrets")),
+    );
+    Harness::new(store, Sm(Arc::new(secrets)))
+}
+
+fn status(r: &Reply) -> (u16, &str) {
+    (
+        r.status,
+        r.body
+            .get("status")
+            .or_else(|| r.body.get("error"))
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+    )
+}
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory_store {
+            $(#[tokio::test] async fn $name() { super::$name(super::memory()).await })*
+        }
+        mod dynamodb_emulator {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(super::dynamo().await).await })*
+        }
+    };
+}
+
+on_both_stores!(
+    first_delivery_applies_and_publishes_one_event,
+    sequential_redeliveries_are_duplicates,
+    concurrent_redeliveries_have_exactly_one_effect,
+    older_events_never_overwrite_newer_state,
+    every_kind_applies_to_the_view,
+    deleted_candidates_are_erased_and_stay_deleted,
+    rotated_token_is_accepted_after_one_reread,
+    a_tenants_token_does_not_open_another_tenant,
+    malformed_deliveries_get_their_status_and_change_nothing,
+    test_request_is_acknowledged_without_effect,
+    failed_publish_leaves_nothing_that_blocks_the_retry,
+    crash_after_the_change_is_finished_by_the_retry,
+    dedup_records_expire_after_the_rerun_window,
+);
+
+async fn first_delivery_applies_and_publishes_one_event<
+    S: WebhookStore + 'static,
+    K: SecretStore + Clone + 'static,
+>(
+    h: Harness<S, K>,
+) {
+    let (tenant, tok) = h.tenant().await;
+    let data = json!({"opportunityId": "opp-1", "contactId": "c-1", "fromStageId": "lead-new", "toStageId": "lead-reached-out"});
+    let (_, body) = delivery(EventKind::CandidateStageChange, &tok, h.now() - 1000, data);
+    assert_eq!(
+        status(
+            &h.send(EventKind::CandidateStageChange, &tenant, &body)
+                .await
+        ),
+        (200, "accepted")
+    );
+    let view = h.store.candidate(&tenant, "opp-1").await.unwrap().unwrap();
+    assert_eq!(view.stage.unwrap().id, "lead-reached-out");
+    assert_eq!(view.contact_id.as_deref(), Some("c-1"));
+    let events = h.events.events();
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(
+        (
+            e.tenant_id.as_str(),
+            e.kind.as_str(),
+            e.opportunity_id.as_deref()
+        ),
+        (tenant.as_str(), "candidateStageChange", Some("opp-1"))
+    );
+    assert_eq!(
+        (e.before.clone(), e.after.clone()),
+        (
+            json!({"stageId": "lead-new"}),
+            json!({"stageId": "lead-reached-out"})
+        )
+    );
+    assert!(!e.stale);
+}
+
+async fn sequential_redeliveries_are_duplicates<
+    S: WebhookStore + 'static,
+    K: SecretStore + Clone + 'static,
+>(
+    h: Harness<S, K>,
+) {
+    let (tenant, tok) = h.tenant().await;
+    let (_, body) = delivery(
+        EventKind::CandidateHired,
+        &tok,
+        h.now(),
+        json!({"opportunityId": "opp-1"}),
+    );
+    let replies: Vec<_> = {
+        let mut v = Vec::new();
+        for _ in 0..5 {
+            v.push(h.send(EventKind::CandidateHired, &tenant, &body).await);
+        }
+        v
+    };
+    assert_eq!(status(&replies[0]), (200, "accepted"));
+    for r in &replies[1..] {
+        assert_eq!(status(r), (200, "duplicate"));
+    }
+    assert_eq!(h.events.events().len(), 1);
+    assert!(
+        h.store
+            .candidate(&tenant, "opp-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .hired
+    );
+}
+
+async fn concurrent_redeliveries_have_exactly_one_effect<
+    S: WebhookStore + 'static,
+    K: SecretStore + Clone + 'static,
+>(
+    h: Harness<S, K>,
+) {
+    let (tenant, tok) = h.tenant().await;
+    let data = json!({"opportunityId": "opp-1", "fromStageId": "a", "toStageId": "b"});
+    let (_, body) = delivery(EventKind::CandidateStageChange, &tok, h.now(), data);
+    let rx = h.rx(EventKind::CandidateStageChange).clone();
+    let tasks = (0..20).map(|_| {
+        let (rx, tenant, body) = (rx.clone(), tenant.clone(), body.clone());
+        tokio::spawn(async move { rx.receive(&tenant, &body).await })
+    });
+    let replies: Vec<Reply> = join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let accepted = replies
+        .iter()
+        .filter(|r| status(r) == (200, "accepted"))
+        .count();
+    assert_eq!(accepted, 1, "{replies:?}");
+    for r in &replies {
+        assert!(
+            matches!(
+                status(r),
+                (200, "accepted" | "duplicate") | (409, "in_progress")
+            ),
+            "{r:?}"
+        );
+    }
+    assert_eq!(h.events.events().len(), 1);
+    // Once the first is done, every copy is a plain duplicate.
+    assert_eq!(
+        status(
+            &h.send(EventKind::CandidateStageChange, &tenant, &body)
+                .await
+        ),
+        (200, "duplicate")
+    );
+    assert_eq!(h.events.events().len(), 1);
+}
+
+async fn older_events_never_overwrite_newer_state<
+    S: WebhookStore + 'static,
+    K: SecretStore + Clone + 'static,
+>(
+    h: Harness<S, K>,
+) {
+    let (tenant, tok) = h.tenant().await;
+    let t = h.now() - 60_000;
+    let stage = |to: &str| json!({"opportunityId": "opp-1", "toStageId": to});
+    let (_, newer) = delivery(
+        EventKind::CandidateStageChange,
+        &tok,
+        t + 10,
+        stage("offer"),
+    );
+    let (_, older) = delivery(EventKind::CandidateStageChange, &tok, t, stage("lead-new"));
+    assert_eq!(
+        status(
+            &h.send(EventKind::CandidateStageChange, &tenant, &newer)
+                .await
+        ),
+        (200, "accepted")
+    );
+    assert_eq!(
+        status(
+            &h.send(EventKind::CandidateStageChange, &tenant, &older)
+                .await
+        ),
+        (200, "stale")
+    );
+    // A stale delivery is still a delivery: its redelivery is a duplicate.
+    assert_eq!(
+        status(
+            &h.send(EventKind::CandidateStageChange, &tenant, &older)
+                .await
+        ),
+        (200, "duplicate")
+    );
+
+    let archived = json!({"opportunityId": "opp-1", "fromArchived": null, "toArchived": {"archivedAt": t + 5, "reason": "r-1"}});
+    let unarchived = json!({"opportunityId": "opp-1", "fromArchived": {"archivedAt": t - 5, "reason": "r-0"}, "toArchived": null});
+    let (_, a) = delivery(EventKind::CandidateArchiveChange, &tok, t + 5, archived);
+    let (_, u) = delivery(EventKind::CandidateArchiveChange, &tok, t + 1, unarchived);
+    assert_eq!(
+        status(&h.send(EventKind::CandidateArchiveChange, &tenant, &a).await),
+        (200, "accepted")
+    );
+    assert_eq!(
+        status(&h.send(EventKind::CandidateArchiveChange, &tenant, &u).await),
+        (200, "stale")
+    );
+
+    let iv = json!({"opportunityId": "opp-1", "interviewId": "iv-1", "panelId": "p-1"});
+    let (_, deleted) = delivery(EventKind::InterviewDeleted, &tok, t + 20, iv.clone());
+    let (_, updated) = delivery(EventKind::InterviewUpdated, &tok, t + 15, iv);
+    assert_eq!(
+        status(&h.send(EventKind::InterviewDeleted, &tenant, &deleted).await),
+        (200, "accepted")
+    );
+    assert_eq!(
+        status(&h.send(EventKind::InterviewUpdated, &tenant, &updated).await),
+        (200, "stale")
+    );
+
+    let view = h.store.candidate(&tenant, "opp-1").await.unwrap().unwrap();
+    assert_eq!(
+        view.stage.map(|s| (s.id, s.since)),
+        Some(("offer".to_string(), t + 10))
+    );
+    assert_eq!(view.archived.and_then(|a| a.reason).as_deref(), Some("r-1"));
+    assert!(
+        view.interviews.is_empty(),
+        "an older update must not bring a deleted interview back"
+    );
+    let events = h.events.events();
+    assert_eq!(events.len(), 6, "one event per accepted delivery");
+    assert_eq!(events.iter().filter(|e| e.stale).count(), 3);
+}
+
+async fn every_kind_applies_to_the_view<
+    S: WebhookStore + 'static,
+    K: SecretStore + Clone + 'static,
+>(
+    h: Harness<S, K>,
+) {
+    let (tenant, tok) = h.tenant().await;
+    let t = h.now() - 100_000;
+    for (i, kind) in EventKind::ALL
+        .into_iter()
+        .filter(|k| !matches!(k, EventKind::CandidateDeleted | EventKind::InterviewDeleted))
+        .enumerate()
+    {
+        let (_, body) = delivery(kind, &tok, t + i as i64, sample_data(kind, "opp-1"));
+        assert_eq!(
+            status(&h.send(kind, &tenant, &body).await),
+            (200, "accepted"),
+            "{kind}"
+        );
+    }
+    let view = h.store.candidate(&tenant, "opp-1").await.unwrap().unwrap();
+    assert_eq!(
+        view.stage.unwrap().id,
+        "00922a60-7c15-422b-b086-f62000824fd7"
+    );
+    assert_eq!(
+        view.archived.unwrap().reason.as_deref(),
+        Some("63dd55b2-a99f-4e7b-985f-22c7bf80ab42")
+    );
+    assert!(view.hired);
+    assert_eq!(
+        view.applications
+            .get("app-1")
+            .and_then(|a| a.posting_id.clone())
+            .as_deref(),
+        Some("posting-1")
+    );
+    let iv = view.interviews.get("iv-1").expect("interview stored");
+    assert_eq!(
+        (iv.panel_id.as_deref(), iv.data.get("date")),
+        (Some("panel-1"), Some(&json!(1_700_000_000_000i64)))
+    );
+    let contact = h
+        .store
+        .contact(&tenant, "contact-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(contact.data.get("name"), Some(&json!("Ada Lovelace")));
+
+    let (_, del) = delivery(
+        EventKind::InterviewDeleted,
+        &tok,
+        t + 50,
+        sample_data(EventKind::InterviewDeleted, "opp-1"),
+    );
+    assert_eq!(
+        status(&h.send(EventKind::InterviewDeleted, &tenant, &del).await),
+        (200, "accepted")
+    );
+    assert!(
+        h.store
+            .candidate(&tenant, "opp-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .interviews
+            .is_empty()
+    );
+    assert_eq!(h.events.events().len(), 9);
+}
+
+async fn deleted_candidates_are_erased_and_stay_deleted<
+    S: WebhookStore + 'static,
+    K: SecretStore + Clone + 'static,
+>(
+    h: Harness<S, K>,
+) {
+    let (tenant, tok) = h.tenant().await;
+    let t = h.now() - 100_000;
+    for (i, kind) in [
+        EventKind::CandidateStageChange,
+        EventKind::ApplicationCreated,
+        EventKind::InterviewCreated,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (_, body) = delivery(kind, &tok, t + i as i64, sample_data(kind, "opp-1"));
+        assert_eq!(
+            status(&h.send(kind, &tenant, &body).await),
+            (200, "accepted")
+        );
+    }
+    let (_, body) = delivery(
+        EventKind::ContactCreated,
+        &tok,
+        t,
+        sample_data(EventKind::ContactCreated, "opp-1"),
+    );
+    h.send(EventKind::ContactCreated, &tenant, &body).await;
+    // Another candidate of the same tenant is untouched.
+    let (_, other) = delivery(
+        EventKind::CandidateHired,
+        &tok,
+        t,
+        json!({"opportunityId": "opp-2"}),
+    );
+    h.send(EventKind::CandidateHired, &tenant, &other).await;
+
+    let (_, del) = delivery(
+        EventKind::CandidateDeleted,
+        &tok,
+        t + 10,
+        json!({"opportunityId": "opp-1"}),
+    );
+    assert_eq!(
+        status(&h.send(EventKind::CandidateDeleted, &tenant, &del).await),
+        (200, "accepted")
+    );
+    let view = h.store.candidate(&tenant, "opp-1").await.unwrap().unwrap();
+    assert_eq!(view.deleted_at, Some(t + 10));
+    assert_eq!(
+        (
+            view.stage,
+            view.contact_id,
+            view.applications.len(),
+            view.interviews.len()
+        ),
+        (None, None, 0, 0)
+    );
+    assert!(
+        h.store
+            .contact(&tenant, "contact-1")
+            .await
+            .unwrap()
+            .is_none(),
+        "the candidate's contact is erased"
+    );
+    assert!(
+        h.store
+            .candidate(&tenant, "opp-2")
+            .await
+            .unwrap()
+            .unwrap()
+            .hired
+    );
+
+    // Late deliveries about the deleted candidate bring nothing back.
+    for kind in [
+        EventKind::CandidateStageChange,
+        EventKind::ApplicationCreated,
+        EventKind::InterviewUpdated,
+        EventKind::CandidateHired,
+    ] {
+        let (_, late) = delivery(kind, &tok, t + 5, sample_data(kind, "opp-1"));
+        assert_eq!(
+            status(&h.send(kind, &tenant, &late).await),
+            (200, "stale"),
+            "{kind}"
+        );
+    }
+    let view = h.store.candidate(&tenant, "opp-1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            view.stage,
+            view.hired,
+            view.applications.len(),
+            view.interviews.len()
+        ),
+        (None, false, 0, 0)
+    );
+}
+
+async fn rotated_token_is_accepted_after_one_reread<
+    S: WebhookStore + 'static,
+    K: SecretStore + Clone + 'static,
+>(
+    h: Harness<S, K>,
+) {
+    let (tenant, old) = h.tenant().await;
+    let kind = EventKind::CandidateHired;
+    let (_, body) = delivery(kind, &old, h.now(), json!({"opportunityId": "opp-1"}));
+    assert_eq!(
+        status(&h.send(kind, &tenant, &body).await),
+        (200, "accepted")
+    );
+
+    // The admin regenerates the token in Lever and pastes it; the old one stays valid meanwhile.
+    let new = random_hex(24);
+    let mut secret = secret_for_all(&old);
+    secret.webhook_tokens.insert(
+        kind.as_str().into(),
+        vec![Redacted::new(&new), Redacted::new(&old)],
+    );
+    h.secrets.save(&tenant, &secret).await.unwrap();
+    h.clock.advance(10_000);
+    let (_, body) = delivery(kind, &new, h.now(), json!({"opportunityId": "opp-2"}));
+    assert_eq!(
+        status(&h.send(kind, &tenant, &body).await),
+        (200, "accepted"),
+        "a warm instance re-reads the secret on a mismatch"
+    );
+    let (_, body) = delivery(kind, &old, h.now(), json!({"opportunityId": "opp-3"}));
+    assert_eq!(
+        status(&h.send(kind, &tenant, &body).await),
+        (200, "accepted"),
+        "the previous token is still valid"
+    );
+
+    // Once the old token is removed, it fails (after the cache notices).
+    secret
+        .webhook_tokens
+        .insert(kind.as_str().into(), vec![Redacted::new(&new)]);
+    h.secrets.save(&tenant, &secret).await.unwrap();
+    h.clock.advance(300_000);
+    let (_, body) = delivery(kind, &old, h.now(), json!({"opportunityId": "opp-4"}));
+    assert_eq!(
+        status(&h.send(kind, &tenant, &body).await),
+        (401, "unauthorized")
+    );
+}
+
+async fn a_tenants_token_does_not_open_another_tenant<
+    S: WebhookStore + 'static,
+    K: SecretStore + Clone + 'static,
+>(
+    h: Harness<S, K>,
+) {
+    let (a, tok_a) = h.tenant().await;
+    let (b, _) = h.tenant().await;
+    let (_, body) = delivery(
+        EventKind::CandidateHired,
+        &tok_a,
+        h.now(),
+        json!({"opportunityId": "opp-1"}),
+    );
+    let on_b = h.send(EventKind::CandidateHired, &b, &body).await;
+    let unknown = h
+        .send(EventKind::CandidateHired, "no-such-tenant", &body)
+        .await;
+    assert_eq!(on_b.status, 401);
+    assert_eq!(
+        on_b, unknown,
+        "a known tenant answers exactly like an unknown one"
+    );
+    assert_eq!(
+        status(&h.send(EventKind::CandidateHired, &a, &body).await),
+        (200, "accepted")
+    );
+    assert!(h.store.candidate(&b, "opp-1").await.unwrap().is_none());
+}
+
+async fn malformed_deliveries_get_their_status_and_change_nothing<
+    S: WebhookStore + 'static,
+    K: SecretStore + Clone + 'static,
+>(
+    h: Harness<S, K>,
+) {
+    let (tenant, tok) = h.tenant().await;
+    let now = h.now();
+    let kind = EventKind::CandidateStageChange;
+    let data = json!({"opportunityId": "opp-1", "toStageId": "offer"});
+    let good = |t: i64| {
+        let token = random_hex(24);
+        json!({"token": token, "triggeredAt": t, "event": kind.as_str(), "signature": sign(&tok, &token, t), "data": data})
+    };
+    let with = |f: &dyn Fn(&mut serde_json::Map<String, Value>)| {
+        let mut v = good(now);
+        f(v.as_object_mut().unwrap());
+        v.to_string().into_bytes()
+    };
+    let sig = |s: &str| {
+        let s = s.to_string();
+        with(&move |m| {
+            m.insert("signature".into(), json!(s));
+        })
+    };
+    let full = good(now)["signature"].as_str().unwrap().to_string();
+    let cases: Vec<(&str, Vec<u8>, &str, u16)> = vec![
+        (
+            "not JSON",
+            b"event=candidateStageChange".to_vec(),
+            &tenant,
+            400,
+        ),
+        ("empty body", Vec::new(), &tenant, 400),
+        ("JSON array", b"[]".to_vec(), &tenant, 400),
+        ("JSON string", b"\"hello\"".to_vec(), &tenant, 400),
+        ("no event", with(&|m| drop(m.remove("event"))), &tenant, 400),
+        ("no token", with(&|m| drop(m.remove("token"))), &tenant, 400),
+        (
+            "no triggeredAt",
+            with(&|m| drop(m.remove("triggeredAt"))),
+            &tenant,
+            400,
+        ),
+        (
+            "no signature",
+            with(&|m| drop(m.remove("signature"))),
+            &tenant,
+            400,
+        ),
+        (
+            "triggeredAt as text",
+            with(&|m| drop(m.insert("triggeredAt".into(), json!(now.to_string())))),
+            &tenant,
+            400,
+        ),
+        (
+            "triggeredAt as float",
+            with(&|m| drop(m.insert("triggeredAt".into(), json!(now as f64 + 0.5)))),
+            &tenant,
+            400,
+        ),
+        (
+            "data not an object",
+            with(&|m| drop(m.insert("data".into(), json!("x")))),
+            &tenant,
+            400,
+        ),
+        (
+            "event of another kind",
+            with(&|m| drop(m.insert("event".into(), json!("candidateHired")))),
+            &tenant,
+            400,
+        ),
+        (
+            "unknown event",
+            with(&|m| drop(m.insert("event".into(), json!("somethingElse")))),
+            &tenant,
+            400,
+        ),
+        (
+            "over 256 KiB",
+            with(&|m| drop(m.insert("padding".into(), json!("x".repeat(300 * 1024))))),
+            &tenant,
+            413,
+        ),
+        ("empty signature", sig(""), &tenant, 401),
+        ("truncated signature", sig(&full[..40]), &tenant, 401),
+        (
+            "over-long signature",
+            sig(&format!("{full}ab")),
+            &tenant,
+            401,
+        ),
+        ("non-hex signature", sig(&"g".repeat(64)), &tenant, 401),
+        (
+            "signed with another key",
+            sig(&sign("other", "t", now)),
+            &tenant,
+            401,
+        ),
+        (
+            "older than 15 days",
+            good(now - MAX_AGE_MS - 60_000).to_string().into_bytes(),
+            &tenant,
+            401,
+        ),
+        (
+            "10 minutes ahead",
+            good(now + 600_000).to_string().into_bytes(),
+            &tenant,
+            401,
+        ),
+        (
+            "unknown tenant",
+            good(now).to_string().into_bytes(),
+            "nobody",
+            401,
+        ),
+        (
+            "tenant id with a separator",
+            good(now).to_string().into_bytes(),
+            "a#b",
+            401,
+        ),
+        (
+            "empty tenant id",
+            good(now).to_string().into_bytes(),
+            "",
+            401,
+        ),
+    ];
+    for (why, body, tenant, expected) in &cases {
+        let r = h.send(kind, tenant, body).await;
+        assert_eq!(r.status, *expected, "{why}: {r:?}");
+        assert!(
+            r.body["error"].is_string() && r.body["message"].is_string(),
+            "{why}: {r:?}"
+        );
+    }
+    let bad_sig = h.send(kind, &tenant, &sig("")).await;
+    let unknown = h
+        .send(kind, "nobody", &good(now).to_string().into_bytes())
+        .await;
+    assert_eq!(bad_sig, unknown, "one answer for every signature failure");
+    assert!(h.store.candidate(&tenant, "opp-1").await.unwrap().is_none());
+    assert!(h.events.events().is_empty());
+}
+
+async fn test_request_is_acknowledged_without_effect<
+    S: WebhookStore + 'static,
+    K: SecretStore + Clone + 'static,
+>(
+    h: Harness<S, K>,
+) {
+    let (tenant, tok) = h.tenant().await;
+    for kind in EventKind::ALL {
+        let (_, body) = delivery(kind, &tok, h.now(), json!({}));
+        assert_eq!(
+            status(&h.send(kind, &tenant, &body).await),
+            (200, "test"),
+            "{kind}"
+        );
+    }
+    // Lever's documented test request body: no opportunity id, no effect.
+    let (_, body) = delivery(
+        EventKind::CandidateHired,
+        &tok,
+        h.now(),
+        json!({"somethingNew": true}),
+    );
+    assert_eq!(
+        status(&h.send(EventKind::CandidateHired, &tenant, &body).await),
+        (200, "ignored")
+    );
+    // A test request with a bad signature still fails, so the admin sees a misconfiguration.
+    let (_, body) = delivery(EventKind::CandidateHired, "wrong", h.now(), json!({}));
+    assert_eq!(
+        h.send(EventKind::CandidateHired, &tenant, &body)
+            .await
+            .status,
+        401
+    );
+    assert!(h.events.events().is_empty());
+}
+
+async fn failed_publish_leaves_nothing_that_blocks_the_retry<
+    S: WebhookStore + 'static,
+    K: SecretStore + Clone + 'static,
+>(
+    h: Harness<S, K>,
+) {
+    let (tenant, tok) = h.tenant().await;
+    let (_, body) = delivery(
+        EventKind::CandidateHired,
+        &tok,
+        h.now(),
+        json!({"opportunityId": "opp-1"}),
+    );
+    h.events.fail_next(1);
+    assert_eq!(
+        status(&h.send(EventKind::CandidateHired, &tenant, &body).await),
+        (503, "unavailable")
+    );
+    assert!(h.events.events().is_empty());
+    // Lever retries at once: the claim was released, so the retry publishes.
+    assert_eq!(
+        status(&h.send(EventKind::CandidateHired, &tenant, &body).await),
+        (200, "recovered")
+    );
+    assert_eq!(
+        status(&h.send(EventKind::CandidateHired, &tenant, &body).await),
+        (200, "duplicate")
+    );
+    assert_eq!(h.events.events().len(), 1);
+    assert!(
+        h.store
+            .candidate(&tenant, "opp-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .hired
+    );
+}
+
+async fn crash_after_the_change_is_finished_by_the_retry<
+    S: WebhookStore + 'static,
+    K: SecretStore + Clone + 'static,
+>(
+    h: Harness<S, K>,
+) {
+    let (tenant, tok) = h.tenant().await;
+    let kind = EventKind::CandidateDeleted;
+    let t = h.now();
+    let (_, stage) = delivery(
+        EventKind::CandidateStageChange,
+        &tok,
+        t - 10,
+        sample_data(EventKind::CandidateStageChange, "opp-1"),
+    );
+    h.send(EventKind::CandidateStageChange, &tenant, &stage)
+        .await;
+    // The first attempt commits the change, then the instance dies before purging and publishing.
+    let (token, body) = delivery(kind, &tok, t, json!({"opportunityId": "opp-1"}));
+    let d = Delivery {
+        tenant: &tenant,
+        token: &token,
+        kind,
+        triggered_at: t,
+    };
+    let m = lever_bridge::webhook::Mutation::Deleted {
+        opportunity: "opp-1".into(),
+    };
+    let event = serde_json::to_string(&lever_bridge::receiver::vendor_event(&d, &m)).unwrap();
+    assert_eq!(
+        h.store.claim_apply(&d, &m, &event, h.now()).await.unwrap(),
+        Claim::Applied
+    );
+    assert!(
+        h.store
+            .candidate(&tenant, "opp-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .stage
+            .is_some(),
+        "not yet purged"
+    );
+
+    assert_eq!(
+        status(&h.send(kind, &tenant, &body).await),
+        (409, "in_progress"),
+        "within the lease it is in flight"
+    );
+    h.clock.advance(LEASE_MS + 1);
+    assert_eq!(
+        status(&h.send(kind, &tenant, &body).await),
+        (200, "recovered")
+    );
+    assert_eq!(
+        status(&h.send(kind, &tenant, &body).await),
+        (200, "duplicate")
+    );
+    let events: Vec<_> = h
+        .events
+        .events()
+        .into_iter()
+        .filter(|e| e.kind == "candidateDeleted")
+        .collect();
+    assert_eq!(events.len(), 1);
+    assert!(
+        h.store
+            .candidate(&tenant, "opp-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .stage
+            .is_none(),
+        "the retry purged"
+    );
+}
+
+async fn dedup_records_expire_after_the_rerun_window<
+    S: WebhookStore + 'static,
+    K: SecretStore + Clone + 'static,
+>(
+    h: Harness<S, K>,
+) {
+    let now = h.now();
+    let tenant = unique("tenant");
+    let d = Delivery {
+        tenant: &tenant,
+        token: "tok",
+        kind: EventKind::CandidateHired,
+        triggered_at: now - 1000,
+    };
+    assert_eq!(
+        h.store.claim_only(&d, "{}", now).await.unwrap(),
+        Claim::Applied
+    );
+    h.store.complete(&d).await.unwrap();
+    // Still remembered at the end of the window in which Lever could re-run it.
+    let later = now + MAX_AGE_MS;
+    assert!(matches!(h.store.claim_only(&d, "{}", later).await.unwrap(), Claim::Seen(r) if r.done));
+    // Past it (and a day more), the record counts as gone even before DynamoDB's TTL deletes it.
+    let expired = now + MAX_AGE_MS + 25 * 3600 * 1000;
+    assert_eq!(
+        h.store.claim_only(&d, "{}", expired).await.unwrap(),
+        Claim::Applied
+    );
+}
+
+/// Round trips of a first delivery and of a duplicate, counted at the SDK (each request sent).
+#[tokio::test]
+async fn dynamodb_round_trips_per_delivery() {
+    let aws = aws().await;
+    let (_, table) = fresh_table(&aws).await;
+    let (client, counter) = counted_dynamodb(&aws);
+    let h = Harness::new(
+        DynamoStore::new(client, table),
+        Arc::new(InMemorySecrets::default()),
+    );
+    let (tenant, tok) = h.tenant().await;
+    let (_, body) = delivery(
+        EventKind::CandidateStageChange,
+        &tok,
+        h.now(),
+        sample_data(EventKind::CandidateStageChange, "opp-1"),
+    );
+    let before = counter.get();
+    assert_eq!(
+        status(
+            &h.send(EventKind::CandidateStageChange, &tenant, &body)
+                .await
+        ),
+        (200, "accepted")
+    );
+    let first = counter.get() - before;
+    assert_eq!(
+        first, 2,
+        "a state change costs the claim+change transaction and the done mark"
+    );
+    let before = counter.get();
+    assert_eq!(
+        status(
+            &h.send(EventKind::CandidateStageChange, &tenant, &body)
+                .await
+        ),
+        (200, "duplicate")
+    );
+    assert_eq!(
+        counter.get() - before,
+        1,
+        "a duplicate costs one round trip"
+    );
+    assert_eq!(h.secrets.loads(), 1, "a warm instance read the secret once");
+}
