@@ -4,6 +4,7 @@ pub mod clock;
 pub mod config;
 pub mod events;
 pub mod lambda;
+pub mod lever;
 pub mod receiver;
 pub mod secrets;
 pub mod store;

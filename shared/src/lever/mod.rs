@@ -1,0 +1,456 @@
+//! Lever's Data API (v1): one request primitive ([`LeverApi::send`]) with rate limiting, retries and
+//! typed errors, and the calls the bundle makes on top of it ([`calls`]).
+//!
+//! Writes that create something (a note, feedback, a panel) are not retried after the request may
+//! have reached Lever (timeout, dropped connection, 5xx other than 503): the error says
+//! [`LeverError::outcome_unknown`], and the caller reconciles before trying again.
+
+pub mod calls;
+pub mod models;
+mod ratelimit;
+
+pub use ratelimit::RateLimiter;
+
+use crate::secrets::Redacted;
+use serde_json::Value;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// Lever's environments (LEVER.md §2).
+pub const PRODUCTION: &str = "https://api.lever.co/v1";
+pub const SANDBOX: &str = "https://api.sandbox.lever.co/v1";
+/// UNCERTAIN: Lever's EU host is not confirmed by a recording.
+pub const EU: &str = "https://api.eu.lever.co/v1";
+
+#[derive(Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// HTTP Basic with the key as user name and an empty password.
+    ApiKey(Redacted),
+    /// OAuth access token.
+    Bearer(Redacted),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Auth::ApiKey(_) => "ApiKey([redacted])",
+            Auth::Bearer(_) => "Bearer([redacted])",
+        })
+    }
+}
+
+impl Auth {
+    /// A stable, non-secret name for the credential: the rate limiter's bucket key and a log field.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        let secret = match self {
+            Auth::ApiKey(k) | Auth::Bearer(k) => k.expose(),
+        };
+        hex::encode(&sha2::Sha256::digest(secret.as_bytes())[..8])
+    }
+}
+
+/// A customer's Lever account as the client sees it.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub base_url: String,
+    pub auth: Auth,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+/// One call to Lever.
+#[derive(Debug, Clone)]
+pub struct LeverRequest {
+    pub method: Method,
+    /// Below the base URL, e.g. `/opportunities/<id>/notes`.
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub body: Option<Value>,
+    /// Whether sending it twice has the effect of sending it once (reads, PUTs, DELETEs, tag sets).
+    pub idempotent: bool,
+}
+
+impl LeverRequest {
+    pub fn get(path: impl Into<String>) -> Self {
+        LeverRequest {
+            method: Method::Get,
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+            idempotent: true,
+        }
+    }
+    /// A write that creates something: not safe to repeat blindly.
+    pub fn create(path: impl Into<String>, body: Value) -> Self {
+        LeverRequest {
+            method: Method::Post,
+            path: path.into(),
+            query: Vec::new(),
+            body: Some(body),
+            idempotent: false,
+        }
+    }
+    pub fn put(path: impl Into<String>, body: Value) -> Self {
+        LeverRequest {
+            method: Method::Put,
+            path: path.into(),
+            query: Vec::new(),
+            body: Some(body),
+            idempotent: true,
+        }
+    }
+    /// A POST whose effect is a set operation (addTags, addLinks): repeating it changes nothing.
+    pub fn post_idempotent(path: impl Into<String>, body: Value) -> Self {
+        LeverRequest {
+            method: Method::Post,
+            path: path.into(),
+            query: Vec::new(),
+            body: Some(body),
+            idempotent: true,
+        }
+    }
+    pub fn delete(path: impl Into<String>) -> Self {
+        LeverRequest {
+            method: Method::Delete,
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+            idempotent: true,
+        }
+    }
+    pub fn query(mut self, k: &str, v: impl Into<String>) -> Self {
+        self.query.push((k.to_string(), v.into()));
+        self
+    }
+    pub fn perform_as(self, user: Option<&str>) -> Self {
+        match user {
+            Some(u) => self.query("perform_as", u),
+            None => self,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LeverError {
+    /// 401: the key is wrong or was deleted; the tenant must reconnect.
+    #[error("Lever rejected the credentials (401): {0}")]
+    Unauthorized(String),
+    /// 403: the key lacks a permission.
+    #[error("Lever refused: the API key lacks a permission (403): {0}")]
+    Forbidden(String),
+    #[error("not found in Lever (404): {0}")]
+    NotFound(String),
+    /// 400, 422 and other 4xx: the request itself is wrong.
+    #[error("Lever rejected the request ({status} {code}): {message}")]
+    Rejected {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("Lever's rate limit (429) held after retries")]
+    RateLimited,
+    /// 5xx. `sent` is false for 503 (maintenance: nothing was done).
+    #[error("Lever failed ({status}): {message}")]
+    Server { status: u16, message: String },
+    /// No answer: `maybe_applied` when the request may have reached Lever.
+    #[error("no answer from Lever: {message}")]
+    Transport {
+        message: String,
+        maybe_applied: bool,
+    },
+    #[error("the time left for this invocation ran out")]
+    Deadline,
+    #[error("Lever's answer could not be read: {0}")]
+    Decode(String),
+}
+
+impl LeverError {
+    /// Worth trying again later (the command goes back to its queue).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            LeverError::RateLimited
+                | LeverError::Server { .. }
+                | LeverError::Transport { .. }
+                | LeverError::Deadline
+        )
+    }
+    /// The write may have happened although no success was seen: reconcile before repeating it.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            LeverError::Transport { maybe_applied, .. } => *maybe_applied,
+            LeverError::Server { status, .. } => *status != 503,
+            LeverError::Decode(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// The one primitive every Lever call goes through; tests fake it, production sends HTTP.
+pub trait LeverApi: Send + Sync {
+    /// Sends `req` for `account`, giving up at `deadline`. Answers the parsed JSON body (Null for 204).
+    fn send(
+        &self,
+        account: &Account,
+        req: LeverRequest,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Value, LeverError>> + Send;
+}
+
+impl<T: LeverApi + ?Sized> LeverApi for std::sync::Arc<T> {
+    fn send(
+        &self,
+        account: &Account,
+        req: LeverRequest,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Value, LeverError>> + Send {
+        (**self).send(account, req, deadline)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base: Duration,
+    pub cap: Duration,
+    /// Per-request timeout (shortened near the deadline).
+    pub timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 6,
+            base: Duration::from_millis(200),
+            cap: Duration::from_secs(8),
+            timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The HTTP client: one per cold start, shared by every tenant.
+pub struct HttpLever {
+    http: reqwest::Client,
+    limiter: RateLimiter,
+    retry: RetryPolicy,
+}
+
+impl HttpLever {
+    pub fn new(limiter: RateLimiter, retry: RetryPolicy) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .pool_idle_timeout(Duration::from_secs(50))
+            .user_agent(concat!("lever-bridge/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the HTTP client builds");
+        HttpLever {
+            http,
+            limiter,
+            retry,
+        }
+    }
+
+    async fn attempt(
+        &self,
+        account: &Account,
+        req: &LeverRequest,
+        timeout: Duration,
+    ) -> Result<(Value, Option<Duration>), (LeverError, Option<Duration>)> {
+        let url = format!("{}{}", account.base_url.trim_end_matches('/'), req.path);
+        let method = match req.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Delete => reqwest::Method::DELETE,
+        };
+        let mut b = self
+            .http
+            .request(method, url)
+            .query(&req.query)
+            .timeout(timeout);
+        b = match &account.auth {
+            Auth::ApiKey(k) => b.basic_auth(k.expose(), Some("")),
+            Auth::Bearer(t) => b.bearer_auth(t.expose()),
+        };
+        if let Some(body) = &req.body {
+            b = b.json(body);
+        }
+        let res = b.send().await.map_err(|e| (transport(&e), None))?;
+        let status = res.status().as_u16();
+        let retry_after = res
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|s| Duration::from_secs_f64(s.clamp(0.0, 60.0)));
+        let bytes = res.bytes().await.map_err(|e| (transport(&e), None))?;
+        if (200..300).contains(&status) {
+            if bytes.is_empty() {
+                return Ok((Value::Null, None));
+            }
+            return serde_json::from_slice(&bytes)
+                .map(|v| (v, None))
+                .map_err(|e| (LeverError::Decode(e.to_string()), None));
+        }
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let code = body
+            .get("code")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let message = body
+            .get("message")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(300).collect());
+        let err = match status {
+            401 => LeverError::Unauthorized(message),
+            403 => LeverError::Forbidden(message),
+            404 => LeverError::NotFound(message),
+            429 => LeverError::RateLimited,
+            500..=599 => LeverError::Server { status, message },
+            _ => LeverError::Rejected {
+                status,
+                code,
+                message,
+            },
+        };
+        Err((err, retry_after))
+    }
+}
+
+fn transport(e: &reqwest::Error) -> LeverError {
+    // A connect failure means nothing was sent; anything later may have reached Lever.
+    LeverError::Transport {
+        message: without_url(e),
+        maybe_applied: !e.is_connect(),
+    }
+}
+
+/// reqwest's message without the URL (which holds tenant ids, never keys, but keep logs plain).
+fn without_url(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "the answer was cut off"
+    } else {
+        "the connection failed"
+    };
+    kind.to_string()
+}
+
+/// Whether to try `err` again: reads and set operations on any retryable error; creating writes only
+/// when Lever surely did nothing (429, 503, no connection).
+fn should_retry(req: &LeverRequest, err: &LeverError) -> bool {
+    err.is_retryable() && err != &LeverError::Deadline && (req.idempotent || !err.outcome_unknown())
+}
+
+impl LeverApi for HttpLever {
+    async fn send(
+        &self,
+        account: &Account,
+        req: LeverRequest,
+        deadline: Instant,
+    ) -> Result<Value, LeverError> {
+        let key = account.auth.fingerprint();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let wait = self.limiter.reserve(&key);
+            if Instant::now() + wait >= deadline {
+                return Err(LeverError::Deadline);
+            }
+            tokio::time::sleep(wait).await;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left < Duration::from_millis(50) {
+                return Err(LeverError::Deadline);
+            }
+            let (err, retry_after) = match self
+                .attempt(account, &req, self.retry.timeout.min(left))
+                .await
+            {
+                Ok((v, _)) => return Ok(v),
+                Err(e) => e,
+            };
+            if err == LeverError::RateLimited {
+                self.limiter.penalize(&key);
+            }
+            if attempt >= self.retry.max_attempts || !should_retry(&req, &err) {
+                return Err(err);
+            }
+            // Full jitter: a random pause up to the exponential bound, or Lever's Retry-After.
+            let bound = self
+                .retry
+                .cap
+                .min(self.retry.base * 2u32.saturating_pow(attempt - 1));
+            let pause = retry_after.unwrap_or_else(|| bound.mul_f64(fastrand::f64()));
+            if Instant::now() + pause >= deadline {
+                return Err(err);
+            }
+            tracing::debug!(attempt, error = %err, pause_ms = pause.as_millis() as u64, "retrying a Lever call");
+            tokio::time::sleep(pause).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_print() {
+        let a = Account {
+            base_url: PRODUCTION.into(),
+            auth: Auth::ApiKey(Redacted::new("super-secret-key")),
+        };
+        let dbg = format!("{a:?}");
+        assert!(!dbg.contains("super-secret-key"), "{dbg}");
+        assert_eq!(a.auth.fingerprint().len(), 16);
+        assert!(!a.auth.fingerprint().contains("super"));
+    }
+
+    #[test]
+    fn creating_writes_are_not_repeated_when_they_may_have_landed() {
+        let note =
+            LeverRequest::create("/opportunities/o/notes", serde_json::json!({"value": "x"}));
+        let read = LeverRequest::get("/opportunities/o");
+        let timeout = LeverError::Transport {
+            message: "timed out".into(),
+            maybe_applied: true,
+        };
+        let refused = LeverError::Transport {
+            message: "could not connect".into(),
+            maybe_applied: false,
+        };
+        let boom = LeverError::Server {
+            status: 500,
+            message: String::new(),
+        };
+        let maintenance = LeverError::Server {
+            status: 503,
+            message: String::new(),
+        };
+        assert!(!should_retry(&note, &timeout) && !should_retry(&note, &boom));
+        assert!(
+            should_retry(&note, &refused)
+                && should_retry(&note, &maintenance)
+                && should_retry(&note, &LeverError::RateLimited)
+        );
+        assert!(should_retry(&read, &timeout) && should_retry(&read, &boom));
+        assert!(!should_retry(&read, &LeverError::Forbidden(String::new())));
+        assert!(
+            timeout.outcome_unknown()
+                && !refused.outcome_unknown()
+                && !LeverError::RateLimited.outcome_unknown()
+        );
+    }
+}
