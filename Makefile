@@ -1,5 +1,5 @@
 # The verbs a person types. Tools (moto, cargo-lambda, zig) go into .venv on first use.
-.PHONY: dev demo test lint fmt build clean
+.PHONY: dev demo test bench lint fmt build clean
 
 FUNCTIONS := $(notdir $(basename $(wildcard functions/src/bin/*.rs)))
 
@@ -25,6 +25,10 @@ lint:
 
 fmt:
 	cargo fmt --all
+
+## bench: warm webhook cost against the local emulator (release build)
+bench:
+	tests/stack.sh bench
 
 ## build: release build of every function for Lambda (arm64), then their sizes
 build:

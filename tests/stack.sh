@@ -2,7 +2,7 @@
 # The local stack: the AWS emulator (moto), the table, bus and a tenant, and the functions under
 # `cargo lambda watch`. `stack.sh dev` runs it in the foreground until Ctrl-C; `stack.sh test`
 # starts it on free ports, runs every test against it and stops it; `stack.sh build` makes the
-# release artefacts. Nothing is left running.
+# release artefacts; `stack.sh bench` runs the benchmarks against the emulator. Nothing is left running.
 set -euo pipefail
 mode=${1:-dev}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,6 +36,9 @@ if [ "$mode" = dev ]; then
   moto_port=${MOTO_PORT:-4566}
   watch_port=${WATCH_PORT:-9000}
   suffix=dev
+elif [ "$mode" = bench ]; then
+  moto_port=$(free_port)
+  suffix=bench
 else
   moto_port=$(free_port)
   watch_port=$(free_port)
@@ -71,16 +74,26 @@ pids+=($!)
 wait_for_port "$moto_port" moto
 
 echo "==> building"
-cargo build --workspace --bins --quiet
-target/debug/lever-bridge-dev setup
+if [ "$mode" = bench ]; then
+  cargo build --release --quiet -p lever-bridge-tests --bin lever-bridge-dev
+  dev_tool=target/release/lever-bridge-dev
+else
+  cargo build --workspace --bins --quiet
+  dev_tool=target/debug/lever-bridge-dev
+fi
+"$dev_tool" setup
 
-if [ "$mode" = dev ]; then
+if [ "$mode" = bench ]; then
+  echo "==> cargo bench"
+  cargo bench -p lever-bridge-tests --bench webhook
+  cargo bench -p lever-bridge-tests --bench push -- "${BENCH_ARGS:-}"
+elif [ "$mode" = dev ]; then
   token=${DEMO_TOKEN:-demo-signature-token}
-  target/debug/lever-bridge-dev tenant demo --token "$token"
+  "$dev_tool" tenant demo --token "$token"
   base="http://127.0.0.1:$watch_port/lambda-url"
   echo
   echo "Webhook URLs of tenant demo:"
-  target/debug/lever-bridge-dev urls demo --url "$base"
+  "$dev_tool" urls demo --url "$base"
   echo
   echo "Send a correctly signed demo webhook (in another terminal):"
   echo "  make demo"

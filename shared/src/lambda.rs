@@ -10,8 +10,27 @@ use crate::webhook::EventKind;
 pub use lambda_http::Error;
 use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 
-/// Runs the webhook function for `kind`: clients and caches are built once per cold start.
-pub async fn run_webhook(kind: EventKind) -> Result<(), lambda_http::Error> {
+/// CloudWatch embedded-metric-format metrics, flushed after each invocation (namespace LeverBridge).
+fn metrics() -> &'static metrics_cloudwatch_embedded::Collector {
+    metrics_cloudwatch_embedded::Builder::new()
+        .cloudwatch_namespace("LeverBridge")
+        .with_dimension("Service", "lever-bridge")
+        .lambda_cold_start_metric("ColdStart")
+        .with_lambda_request_id("RequestId")
+        .init()
+        .expect("the metrics recorder is installed once")
+}
+
+/// What every function builds once per cold start: configuration, AWS clients, the store (its
+/// connection opened during init, so the first invocation does not pay for the TLS handshake).
+struct Cold {
+    config: Config,
+    aws: aws_config::SdkConfig,
+    store: DynamoStore,
+    secrets: SecretsManagerStore,
+}
+
+async fn cold_start() -> Cold {
     lambda_http::tracing::init_default_subscriber();
     let config = Config::from_env();
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -21,6 +40,48 @@ pub async fn run_webhook(kind: EventKind) -> Result<(), lambda_http::Error> {
         aws_sdk_secretsmanager::Client::new(&aws),
         &config.secret_prefix,
     );
+    Cold {
+        config,
+        aws,
+        store,
+        secrets,
+    }
+}
+
+fn lever() -> crate::lever::HttpLever {
+    crate::lever::HttpLever::new(
+        crate::lever::RateLimiter::from_env(),
+        crate::lever::RetryPolicy::default(),
+    )
+}
+
+/// Runs a function taking JSON events (SQS, schedule, direct invocation) with `handle`.
+async fn run_json<F, Fut>(handle: F) -> Result<(), Error>
+where
+    F: Fn(serde_json::Value, std::time::Instant) -> Fut,
+    Fut: std::future::Future<Output = serde_json::Value>,
+{
+    use lambda_http::lambda_runtime::LambdaEvent;
+    let handle = &handle;
+    metrics_cloudwatch_embedded::lambda::service::run(
+        metrics(),
+        service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+            Ok::<_, std::convert::Infallible>(
+                handle(event.payload, deadline_of(&event.context)).await,
+            )
+        }),
+    )
+    .await
+}
+
+/// Runs the webhook function for `kind`.
+pub async fn run_webhook(kind: EventKind) -> Result<(), Error> {
+    let Cold {
+        config,
+        aws,
+        store,
+        secrets,
+    } = cold_start().await;
     let receiver = Receiver {
         kind,
         store,
@@ -29,15 +90,63 @@ pub async fn run_webhook(kind: EventKind) -> Result<(), lambda_http::Error> {
         clock: SystemClock,
     };
     let receiver = &receiver;
-    lambda_http::run(service_fn(move |req: Request| async move {
-        let reply = match (req.method().as_str(), tenant_of(&req)) {
-            ("POST", Some(tenant)) => receiver.receive(&tenant, req.body().as_ref()).await,
-            ("POST", None) => Reply { status: 404, body: serde_json::json!({"error": "not_found", "message": "POST /webhooks/{tenantId}/{event}"}) },
-            _ => Reply { status: 405, body: serde_json::json!({"error": "method_not_allowed", "message": "webhooks are POSTed"}) },
-        };
-        http_reply(reply)
-    }))
+    metrics_cloudwatch_embedded::lambda::service::run_http(
+        metrics(),
+        service_fn(move |req: Request| async move {
+            use tracing::Instrument;
+            let reply = match (req.method().as_str(), tenant_of(&req)) {
+                ("POST", Some(tenant)) => {
+                    let span = tracing::info_span!("webhook", event = kind.as_str(), tenant = tenant.as_str());
+                    receiver.receive(&tenant, req.body().as_ref()).instrument(span).await
+                }
+                ("POST", None) => Reply { status: 404, body: serde_json::json!({"error": "not_found", "message": "POST /webhooks/{tenantId}/{event}"}) },
+                _ => Reply { status: 405, body: serde_json::json!({"error": "method_not_allowed", "message": "webhooks are POSTed"}) },
+            };
+            http_reply(reply)
+        }),
+    )
     .await
+}
+
+/// Runs the push function for `kind`, triggered by its SQS queue or invoked with one command.
+pub async fn run_push(kind: crate::push::command::PushKind) -> Result<(), Error> {
+    let Cold { store, secrets, .. } = cold_start().await;
+    let pusher = crate::push::Pusher::new(kind, lever(), store, secrets, SystemClock);
+    let pusher = &pusher;
+    run_json(move |payload, deadline| crate::push::handle_event(pusher, payload, deadline)).await
+}
+
+/// Runs `transcript-ingest` (SQS or one message) or `transcript-flush` (the schedule).
+pub async fn run_transcripts(flush: bool) -> Result<(), Error> {
+    let Cold { store, secrets, .. } = cold_start().await;
+    let transcripts = crate::transcript::Transcripts::new(
+        lever(),
+        store,
+        secrets,
+        SystemClock,
+        crate::transcript::FlushConfig::default(),
+    );
+    let transcripts = &transcripts;
+    if flush {
+        run_json(move |_, deadline| async move {
+            serde_json::to_value(transcripts.flush(deadline).await).unwrap_or_default()
+        })
+        .await
+    } else {
+        run_json(move |payload, _| {
+            crate::queue::each_item(payload, 16, move |m| transcripts.ingest(m))
+        })
+        .await
+    }
+}
+
+/// The invocation's deadline less a margin to record the outcome before Lambda stops the instance.
+fn deadline_of(ctx: &lambda_http::lambda_runtime::Context) -> std::time::Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let left = ctx.deadline.saturating_sub(now_ms).saturating_sub(2_000);
+    std::time::Instant::now() + std::time::Duration::from_millis(left.max(500))
 }
 
 /// The tenant id from API Gateway's path parameter, or from the raw path (`cargo lambda watch`

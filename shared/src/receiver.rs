@@ -40,7 +40,7 @@ impl Reply {
 }
 
 /// Why a delivery was turned away: a label for logs and metrics.
-fn rejected(reason: &str, kind: EventKind, tenant: &str, reply: Reply) -> Reply {
+fn rejected(reason: &'static str, kind: EventKind, tenant: &str, reply: Reply) -> Reply {
     tracing::warn!(
         reason,
         event = kind.as_str(),
@@ -48,6 +48,8 @@ fn rejected(reason: &str, kind: EventKind, tenant: &str, reply: Reply) -> Reply 
         status = reply.status,
         "webhook rejected"
     );
+    metrics::counter!("WebhookRejected").increment(1);
+    metrics::counter!("WebhookRejectedByReason", "Reason" => reason).increment(1);
     reply
 }
 
@@ -209,6 +211,7 @@ impl<S: WebhookStore, E: EventSink, K: SecretStore, C: Clock> Receiver<S, E, K, 
                 tenant = d.tenant,
                 "duplicate delivery"
             );
+            metrics::counter!("WebhookDuplicate").increment(1);
             return Reply::ok("duplicate");
         }
         let in_flight = || {
@@ -270,6 +273,7 @@ impl<S: WebhookStore, E: EventSink, K: SecretStore, C: Clock> Receiver<S, E, K, 
             status,
             "webhook accepted"
         );
+        metrics::counter!("WebhookAccepted").increment(1);
         Reply::ok(status)
     }
 }

@@ -9,6 +9,8 @@ use lever_bridge::webhook::{EventKind, sign};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub mod simulator;
+
 /// AWS configuration for the local emulator. `make test` and `make dev` export `AWS_ENDPOINT_URL`;
 /// without it these tests would talk to real AWS, so they refuse to run.
 pub async fn aws() -> SdkConfig {
@@ -74,21 +76,28 @@ pub async fn create_tenant(
     lever_base_url: &str,
 ) {
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), table);
-    let tenant = Tenant {
-        id: id.to_string(),
-        lever_base_url: lever_base_url.to_string(),
-        owner_user_id: None,
-        status: TenantStatus::Connected,
-        created_at: now_ms(),
-    };
     store
-        .put_tenant(&tenant)
+        .put_tenant(&tenant_record(id, lever_base_url, None))
         .await
         .expect("tenant record written");
     SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(aws), secret_prefix)
         .save(id, secret)
         .await
         .expect("tenant secret written");
+}
+
+/// A connected tenant record.
+pub fn tenant_record(id: &str, lever_base_url: &str, owner: Option<&str>) -> Tenant {
+    Tenant {
+        id: id.to_string(),
+        lever_base_url: lever_base_url.to_string(),
+        owner_user_id: owner.map(str::to_string),
+        status: TenantStatus::Connected,
+        status_reason: None,
+        time_zone: None,
+        transcript_quiet_minutes: None,
+        created_at: now_ms(),
+    }
 }
 
 pub fn now_ms() -> i64 {

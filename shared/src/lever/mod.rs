@@ -382,6 +382,7 @@ impl LeverApi for HttpLever {
                 Err(e) => e,
             };
             if err == LeverError::RateLimited {
+                metrics::counter!("Lever429").increment(1);
                 self.limiter.penalize(&key);
             }
             if attempt >= self.retry.max_attempts || !should_retry(&req, &err) {

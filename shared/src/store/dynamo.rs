@@ -99,6 +99,21 @@ struct Change {
 }
 
 impl Change {
+    async fn send(self, client: &Client, table: &str) -> Result<(), StoreError> {
+        let mut b = client
+            .update_item()
+            .table_name(table)
+            .key("pk", s(self.pk))
+            .key("sk", s(self.sk))
+            .update_expression(self.update)
+            .condition_expression(self.condition);
+        for (k, v) in self.values {
+            b = b.expression_attribute_values(k, v);
+        }
+        b.send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
     fn into_update(self, table: &str) -> Result<Update, StoreError> {
         let mut b = Update::builder()
             .table_name(table)
@@ -632,6 +647,16 @@ impl WebhookStore for DynamoStore {
 }
 
 impl TenantStore for DynamoStore {
+    async fn set_tenant_status(
+        &self,
+        id: &str,
+        status: TenantStatus,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.update_tenant_status(id, status, reason, now_ms).await
+    }
+
     async fn put_tenant(&self, t: &Tenant) -> Result<(), StoreError> {
         let status = serde_json::to_value(t.status)
             .ok()
@@ -646,6 +671,12 @@ impl TenantStore for DynamoStore {
             .item("leverBaseUrl", s(t.lever_base_url.as_str()))
             .item("ownerUserId", opt_s(&t.owner_user_id))
             .item("tenantStatus", s(status))
+            .item("statusReason", opt_s(&t.status_reason))
+            .item("timeZone", opt_s(&t.time_zone))
+            .item(
+                "transcriptQuietMinutes",
+                t.transcript_quiet_minutes.map_or(AV::Null(true), n),
+            )
             .item("createdAt", n(t.created_at))
             .send()
             .await
@@ -674,22 +705,63 @@ impl TenantStore for DynamoStore {
             owner_user_id: get_s(item, "ownerUserId"),
             status: serde_json::from_value(Value::String(status))
                 .map_err(|e| StoreError::Malformed(e.to_string()))?,
+            status_reason: get_s(item, "statusReason"),
+            time_zone: get_s(item, "timeZone"),
+            transcript_quiet_minutes: get_n(item, "transcriptQuietMinutes"),
             created_at: get_n(item, "createdAt").unwrap_or(0),
         }))
+    }
+}
+
+impl DynamoStore {
+    async fn update_tenant_status(
+        &self,
+        id: &str,
+        status: TenantStatus,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let status = serde_json::to_value(status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("T#{id}")))
+            .key("sk", s(SK_TENANT))
+            .update_expression("SET tenantStatus = :s, statusReason = :r, statusAt = :now")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":s", s(status))
+            .expression_attribute_values(":r", s(reason))
+            .expression_attribute_values(":now", n(now_ms))
+            .send()
+            .await;
+        match res {
+            Err(e)
+                if !e
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(unavailable(e))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
 /// Creates the table as the SAM template does (local stack and tests only).
 pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
     use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-        TimeToLiveSpecification,
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType as T, TimeToLiveSpecification,
     };
-    let attr = |name: &str| {
+    let attr = |name: &str, t: T| {
         build(
             AttributeDefinition::builder()
                 .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
+                .attribute_type(t)
                 .build(),
         )
     };
@@ -701,14 +773,28 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
                 .build(),
         )
     };
+    let due = GlobalSecondaryIndex::builder()
+        .index_name(DUE_INDEX)
+        .key_schema(key("dueShard", KeyType::Hash)?)
+        .key_schema(key("dueAt", KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::Include)
+                .non_key_attributes("tenantId")
+                .non_key_attributes("opportunityId")
+                .build(),
+        );
     let created = client
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("pk")?)
-        .attribute_definitions(attr("sk")?)
+        .attribute_definitions(attr("pk", T::S)?)
+        .attribute_definitions(attr("sk", T::S)?)
+        .attribute_definitions(attr("dueShard", T::S)?)
+        .attribute_definitions(attr("dueAt", T::N)?)
         .key_schema(key("pk", KeyType::Hash)?)
         .key_schema(key("sk", KeyType::Range)?)
+        .global_secondary_indexes(build(due.build())?)
         .send()
         .await;
     match created {
@@ -735,4 +821,686 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .await
         .map_err(unavailable)?;
     Ok(())
+}
+
+fn pk_command(t: &str, id: &str) -> String {
+    format!("T#{t}#CMD#{id}")
+}
+fn pk_parked(t: &str) -> String {
+    format!("T#{t}#PARKED")
+}
+fn pk_interview_map(t: &str, id: &str) -> String {
+    format!("T#{t}#IVMAP#{id}")
+}
+const SK_COMMAND: &str = "#CMD";
+const SK_MAP: &str = "#MAP";
+
+fn state_name(s: CommandState) -> &'static str {
+    match s {
+        CommandState::Claimed => "claimed",
+        CommandState::Released => "released",
+        CommandState::Done => "done",
+        CommandState::Failed => "failed",
+        CommandState::Parked => "parked",
+    }
+}
+
+fn command_record(item: &Item) -> CommandRecord {
+    let state = match get_s(item, "commandStatus").as_deref() {
+        Some("done") => CommandState::Done,
+        Some("failed") => CommandState::Failed,
+        Some("parked") => CommandState::Parked,
+        Some("released") => CommandState::Released,
+        _ => CommandState::Claimed,
+    };
+    CommandRecord {
+        state,
+        kind: get_s(item, "kindName").unwrap_or_default(),
+        attempts: get_n(item, "attempts").unwrap_or(0) as u32,
+        result: get_s(item, "resultJson").and_then(|j| serde_json::from_str(&j).ok()),
+        error: get_s(item, "lastError"),
+        updated_at: get_n(item, "updatedAt").unwrap_or(0),
+    }
+}
+
+impl CommandStore for DynamoStore {
+    async fn claim_command(
+        &self,
+        tenant: &str,
+        id: &str,
+        kind: &str,
+        now_ms: i64,
+    ) -> Result<CommandClaim, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk_command(tenant, id)))
+            .key("sk", s(SK_COMMAND))
+            .update_expression(
+                "SET commandStatus = :claimed, leaseUntil = :lease, attempts = if_not_exists(attempts, :zero) + :one, \
+                 firstClaimedAt = if_not_exists(firstClaimedAt, :now), kindName = :kind, expiresAt = :exp, updatedAt = :now",
+            )
+            .condition_expression(
+                "attribute_not_exists(pk) OR commandStatus IN (:released, :parked) OR (commandStatus = :claimed AND leaseUntil < :now)",
+            )
+            .expression_attribute_values(":claimed", s("claimed"))
+            .expression_attribute_values(":released", s("released"))
+            .expression_attribute_values(":parked", s("parked"))
+            .expression_attribute_values(":lease", n(now_ms + COMMAND_LEASE_MS))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":kind", s(kind))
+            .expression_attribute_values(":exp", n((now_ms + COMMAND_RETENTION_MS) / 1000))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                let old = out.attributes().cloned().unwrap_or_default();
+                let old_state = get_s(&old, "commandStatus");
+                Ok(CommandClaim::Go {
+                    // A claim whose lease ran out belonged to an attempt that died mid-flight.
+                    uncertain: old.get("isUncertain").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false)
+                        || old_state.as_deref() == Some("claimed"),
+                    first_claimed_at: get_n(&old, "firstClaimedAt").unwrap_or(now_ms),
+                    attempt: get_n(&old, "attempts").unwrap_or(0) as u32 + 1,
+                    was_parked: old_state.as_deref() == Some("parked"),
+                })
+            }
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c)) => {
+                    let record = match c.item() {
+                        Some(item) => command_record(item),
+                        None => self.command(tenant, id).await?.ok_or(StoreError::Contended)?,
+                    };
+                    Ok(match record.state {
+                        CommandState::Done | CommandState::Failed => CommandClaim::Finished(record),
+                        _ => CommandClaim::Busy,
+                    })
+                }
+                _ => Err(unavailable(e)),
+            },
+        }
+    }
+
+    async fn end_command(
+        &self,
+        tenant: &str,
+        id: &str,
+        end: &CommandEnd,
+        was_parked: bool,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let (state, set, mut values) = match end {
+            CommandEnd::Done { result } => (
+                CommandState::Done,
+                "resultJson = :r REMOVE leaseUntil, isUncertain",
+                vec![(":r", s(result.to_string()))],
+            ),
+            CommandEnd::Failed { error } => (
+                CommandState::Failed,
+                "lastError = :e REMOVE leaseUntil",
+                vec![(":e", s(error.as_str()))],
+            ),
+            CommandEnd::Released {
+                error,
+                uncertain: true,
+            } => (
+                CommandState::Released,
+                "lastError = :e, isUncertain = :u REMOVE leaseUntil",
+                vec![(":e", s(error.as_str())), (":u", AV::Bool(true))],
+            ),
+            // Leaves an earlier attempt's uncertainty in place.
+            CommandEnd::Released {
+                error,
+                uncertain: false,
+            } => (
+                CommandState::Released,
+                "lastError = :e REMOVE leaseUntil",
+                vec![(":e", s(error.as_str()))],
+            ),
+            CommandEnd::Parked { error, .. } => (
+                CommandState::Parked,
+                "lastError = :e REMOVE leaseUntil",
+                vec![(":e", s(error.as_str()))],
+            ),
+        };
+        values.extend([(":s", s(state_name(state))), (":now", n(now_ms))]);
+        let change = Change {
+            pk: pk_command(tenant, id),
+            sk: SK_COMMAND.into(),
+            update: format!("SET commandStatus = :s, updatedAt = :now, {set}"),
+            condition: "attribute_exists(pk)".into(),
+            values,
+        };
+        let extra = match end {
+            CommandEnd::Parked { command, .. } => {
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .item("pk", s(pk_parked(tenant)))
+                    .item("sk", s(id))
+                    .item("commandJson", s(command.to_string()))
+                    .item("parkedAt", n(now_ms));
+                Some(
+                    TransactWriteItem::builder()
+                        .put(build(put.build())?)
+                        .build(),
+                )
+            }
+            CommandEnd::Done { .. } | CommandEnd::Failed { .. } if was_parked => {
+                let del = aws_sdk_dynamodb::types::Delete::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(pk_parked(tenant)))
+                    .key("sk", s(id));
+                Some(
+                    TransactWriteItem::builder()
+                        .delete(build(del.build())?)
+                        .build(),
+                )
+            }
+            _ => None,
+        };
+        match extra {
+            None => change.send(&self.client, &self.table).await,
+            Some(extra) => {
+                let items = vec![
+                    TransactWriteItem::builder()
+                        .update(change.into_update(&self.table)?)
+                        .build(),
+                    extra,
+                ];
+                self.client
+                    .transact_write_items()
+                    .set_transact_items(Some(items))
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn command(&self, tenant: &str, id: &str) -> Result<Option<CommandRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk_command(tenant, id)))
+            .key("sk", s(SK_COMMAND))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.item().map(command_record))
+    }
+
+    async fn parked(&self, tenant: &str) -> Result<Vec<Value>, StoreError> {
+        let items = self.query_all(&pk_parked(tenant)).await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| get_s(i, "commandJson"))
+            .filter_map(|j| serde_json::from_str(&j).ok())
+            .collect())
+    }
+
+    async fn interview_map(
+        &self,
+        tenant: &str,
+        interview: &str,
+    ) -> Result<Option<InterviewMap>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk_interview_map(tenant, interview)))
+            .key("sk", s(SK_MAP))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out
+            .item()
+            .and_then(|i| get_s(i, "mapJson"))
+            .and_then(|j| serde_json::from_str(&j).ok()))
+    }
+
+    async fn put_interview_map(
+        &self,
+        tenant: &str,
+        interview: &str,
+        map: &InterviewMap,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(map).map_err(|e| StoreError::Malformed(e.to_string()))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(pk_interview_map(tenant, interview)))
+            .item("sk", s(SK_MAP))
+            .item("mapJson", s(json))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn delete_interview_map(&self, tenant: &str, interview: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(pk_interview_map(tenant, interview)))
+            .key("sk", s(SK_MAP))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+const SK_CONVERSATION: &str = "#CONV";
+/// Index of conversations waiting for their transcript: sparse (only conversations with messages
+/// to post carry `dueShard`), sharded so no partition is hot, sorted by `dueAt`.
+pub const DUE_INDEX: &str = "due";
+const DUE_SHARDS: u64 = 8;
+
+fn sk_message(m: &Message) -> String {
+    format!("MSG#{:013}#{}", m.sent_at, m.message_id)
+}
+
+fn due_shard(key: &ConversationKey) -> String {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(format!("{}/{}", key.tenant, key.opportunity).as_bytes());
+    format!("DUE#{}", u64::from(h[0]) % DUE_SHARDS)
+}
+
+fn message_item(m: &Message, pk: &str) -> Item {
+    let mut item = Item::from([
+        ("pk".to_string(), s(pk)),
+        ("sk".to_string(), s(sk_message(m))),
+        (
+            "messageJson".to_string(),
+            s(serde_json::to_string(m).unwrap_or_default()),
+        ),
+        ("sentAt".to_string(), n(m.sent_at)),
+    ]);
+    item.insert("messageId".into(), s(m.message_id.as_str()));
+    item
+}
+
+fn message_of(item: &Item) -> Option<Message> {
+    serde_json::from_str(&get_s(item, "messageJson")?).ok()
+}
+
+impl DynamoStore {
+    async fn write_all(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        for chunk in requests.chunks(25) {
+            let mut pending = chunk.to_vec();
+            for attempt in 0.. {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                pending = out
+                    .unprocessed_items()
+                    .and_then(|u| u.get(&self.table))
+                    .cloned()
+                    .unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+                if attempt == 5 {
+                    return Err(StoreError::Unavailable(
+                        "batch write left items unprocessed".into(),
+                    ));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn update_conversation(
+        &self,
+        key: &ConversationKey,
+        update: &str,
+        condition: Option<&str>,
+        values: Vec<(&str, AV)>,
+        all_new: bool,
+    ) -> Result<Option<Item>, StoreError> {
+        let mut b = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk_opp(&key.tenant, &key.opportunity)))
+            .key("sk", s(SK_CONVERSATION))
+            .update_expression(update)
+            .set_condition_expression(condition.map(str::to_string));
+        for (k, v) in values {
+            b = b.expression_attribute_values(k, v);
+        }
+        if all_new {
+            b = b.return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+        }
+        match b.send().await {
+            Ok(out) => Ok(Some(out.attributes().cloned().unwrap_or_default())),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+impl TranscriptStore for DynamoStore {
+    async fn add_message(&self, m: &Message, quiet_ms: i64) -> Result<Ingested, StoreError> {
+        let key = ConversationKey {
+            tenant: m.tenant_id.clone(),
+            opportunity: m.opportunity_id.clone(),
+        };
+        let pk = pk_opp(&m.tenant_id, &m.opportunity_id);
+        let due = m.sent_at + quiet_ms;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(message_item(m, &pk)))
+            .condition_expression("attribute_not_exists(pk)");
+        let conversation = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(pk.as_str()))
+            .key("sk", s(SK_CONVERSATION))
+            .update_expression(
+                "SET tenantId = :t, opportunityId = :o, pending = if_not_exists(pending, :zero) + :one, dueShard = :shard, \
+                 dueAt = if_not_exists(dueAt, :due), lastMessageAt = if_not_exists(lastMessageAt, :sent), quietMs = :q",
+            )
+            .expression_attribute_values(":t", s(m.tenant_id.as_str()))
+            .expression_attribute_values(":o", s(m.opportunity_id.as_str()))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":shard", s(due_shard(&key)))
+            .expression_attribute_values(":due", n(due))
+            .expression_attribute_values(":sent", n(m.sent_at))
+            .expression_attribute_values(":q", n(quiet_ms));
+        let alive = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", s(pk.as_str()))
+            .key("sk", s(SK_CANDIDATE))
+            .condition_expression("attribute_not_exists(deletedAt)");
+        let items = vec![
+            TransactWriteItem::builder()
+                .put(build(put.build())?)
+                .build(),
+            TransactWriteItem::builder()
+                .update(build(conversation.build())?)
+                .build(),
+            TransactWriteItem::builder()
+                .condition_check(build(alive.build())?)
+                .build(),
+        ];
+        if let Err(e) = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
+            return match e.as_service_error() {
+                Some(E::TransactionCanceledException(c)) => {
+                    let failed = |i: usize| {
+                        c.cancellation_reasons().get(i).and_then(|r| r.code())
+                            == Some("ConditionalCheckFailed")
+                    };
+                    if failed(0) {
+                        Ok(Ingested::Duplicate)
+                    } else if failed(2) {
+                        Ok(Ingested::CandidateDeleted)
+                    } else {
+                        Err(StoreError::Contended)
+                    }
+                }
+                _ => Err(unavailable(e)),
+            };
+        }
+        // The flush time follows the newest message; an older one arriving late does not move it.
+        // While a batch is fixed the flush time stays, so a batch whose run died is finished as soon
+        // as its lease runs out; finishing it sets the flush time from the newest message.
+        let moved = self
+            .update_conversation(
+                &key,
+                "SET lastMessageAt = :sent, dueAt = :due",
+                Some("lastMessageAt < :sent AND attribute_not_exists(batchId)"),
+                vec![(":sent", n(m.sent_at)), (":due", n(due))],
+                false,
+            )
+            .await?;
+        if moved.is_none() {
+            self.update_conversation(
+                &key,
+                "SET lastMessageAt = :sent",
+                Some("lastMessageAt < :sent"),
+                vec![(":sent", n(m.sent_at))],
+                false,
+            )
+            .await?;
+        }
+        Ok(Ingested::Stored)
+    }
+
+    async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<ConversationKey>, StoreError> {
+        let queries = (0..DUE_SHARDS).map(|shard| {
+            self.client
+                .query()
+                .table_name(&self.table)
+                .index_name(DUE_INDEX)
+                .key_condition_expression("dueShard = :s AND dueAt <= :now")
+                .expression_attribute_values(":s", s(format!("DUE#{shard}")))
+                .expression_attribute_values(":now", n(now_ms))
+                .limit(limit.min(1000) as i32)
+                .send()
+        });
+        let mut found = Vec::new();
+        for out in futures::future::join_all(queries).await {
+            let out = out.map_err(unavailable)?;
+            for item in out.items() {
+                if let (Some(tenant), Some(opportunity), Some(due)) = (
+                    get_s(item, "tenantId"),
+                    get_s(item, "opportunityId"),
+                    get_n(item, "dueAt"),
+                ) {
+                    found.push((
+                        due,
+                        ConversationKey {
+                            tenant,
+                            opportunity,
+                        },
+                    ));
+                }
+            }
+        }
+        found.sort();
+        Ok(found.into_iter().take(limit).map(|(_, k)| k).collect())
+    }
+
+    async fn claim_batch(
+        &self,
+        key: &ConversationKey,
+        batch_id: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        max_messages: usize,
+    ) -> Result<Option<Batch>, StoreError> {
+        let lease = now_ms + lease_ms;
+        let claimed = self
+            .update_conversation(
+                key,
+                "SET claimUntil = :lease",
+                Some("dueAt <= :now AND pending > :zero AND (attribute_not_exists(claimUntil) OR claimUntil < :now)"),
+                vec![(":lease", n(lease)), (":now", n(now_ms)), (":zero", n(0))],
+                true,
+            )
+            .await?;
+        let Some(conversation) = claimed else {
+            return Ok(None);
+        };
+        let items = self
+            .query_all(&pk_opp(&key.tenant, &key.opportunity))
+            .await?;
+        let messages = items
+            .iter()
+            .filter(|i| get_s(i, "sk").is_some_and(|sk| sk.starts_with("MSG#")));
+        // A batch fixed by an earlier run is resumed as it was.
+        if let (Some(id), Some(keys)) = (
+            get_s(&conversation, "batchId"),
+            conversation.get("batchKeys").and_then(|v| v.as_ss().ok()),
+        ) {
+            let batch: Vec<Message> = messages
+                .filter(|i| get_s(i, "sk").is_some_and(|sk| keys.contains(&sk)))
+                .filter_map(message_of)
+                .collect();
+            return Ok(Some(Batch {
+                id,
+                messages: batch,
+                resumed: true,
+            }));
+        }
+        let fresh: Vec<(String, Message)> = messages
+            .filter(|i| !i.contains_key("flushedAt"))
+            .filter_map(|i| Some((get_s(i, "sk")?, message_of(i)?)))
+            .take(max_messages)
+            .collect();
+        if fresh.is_empty() {
+            // The count drifted (e.g. a purge): nothing to post, leave the index.
+            self.update_conversation(
+                key,
+                "SET pending = :zero REMOVE dueShard, claimUntil",
+                None,
+                vec![(":zero", n(0))],
+                false,
+            )
+            .await?;
+            return Ok(None);
+        }
+        let keys: Vec<String> = fresh.iter().map(|(k, _)| k.clone()).collect();
+        let fixed = self
+            .update_conversation(
+                key,
+                "SET batchId = :b, batchKeys = :k",
+                Some("claimUntil = :lease"),
+                vec![
+                    (":b", s(batch_id)),
+                    (":k", AV::Ss(keys)),
+                    (":lease", n(lease)),
+                ],
+                false,
+            )
+            .await?;
+        Ok(fixed.map(|_| Batch {
+            id: batch_id.to_string(),
+            messages: fresh.into_iter().map(|(_, m)| m).collect(),
+            resumed: false,
+        }))
+    }
+
+    async fn finish_batch(
+        &self,
+        key: &ConversationKey,
+        batch: &Batch,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let pk = pk_opp(&key.tenant, &key.opportunity);
+        let expires = (now_ms + COMMAND_RETENTION_MS) / 1000;
+        let requests = batch
+            .messages
+            .iter()
+            .map(|m| {
+                let mut item = message_item(m, &pk);
+                item.insert("flushedAt".into(), n(now_ms));
+                item.insert("batchId".into(), s(batch.id.as_str()));
+                // Kept a while so a redelivered message id is still recognised, then expired.
+                item.insert("expiresAt".into(), n(expires));
+                build(
+                    aws_sdk_dynamodb::types::PutRequest::builder()
+                        .set_item(Some(item))
+                        .build(),
+                )
+                .map(|p| WriteRequest::builder().put_request(p).build())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.write_all(requests).await?;
+        let updated = self
+            .update_conversation(
+                key,
+                "SET pending = pending - :n REMOVE claimUntil, batchId, batchKeys, lastError",
+                Some("batchId = :b"),
+                vec![
+                    (":n", n(batch.messages.len() as i64)),
+                    (":b", s(batch.id.as_str())),
+                ],
+                true,
+            )
+            .await?;
+        match updated {
+            // Out of the index unless a message arrived meanwhile.
+            Some(c) if get_n(&c, "pending").unwrap_or(0) <= 0 => {
+                self.update_conversation(
+                    key,
+                    "REMOVE dueShard",
+                    Some("pending <= :zero"),
+                    vec![(":zero", n(0))],
+                    false,
+                )
+                .await?;
+            }
+            // Messages that arrived during the flush: due a quiet period after the newest.
+            Some(_) => {
+                self.update_conversation(
+                    key,
+                    "SET dueAt = lastMessageAt + quietMs",
+                    Some("attribute_not_exists(batchId)"),
+                    Vec::new(),
+                    false,
+                )
+                .await?;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    async fn release_batch(
+        &self,
+        key: &ConversationKey,
+        error: &str,
+        retry_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.update_conversation(
+            key,
+            "SET lastError = :e, dueAt = :retry REMOVE claimUntil",
+            Some("attribute_exists(pk)"),
+            vec![(":e", s(error)), (":retry", n(retry_at_ms))],
+            false,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn waiting(&self, key: &ConversationKey) -> Result<usize, StoreError> {
+        let items = self
+            .query_all(&pk_opp(&key.tenant, &key.opportunity))
+            .await?;
+        Ok(items
+            .iter()
+            .filter(|i| {
+                get_s(i, "sk").is_some_and(|sk| sk.starts_with("MSG#"))
+                    && !i.contains_key("flushedAt")
+            })
+            .count())
+    }
 }

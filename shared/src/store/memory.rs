@@ -24,10 +24,39 @@ struct Inner {
     interviews: HashMap<(String, String), BTreeMap<String, InterviewRec>>,
     contacts: HashMap<(String, String), Contact>,
     tenants: HashMap<String, Tenant>,
+    commands: HashMap<(String, String), CommandRec>,
+    parked: HashMap<String, BTreeMap<String, Value>>,
+    interview_maps: HashMap<(String, String), InterviewMap>,
+    conversations: HashMap<(String, String), Conversation>,
 }
 
 #[derive(Default)]
-pub struct InMemoryStore(Mutex<Inner>);
+struct Conversation {
+    /// Messages by `MSG#<sentAt>#<id>`, with whether they were posted.
+    messages: BTreeMap<String, (Message, bool)>,
+    pending: i64,
+    last_message_at: i64,
+    due_at: i64,
+    claim_until: i64,
+    batch: Option<(String, Vec<String>)>,
+    last_error: Option<String>,
+    quiet_ms: i64,
+}
+
+fn sk_message(m: &Message) -> String {
+    format!("MSG#{:013}#{}", m.sent_at, m.message_id)
+}
+
+struct CommandRec {
+    record: CommandRecord,
+    lease_until: i64,
+    uncertain: bool,
+    first_claimed_at: i64,
+}
+
+/// Cheap to clone: clones share one state, as functions share one table.
+#[derive(Default, Clone)]
+pub struct InMemoryStore(std::sync::Arc<Mutex<Inner>>);
 
 fn key(a: &str, b: &str) -> (String, String) {
     (a.to_string(), b.to_string())
@@ -263,6 +292,7 @@ impl WebhookStore for InMemoryStore {
     async fn purge(&self, tenant: &str, opportunity: &str) -> Result<(), StoreError> {
         let mut s = self.0.lock().unwrap();
         let k = key(tenant, opportunity);
+        s.conversations.remove(&k);
         s.applications.remove(&k);
         s.interviews.remove(&k);
         let contact = s.candidates.get_mut(&k).and_then(|c| {
@@ -326,7 +356,183 @@ impl WebhookStore for InMemoryStore {
     }
 }
 
+impl CommandStore for InMemoryStore {
+    async fn claim_command(
+        &self,
+        tenant: &str,
+        id: &str,
+        kind: &str,
+        now_ms: i64,
+    ) -> Result<CommandClaim, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        let k = key(tenant, id);
+        let Some(c) = s.commands.get_mut(&k) else {
+            let record = CommandRecord {
+                state: CommandState::Claimed,
+                kind: kind.into(),
+                attempts: 1,
+                result: None,
+                error: None,
+                updated_at: now_ms,
+            };
+            s.commands.insert(
+                k,
+                CommandRec {
+                    record,
+                    lease_until: now_ms + COMMAND_LEASE_MS,
+                    uncertain: false,
+                    first_claimed_at: now_ms,
+                },
+            );
+            return Ok(CommandClaim::Go {
+                uncertain: false,
+                first_claimed_at: now_ms,
+                attempt: 1,
+                was_parked: false,
+            });
+        };
+        let old = c.record.state;
+        match old {
+            CommandState::Done | CommandState::Failed => {
+                return Ok(CommandClaim::Finished(c.record.clone()));
+            }
+            CommandState::Claimed if c.lease_until >= now_ms => return Ok(CommandClaim::Busy),
+            _ => {}
+        }
+        c.record.state = CommandState::Claimed;
+        c.record.attempts += 1;
+        c.record.updated_at = now_ms;
+        c.lease_until = now_ms + COMMAND_LEASE_MS;
+        Ok(CommandClaim::Go {
+            uncertain: c.uncertain || old == CommandState::Claimed,
+            first_claimed_at: c.first_claimed_at,
+            attempt: c.record.attempts,
+            was_parked: old == CommandState::Parked,
+        })
+    }
+
+    async fn end_command(
+        &self,
+        tenant: &str,
+        id: &str,
+        end: &CommandEnd,
+        was_parked: bool,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut s = self.0.lock().unwrap();
+        let Some(c) = s.commands.get_mut(&key(tenant, id)) else {
+            return Ok(());
+        };
+        c.record.updated_at = now_ms;
+        c.lease_until = 0;
+        let mut parked = None;
+        match end {
+            CommandEnd::Done { result } => {
+                c.record.state = CommandState::Done;
+                c.record.result = Some(result.clone());
+                c.uncertain = false;
+            }
+            CommandEnd::Failed { error } => {
+                c.record.state = CommandState::Failed;
+                c.record.error = Some(error.clone());
+            }
+            CommandEnd::Released { error, uncertain } => {
+                c.record.state = CommandState::Released;
+                c.record.error = Some(error.clone());
+                c.uncertain |= uncertain;
+            }
+            CommandEnd::Parked { error, command } => {
+                c.record.state = CommandState::Parked;
+                c.record.error = Some(error.clone());
+                parked = Some(command.clone());
+            }
+        }
+        let done = matches!(end, CommandEnd::Done { .. } | CommandEnd::Failed { .. });
+        if let Some(command) = parked {
+            s.parked
+                .entry(tenant.to_string())
+                .or_default()
+                .insert(id.to_string(), command);
+        } else if done && was_parked {
+            s.parked.entry(tenant.to_string()).or_default().remove(id);
+        }
+        Ok(())
+    }
+
+    async fn command(&self, tenant: &str, id: &str) -> Result<Option<CommandRecord>, StoreError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .commands
+            .get(&key(tenant, id))
+            .map(|c| c.record.clone()))
+    }
+
+    async fn parked(&self, tenant: &str) -> Result<Vec<Value>, StoreError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .parked
+            .get(tenant)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn interview_map(
+        &self,
+        tenant: &str,
+        interview: &str,
+    ) -> Result<Option<InterviewMap>, StoreError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .interview_maps
+            .get(&key(tenant, interview))
+            .cloned())
+    }
+
+    async fn put_interview_map(
+        &self,
+        tenant: &str,
+        interview: &str,
+        map: &InterviewMap,
+    ) -> Result<(), StoreError> {
+        self.0
+            .lock()
+            .unwrap()
+            .interview_maps
+            .insert(key(tenant, interview), map.clone());
+        Ok(())
+    }
+
+    async fn delete_interview_map(&self, tenant: &str, interview: &str) -> Result<(), StoreError> {
+        self.0
+            .lock()
+            .unwrap()
+            .interview_maps
+            .remove(&key(tenant, interview));
+        Ok(())
+    }
+}
+
 impl TenantStore for InMemoryStore {
+    async fn set_tenant_status(
+        &self,
+        id: &str,
+        status: TenantStatus,
+        reason: &str,
+        _now_ms: i64,
+    ) -> Result<(), StoreError> {
+        if let Some(t) = self.0.lock().unwrap().tenants.get_mut(id) {
+            t.status = status;
+            t.status_reason = Some(reason.to_string());
+        }
+        Ok(())
+    }
+
     async fn put_tenant(&self, t: &Tenant) -> Result<(), StoreError> {
         self.0
             .lock()
@@ -337,5 +543,161 @@ impl TenantStore for InMemoryStore {
     }
     async fn tenant(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
         Ok(self.0.lock().unwrap().tenants.get(id).cloned())
+    }
+}
+
+impl TranscriptStore for InMemoryStore {
+    async fn add_message(&self, m: &Message, quiet_ms: i64) -> Result<Ingested, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        let k = key(&m.tenant_id, &m.opportunity_id);
+        if s.candidates
+            .get(&k)
+            .is_some_and(|c| c.view.deleted_at.is_some())
+        {
+            return Ok(Ingested::CandidateDeleted);
+        }
+        let c = s.conversations.entry(k).or_default();
+        let sk = sk_message(m);
+        if c.messages.contains_key(&sk) {
+            return Ok(Ingested::Duplicate);
+        }
+        c.messages.insert(sk, (m.clone(), false));
+        if c.pending == 0 && c.due_at == 0 {
+            c.due_at = m.sent_at + quiet_ms;
+        }
+        c.pending += 1;
+        c.quiet_ms = quiet_ms;
+        if m.sent_at > c.last_message_at {
+            c.last_message_at = m.sent_at;
+            if c.batch.is_none() {
+                c.due_at = m.sent_at + quiet_ms;
+            }
+        }
+        Ok(Ingested::Stored)
+    }
+
+    async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<ConversationKey>, StoreError> {
+        let s = self.0.lock().unwrap();
+        let mut due: Vec<(i64, ConversationKey)> = s
+            .conversations
+            .iter()
+            .filter(|(_, c)| c.pending > 0 && c.due_at <= now_ms)
+            .map(|((t, o), c)| {
+                (
+                    c.due_at,
+                    ConversationKey {
+                        tenant: t.clone(),
+                        opportunity: o.clone(),
+                    },
+                )
+            })
+            .collect();
+        due.sort();
+        Ok(due.into_iter().take(limit).map(|(_, k)| k).collect())
+    }
+
+    async fn claim_batch(
+        &self,
+        k: &ConversationKey,
+        batch_id: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        max_messages: usize,
+    ) -> Result<Option<Batch>, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        let Some(c) = s.conversations.get_mut(&key(&k.tenant, &k.opportunity)) else {
+            return Ok(None);
+        };
+        if c.due_at > now_ms || c.pending <= 0 || c.claim_until >= now_ms {
+            return Ok(None);
+        }
+        c.claim_until = now_ms + lease_ms;
+        if let Some((id, keys)) = &c.batch {
+            let messages = keys
+                .iter()
+                .filter_map(|sk| c.messages.get(sk))
+                .map(|(m, _)| m.clone())
+                .collect();
+            return Ok(Some(Batch {
+                id: id.clone(),
+                messages,
+                resumed: true,
+            }));
+        }
+        let fresh: Vec<(String, Message)> = c
+            .messages
+            .iter()
+            .filter(|(_, (_, flushed))| !flushed)
+            .take(max_messages)
+            .map(|(sk, (m, _))| (sk.clone(), m.clone()))
+            .collect();
+        if fresh.is_empty() {
+            c.pending = 0;
+            c.claim_until = 0;
+            return Ok(None);
+        }
+        c.batch = Some((
+            batch_id.to_string(),
+            fresh.iter().map(|(sk, _)| sk.clone()).collect(),
+        ));
+        Ok(Some(Batch {
+            id: batch_id.to_string(),
+            messages: fresh.into_iter().map(|(_, m)| m).collect(),
+            resumed: false,
+        }))
+    }
+
+    async fn finish_batch(
+        &self,
+        k: &ConversationKey,
+        batch: &Batch,
+        _now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut s = self.0.lock().unwrap();
+        let Some(c) = s.conversations.get_mut(&key(&k.tenant, &k.opportunity)) else {
+            return Ok(());
+        };
+        for m in &batch.messages {
+            if let Some(entry) = c.messages.get_mut(&sk_message(m)) {
+                entry.1 = true;
+            }
+        }
+        if c.batch.as_ref().is_some_and(|(id, _)| *id == batch.id) {
+            c.pending -= batch.messages.len() as i64;
+            c.batch = None;
+            c.claim_until = 0;
+            c.last_error = None;
+            if c.pending > 0 {
+                c.due_at = c.last_message_at + c.quiet_ms;
+            }
+        }
+        Ok(())
+    }
+
+    async fn release_batch(
+        &self,
+        k: &ConversationKey,
+        error: &str,
+        retry_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        if let Some(c) = self
+            .0
+            .lock()
+            .unwrap()
+            .conversations
+            .get_mut(&key(&k.tenant, &k.opportunity))
+        {
+            c.claim_until = 0;
+            c.due_at = retry_at_ms;
+            c.last_error = Some(error.to_string());
+        }
+        Ok(())
+    }
+
+    async fn waiting(&self, k: &ConversationKey) -> Result<usize, StoreError> {
+        let s = self.0.lock().unwrap();
+        Ok(s.conversations
+            .get(&key(&k.tenant, &k.opportunity))
+            .map_or(0, |c| c.messages.values().filter(|(_, f)| !f).count()))
     }
 }

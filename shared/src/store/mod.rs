@@ -127,6 +127,15 @@ pub struct Tenant {
     pub lever_base_url: String,
     pub owner_user_id: Option<String>,
     pub status: TenantStatus,
+    /// Why the status is what it is, when not connected.
+    #[serde(default)]
+    pub status_reason: Option<String>,
+    /// IANA time zone transcripts are written in (UTC when absent).
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// Minutes a conversation stays quiet before its transcript is posted (60 when absent).
+    #[serde(default)]
+    pub transcript_quiet_minutes: Option<i64>,
     pub created_at: i64,
 }
 
@@ -179,6 +188,14 @@ pub trait WebhookStore: Send + Sync {
 pub trait TenantStore: Send + Sync {
     fn put_tenant(&self, t: &Tenant) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn tenant(&self, id: &str) -> impl Future<Output = Result<Option<Tenant>, StoreError>> + Send;
+    /// Records a status change with its reason (e.g. Lever answered 401).
+    fn set_tenant_status(
+        &self,
+        id: &str,
+        status: TenantStatus,
+        reason: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 impl<S: WebhookStore + ?Sized> WebhookStore for std::sync::Arc<S> {
@@ -234,4 +251,207 @@ impl<S: WebhookStore + ?Sized> WebhookStore for std::sync::Arc<S> {
     ) -> impl Future<Output = Result<Option<Contact>, StoreError>> + Send {
         (**self).contact(tenant, contact)
     }
+}
+
+/// How long a push attempt holds its command before another attempt may take over.
+pub const COMMAND_LEASE_MS: i64 = 60_000;
+/// Command records are kept this long, so a repeated `commandId` within it writes nothing.
+pub const COMMAND_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CommandState {
+    Claimed,
+    /// A retryable failure: the next attempt may claim it.
+    Released,
+    Done,
+    /// A permanent failure, with Lever's reason.
+    Failed,
+    /// Waiting for the tenant to reconnect.
+    Parked,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandRecord {
+    pub state: CommandState,
+    pub kind: String,
+    pub attempts: u32,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommandClaim {
+    /// Carry it out. `uncertain`: an earlier attempt may already have written to Lever, so look
+    /// before writing. `first_claimed_at` is stable across attempts.
+    Go {
+        uncertain: bool,
+        first_claimed_at: i64,
+        attempt: u32,
+        was_parked: bool,
+    },
+    /// Done or failed before: nothing to do.
+    Finished(CommandRecord),
+    /// Another attempt holds it.
+    Busy,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommandEnd {
+    Done {
+        result: Value,
+    },
+    Failed {
+        error: String,
+    },
+    /// Retry later; `uncertain` when this attempt may have written to Lever.
+    Released {
+        error: String,
+        uncertain: bool,
+    },
+    /// Kept until the tenant reconnects; `command` is the command as received.
+    Parked {
+        error: String,
+        command: Value,
+    },
+}
+
+/// Where a vendor interview lives in Lever.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InterviewMap {
+    pub opportunity_id: String,
+    pub panel_id: String,
+    pub interview_ids: Vec<String>,
+}
+
+pub trait CommandStore: Send + Sync {
+    fn claim_command(
+        &self,
+        tenant: &str,
+        id: &str,
+        kind: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<CommandClaim, StoreError>> + Send;
+    /// Ends the attempt; `was_parked` (from the claim) also clears the tenant's parked entry.
+    fn end_command(
+        &self,
+        tenant: &str,
+        id: &str,
+        end: &CommandEnd,
+        was_parked: bool,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn command(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<CommandRecord>, StoreError>> + Send;
+    /// The tenant's parked commands, as received.
+    fn parked(&self, tenant: &str) -> impl Future<Output = Result<Vec<Value>, StoreError>> + Send;
+    fn interview_map(
+        &self,
+        tenant: &str,
+        interview: &str,
+    ) -> impl Future<Output = Result<Option<InterviewMap>, StoreError>> + Send;
+    fn put_interview_map(
+        &self,
+        tenant: &str,
+        interview: &str,
+        map: &InterviewMap,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn delete_interview_map(
+        &self,
+        tenant: &str,
+        interview: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// One text message of a conversation with a candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub tenant_id: String,
+    pub opportunity_id: String,
+    pub message_id: String,
+    /// `inbound` (from the candidate) or `outbound`.
+    pub direction: String,
+    pub from: String,
+    pub to: String,
+    pub body: String,
+    pub sent_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_name: Option<String>,
+}
+
+/// A conversation: one candidate (opportunity) of one tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConversationKey {
+    pub tenant: String,
+    pub opportunity: String,
+}
+
+/// The messages one transcript note holds, fixed before it is posted so that a resumed flush
+/// posts (or finds) exactly the same note.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub id: String,
+    pub messages: Vec<Message>,
+    /// An earlier run fixed this batch and may have posted it: look before posting.
+    pub resumed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ingested {
+    Stored,
+    /// This message id was stored before.
+    Duplicate,
+    /// The candidate was deleted: the message is not kept.
+    CandidateDeleted,
+}
+
+pub trait TranscriptStore: Send + Sync {
+    /// Stores a message once and moves the conversation's flush time to its newest message plus `quiet_ms`.
+    fn add_message(
+        &self,
+        m: &Message,
+        quiet_ms: i64,
+    ) -> impl Future<Output = Result<Ingested, StoreError>> + Send;
+    /// Conversations due at `now_ms`, oldest first, at most `limit` (from an index: no Scan).
+    fn due(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<ConversationKey>, StoreError>> + Send;
+    /// Claims a due conversation and fixes its batch (or resumes the one fixed before); `None` when
+    /// it is not due or another run holds it. `batch_id` names a new batch.
+    fn claim_batch(
+        &self,
+        key: &ConversationKey,
+        batch_id: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        max_messages: usize,
+    ) -> impl Future<Output = Result<Option<Batch>, StoreError>> + Send;
+    /// Marks exactly the batch's messages flushed and releases the conversation.
+    fn finish_batch(
+        &self,
+        key: &ConversationKey,
+        batch: &Batch,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Gives the conversation back (the batch stays fixed) to be tried at `retry_at_ms`.
+    fn release_batch(
+        &self,
+        key: &ConversationKey,
+        error: &str,
+        retry_at_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Messages not yet in a posted transcript (status figures).
+    fn waiting(
+        &self,
+        key: &ConversationKey,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 }

@@ -1,0 +1,674 @@
+//! Pushes into Lever, exactly once: each command is claimed in the store, carried out with one
+//! Lever write on the happy path, and ended as done, failed (permanent, with Lever's reason),
+//! released (retry later) or parked (the tenant's key was rejected).
+//!
+//! A command whose earlier attempt may have written to Lever (it timed out, or died holding its
+//! lease) is reconciled first: the note, feedback or panel it would create is looked for.
+
+pub mod command;
+pub mod render;
+
+use crate::clock::Clock;
+use crate::lever::calls::Lever;
+use crate::lever::models::{ArchiveReason, Stage, TemplateField};
+use crate::lever::{LeverApi, LeverError};
+use crate::secrets::SecretStore;
+use crate::store::{
+    CommandClaim, CommandEnd, CommandRecord, CommandStore, InterviewMap, TenantStatus, TenantStore,
+};
+use crate::tenant::{TenantContext, Tenants};
+use command::{Body, Command, InterviewAction, InterviewCommand, PushKind};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::time::Instant;
+
+/// What became of a command.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "camelCase")]
+pub enum Outcome {
+    Done {
+        result: Value,
+    },
+    /// Done or failed before; nothing was written now.
+    Duplicate {
+        record: CommandRecord,
+    },
+    /// Permanent: recorded with the reason, not retried.
+    Failed {
+        error: String,
+    },
+    /// Kept until the tenant reconnects.
+    Parked {
+        error: String,
+    },
+    /// Try again later (the message goes back to the queue).
+    Retry {
+        error: String,
+    },
+    /// Not a command this function can read; nothing could be recorded.
+    Invalid {
+        error: String,
+    },
+}
+
+impl Outcome {
+    /// Whether the queue should deliver the message again.
+    pub fn redeliver(&self) -> bool {
+        matches!(self, Outcome::Retry { .. } | Outcome::Invalid { .. })
+    }
+}
+
+/// One attempt at a command.
+struct Attempt {
+    /// An earlier attempt may have written to Lever: look before writing.
+    uncertain: bool,
+    /// Stable across attempts (identifies feedback this command created).
+    first_claimed_at: i64,
+    /// This attempt wrote to Lever (a later one must look first).
+    wrote: bool,
+}
+
+/// Why carrying out a command stopped.
+#[derive(Debug)]
+enum Stop {
+    Lever(LeverError),
+    /// The command cannot succeed as written (unknown stage name, template field…).
+    Invalid(String),
+}
+
+impl From<LeverError> for Stop {
+    fn from(e: LeverError) -> Self {
+        Stop::Lever(e)
+    }
+}
+
+pub struct Pusher<L, S, K, C> {
+    pub kind: PushKind,
+    pub lever: L,
+    pub store: S,
+    pub tenants: Tenants<S, K, C>,
+    pub clock: C,
+}
+
+impl<L: LeverApi, S: CommandStore + TenantStore + Clone, K: SecretStore, C: Clock + Clone>
+    Pusher<L, S, K, C>
+{
+    pub fn new(kind: PushKind, lever: L, store: S, secrets: K, clock: C) -> Self {
+        let tenants = Tenants::new(store.clone(), secrets, clock.clone(), 60_000);
+        Pusher {
+            kind,
+            lever,
+            store,
+            tenants,
+            clock,
+        }
+    }
+
+    pub async fn handle(&self, raw: Value, deadline: Instant) -> Outcome {
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            "push",
+            kind = self.kind.as_str(),
+            tenant = raw
+                .get("tenantId")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or(""),
+            command = raw
+                .get("commandId")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or(""),
+        );
+        let outcome = self.carry_out(raw, deadline).instrument(span).await;
+        count(&outcome);
+        outcome
+    }
+
+    async fn carry_out(&self, raw: Value, deadline: Instant) -> Outcome {
+        let now = self.clock.now_ms();
+        let command = match Command::parse(self.kind, raw) {
+            Ok(c) => c,
+            Err(invalid) => {
+                let Some(ids) = invalid.ids else {
+                    return Outcome::Invalid {
+                        error: invalid.message,
+                    };
+                };
+                // Readable enough to record: the vendor sees the failure in the status.
+                return self
+                    .record_failure(&ids.tenant_id, &ids.command_id, invalid.message, now)
+                    .await;
+            }
+        };
+        let env = &command.envelope;
+        let ctx = match self.tenants.context(&env.tenant_id).await {
+            Ok(Some(ctx)) => ctx,
+            Ok(None) => {
+                return self
+                    .record_failure(
+                        &env.tenant_id,
+                        &env.command_id,
+                        format!("unknown tenant `{}`", env.tenant_id),
+                        now,
+                    )
+                    .await;
+            }
+            Err(e) => {
+                return Outcome::Retry {
+                    error: e.to_string(),
+                };
+            }
+        };
+        let (uncertain, first_claimed_at, was_parked) = match self
+            .store
+            .claim_command(&env.tenant_id, &env.command_id, self.kind.as_str(), now)
+            .await
+        {
+            Ok(CommandClaim::Go {
+                uncertain,
+                first_claimed_at,
+                was_parked,
+                ..
+            }) => (uncertain, first_claimed_at, was_parked),
+            Ok(CommandClaim::Finished(record)) => return Outcome::Duplicate { record },
+            Ok(CommandClaim::Busy) => {
+                return Outcome::Retry {
+                    error: "another attempt is carrying out this command".into(),
+                };
+            }
+            Err(e) => {
+                return Outcome::Retry {
+                    error: e.to_string(),
+                };
+            }
+        };
+        let end = if ctx.tenant.status == TenantStatus::Disconnected {
+            let why = ctx
+                .tenant
+                .status_reason
+                .clone()
+                .unwrap_or_else(|| "the tenant is disconnected".into());
+            CommandEnd::Parked {
+                error: why,
+                command: command.raw.clone(),
+            }
+        } else {
+            let mut attempt = Attempt {
+                uncertain,
+                first_claimed_at,
+                wrote: false,
+            };
+            match self.execute(&command, &ctx, deadline, &mut attempt).await {
+                Ok(result) => CommandEnd::Done { result },
+                Err(Stop::Invalid(error)) => CommandEnd::Failed { error },
+                Err(Stop::Lever(LeverError::Unauthorized(msg))) => {
+                    let why = format!("Lever rejected the API key (401): {msg}");
+                    if let Err(e) = self.tenants.disconnect(&env.tenant_id, &why).await {
+                        tracing::error!(error = %e, "could not mark the tenant disconnected");
+                    }
+                    CommandEnd::Parked {
+                        error: why,
+                        command: command.raw.clone(),
+                    }
+                }
+                // A partial success (one of two notes) also makes the next attempt look first.
+                Err(Stop::Lever(e)) if e.is_retryable() => CommandEnd::Released {
+                    error: e.to_string(),
+                    uncertain: e.outcome_unknown() || attempt.wrote,
+                },
+                Err(Stop::Lever(e)) => CommandEnd::Failed {
+                    error: e.to_string(),
+                },
+            }
+        };
+        if let Err(e) = self
+            .store
+            .end_command(
+                &env.tenant_id,
+                &env.command_id,
+                &end,
+                was_parked,
+                self.clock.now_ms(),
+            )
+            .await
+        {
+            // The lease runs out and a retry reconciles: nothing is lost, nothing doubled.
+            tracing::error!(error = %e, command = env.command_id, "could not record the outcome");
+            return Outcome::Retry {
+                error: e.to_string(),
+            };
+        }
+        let outcome = match end {
+            CommandEnd::Done { result } => Outcome::Done { result },
+            CommandEnd::Failed { error } => Outcome::Failed { error },
+            CommandEnd::Released { error, .. } => Outcome::Retry { error },
+            CommandEnd::Parked { error, .. } => Outcome::Parked { error },
+        };
+        tracing::info!(outcome = outcome_name(&outcome), "push ended");
+        outcome
+    }
+
+    async fn record_failure(&self, tenant: &str, id: &str, error: String, now: i64) -> Outcome {
+        match self
+            .store
+            .claim_command(tenant, id, self.kind.as_str(), now)
+            .await
+        {
+            Ok(CommandClaim::Go { was_parked, .. }) => {
+                let end = CommandEnd::Failed {
+                    error: error.clone(),
+                };
+                if let Err(e) = self
+                    .store
+                    .end_command(tenant, id, &end, was_parked, now)
+                    .await
+                {
+                    return Outcome::Retry {
+                        error: e.to_string(),
+                    };
+                }
+                Outcome::Failed { error }
+            }
+            Ok(CommandClaim::Finished(record)) => Outcome::Duplicate { record },
+            Ok(CommandClaim::Busy) => Outcome::Retry {
+                error: "another attempt is carrying out this command".into(),
+            },
+            Err(e) => Outcome::Retry {
+                error: e.to_string(),
+            },
+        }
+    }
+
+    async fn execute(
+        &self,
+        c: &Command,
+        ctx: &TenantContext,
+        deadline: Instant,
+        attempt: &mut Attempt,
+    ) -> Result<Value, Stop> {
+        let Attempt {
+            uncertain,
+            first_claimed_at,
+            ..
+        } = *attempt;
+        let lever = Lever::new(&self.lever, &ctx.account, deadline);
+        let opp = c.envelope.opportunity_id.as_str();
+        let perform_as = c
+            .envelope
+            .perform_as
+            .as_deref()
+            .or(ctx.tenant.owner_user_id.as_deref());
+        let required_user = || {
+            perform_as.ok_or_else(|| Stop::Invalid("Lever needs a user to attribute this to: set the tenant's owner or pass `performAs`".into()))
+        };
+        match &c.body {
+            Body::Note(n) => {
+                let parts = render::note_parts(&c.envelope.command_id, n);
+                let existing = if uncertain {
+                    lever.notes(opp).await?
+                } else {
+                    Vec::new()
+                };
+                let mut ids = Vec::new();
+                for part in parts {
+                    let marker = render::marker(&part.reference);
+                    if let Some(found) = existing.iter().find(|note| note.contains(&marker)) {
+                        ids.push(found.id.clone());
+                        continue;
+                    }
+                    ids.push(
+                        lever
+                            .create_note(opp, &part.text, part.secret, perform_as)
+                            .await?
+                            .id,
+                    );
+                    attempt.wrote = true;
+                }
+                Ok(json!({ "noteIds": ids }))
+            }
+            Body::Feedback(f) => {
+                let user = required_user()?;
+                let templates = lever.feedback_templates().await?;
+                let template = templates
+                    .iter()
+                    .find(|t| t.id == f.template_id)
+                    .ok_or_else(|| {
+                        Stop::Invalid(format!("no feedback template `{}` in Lever", f.template_id))
+                    })?;
+                let mut values = Vec::new();
+                for given in &f.fields {
+                    let field = template
+                        .fields
+                        .iter()
+                        .find(|t| {
+                            given.id.as_deref() == Some(t.id.as_str())
+                                || given
+                                    .text
+                                    .as_deref()
+                                    .is_some_and(|x| x.eq_ignore_ascii_case(t.text.trim()))
+                        })
+                        .ok_or_else(|| {
+                            Stop::Invalid(format!(
+                                "template `{}` has no field {}",
+                                template.text,
+                                given.id.as_deref().or(given.text.as_deref()).unwrap_or("")
+                            ))
+                        })?;
+                    values.push(json!({"id": field.id, "value": field_value(field, &given.value).map_err(Stop::Invalid)?}));
+                }
+                let missing: Vec<&str> = template
+                    .fields
+                    .iter()
+                    .filter(|t| {
+                        t.required == Some(true) && !values.iter().any(|v| v["id"] == t.id.as_str())
+                    })
+                    .map(|t| t.text.as_str())
+                    .collect();
+                if !missing.is_empty() {
+                    return Err(Stop::Invalid(format!(
+                        "required fields without a value: {}",
+                        missing.join(", ")
+                    )));
+                }
+                // A fixed completedAt identifies this command's feedback when an attempt is reconciled.
+                let completed_at = f.completed_at.unwrap_or(first_claimed_at);
+                if uncertain
+                    && let Some(found) = lever.feedback(opp).await?.into_iter().find(|fb| {
+                        fb.base_template_id.as_deref() == Some(f.template_id.as_str())
+                            && fb.completed_at == Some(completed_at)
+                    })
+                {
+                    return Ok(json!({ "feedbackId": found.id }));
+                }
+                let body = json!({"baseTemplateId": f.template_id, "completedAt": completed_at, "fieldValues": values});
+                let created = lever.create_feedback(opp, body, user).await?;
+                Ok(json!({ "feedbackId": created.id }))
+            }
+            Body::Stage(s) => {
+                let stage = match (&s.stage_id, &s.stage) {
+                    (Some(id), _) => id.clone(),
+                    (None, Some(name)) => by_name(
+                        &lever.stages().await?,
+                        name,
+                        |st: &Stage| &st.text,
+                        |st| &st.id,
+                    )
+                    .ok_or_else(|| Stop::Invalid(format!("no stage named `{name}` in Lever")))?,
+                    (None, None) => unreachable!("validated"),
+                };
+                let o = lever.move_stage(opp, &stage, perform_as).await?;
+                Ok(json!({ "stageId": o.stage.map(|s| s.id).unwrap_or(stage) }))
+            }
+            Body::Archive(a) => {
+                let reason = match (&a.reason_id, &a.reason) {
+                    (Some(id), _) => Some(id.clone()),
+                    (None, Some(name)) => Some(
+                        by_name(
+                            &lever.archive_reasons().await?,
+                            name,
+                            |r: &ArchiveReason| &r.text,
+                            |r| &r.id,
+                        )
+                        .ok_or_else(|| {
+                            Stop::Invalid(format!("no archive reason named `{name}` in Lever"))
+                        })?,
+                    ),
+                    (None, None) => None,
+                };
+                let o = lever
+                    .set_archived(opp, reason.as_deref(), perform_as)
+                    .await?;
+                Ok(json!({ "archived": o.archived.and_then(|a| a.reason) }))
+            }
+            Body::TagsLinks(t) => {
+                for (op, field, values) in [
+                    ("addTags", "tags", &t.add_tags),
+                    ("removeTags", "tags", &t.remove_tags),
+                    ("addLinks", "links", &t.add_links),
+                    ("removeLinks", "links", &t.remove_links),
+                ] {
+                    if !values.is_empty() {
+                        lever.edit_set(opp, op, field, values, perform_as).await?;
+                    }
+                }
+                Ok(
+                    json!({ "tags": t.add_tags.len() + t.remove_tags.len(), "links": t.add_links.len() + t.remove_links.len() }),
+                )
+            }
+            Body::Interview(i) => {
+                self.interview(&lever, c, i, required_user()?, attempt)
+                    .await
+            }
+        }
+    }
+
+    async fn interview(
+        &self,
+        lever: &Lever<'_, L>,
+        c: &Command,
+        i: &InterviewCommand,
+        user: &str,
+        attempt: &mut Attempt,
+    ) -> Result<Value, Stop> {
+        let (tenant, opp) = (
+            c.envelope.tenant_id.as_str(),
+            c.envelope.opportunity_id.as_str(),
+        );
+        let store = |e: crate::store::StoreError| {
+            Stop::Lever(LeverError::Transport {
+                message: e.to_string(),
+                maybe_applied: true,
+            })
+        };
+        let marker = render::marker(&i.interview_id);
+        let mut map = self
+            .store
+            .interview_map(tenant, &i.interview_id)
+            .await
+            .map_err(store)?;
+        // A panel created by an attempt that died before saving the mapping is found by its marker.
+        if map.is_none()
+            && (attempt.uncertain || i.action != InterviewAction::Schedule)
+            && let Some(p) = lever
+                .panels(opp)
+                .await?
+                .into_iter()
+                .find(|p| p.note.as_deref().is_some_and(|n| n.contains(&marker)))
+        {
+            let found = InterviewMap {
+                opportunity_id: opp.to_string(),
+                panel_id: p.id,
+                interview_ids: p.interviews.into_iter().map(|x| x.id).collect(),
+            };
+            self.store
+                .put_interview_map(tenant, &i.interview_id, &found)
+                .await
+                .map_err(store)?;
+            map = Some(found);
+        }
+        match (i.action, map) {
+            (InterviewAction::Cancel, None) => {
+                Ok(json!({ "cancelled": false, "reason": "no such interview in Lever" }))
+            }
+            (InterviewAction::Cancel, Some(m)) => {
+                lever
+                    .delete_panel(&m.opportunity_id, &m.panel_id, user)
+                    .await?;
+                attempt.wrote = true;
+                self.store
+                    .delete_interview_map(tenant, &i.interview_id)
+                    .await
+                    .map_err(store)?;
+                Ok(json!({ "cancelled": true, "panelId": m.panel_id }))
+            }
+            (InterviewAction::Update, None) => Err(Stop::Invalid(format!(
+                "interview `{}` is not in Lever; schedule it first",
+                i.interview_id
+            ))),
+            (_, Some(m)) => {
+                let panel = lever
+                    .update_panel(&m.opportunity_id, &m.panel_id, panel_body(i, &marker), user)
+                    .await?;
+                attempt.wrote = true;
+                let updated = InterviewMap {
+                    interview_ids: panel.interviews.into_iter().map(|x| x.id).collect(),
+                    ..m
+                };
+                self.store
+                    .put_interview_map(tenant, &i.interview_id, &updated)
+                    .await
+                    .map_err(store)?;
+                Ok(json!({ "panelId": updated.panel_id, "interviewIds": updated.interview_ids }))
+            }
+            (InterviewAction::Schedule, None) => {
+                let panel = lever
+                    .create_panel(opp, panel_body(i, &marker), user)
+                    .await?;
+                attempt.wrote = true;
+                let created = InterviewMap {
+                    opportunity_id: opp.to_string(),
+                    panel_id: panel.id,
+                    interview_ids: panel.interviews.into_iter().map(|x| x.id).collect(),
+                };
+                self.store
+                    .put_interview_map(tenant, &i.interview_id, &created)
+                    .await
+                    .map_err(store)?;
+                Ok(json!({ "panelId": created.panel_id, "interviewIds": created.interview_ids }))
+            }
+        }
+    }
+}
+
+fn count(o: &Outcome) {
+    let name = match o {
+        Outcome::Done { .. } => "PushDone",
+        Outcome::Duplicate { .. } => "PushDuplicate",
+        Outcome::Failed { .. } | Outcome::Invalid { .. } => "PushFailed",
+        Outcome::Parked { .. } => "PushParked",
+        Outcome::Retry { .. } => "PushRetried",
+    };
+    metrics::counter!(name).increment(1);
+}
+
+fn outcome_name(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Done { .. } => "done",
+        Outcome::Duplicate { .. } => "duplicate",
+        Outcome::Failed { .. } => "failed",
+        Outcome::Parked { .. } => "parked",
+        Outcome::Retry { .. } => "retry",
+        Outcome::Invalid { .. } => "invalid",
+    }
+}
+
+/// The id of the item whose name matches, ignoring case and surrounding space.
+fn by_name<T>(
+    items: &[T],
+    name: &str,
+    text: impl Fn(&T) -> &String,
+    id: impl Fn(&T) -> &String,
+) -> Option<String> {
+    items
+        .iter()
+        .find(|x| text(x).trim().eq_ignore_ascii_case(name.trim()))
+        .map(|x| id(x).clone())
+}
+
+/// The panel Lever gets for a vendor interview; its note carries the marker that identifies it.
+fn panel_body(i: &InterviewCommand, marker: &str) -> Value {
+    let note = match &i.note {
+        Some(n) => format!("{}\n\n{marker}", n.trim_end()),
+        None => marker.to_string(),
+    };
+    let mut interview = json!({
+        "subject": i.subject.clone().unwrap_or_else(|| "Interview".into()),
+        "interviewers": i.interviewers.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
+        "date": i.start,
+        "duration": i.duration_minutes,
+    });
+    for (k, v) in [
+        ("location", &i.location),
+        ("feedbackTemplate", &i.feedback_template_id),
+    ] {
+        if let Some(v) = v {
+            interview[k] = json!(v);
+        }
+    }
+    let mut body = json!({"timezone": i.timezone.clone().unwrap_or_else(|| "UTC".into()), "note": note, "interviews": [interview]});
+    if let Some(url) = &i.external_url {
+        body["externalUrl"] = json!(url);
+    }
+    body
+}
+
+/// Checks a value against its template field. Choice fields take an option's text or id and send
+/// the text (UNCERTAIN: Lever's documentation does not say which it stores).
+fn field_value(field: &TemplateField, v: &Value) -> Result<Value, String> {
+    let wrong = |expected: &str| {
+        Err(format!(
+            "field `{}` ({}) needs {expected}, not {v}",
+            field.text, field.kind
+        ))
+    };
+    match field.kind.as_str() {
+        "text" | "textarea" | "code" => match v {
+            Value::String(_) => Ok(v.clone()),
+            _ => wrong("text"),
+        },
+        "yes-no" => match v {
+            Value::Bool(b) => Ok(json!(if *b { "yes" } else { "no" })),
+            Value::String(s) if ["yes", "no"].contains(&s.to_ascii_lowercase().as_str()) => {
+                Ok(json!(s.to_ascii_lowercase()))
+            }
+            _ => wrong("yes or no"),
+        },
+        "date" => match v {
+            Value::Number(n) if n.is_i64() => Ok(v.clone()),
+            _ => wrong("a date in ms since the epoch"),
+        },
+        "score-system" | "dropdown" | "multiple-choice" => {
+            let pick = v.as_str().and_then(|s| {
+                field.options.iter().find_map(|o| {
+                    let text = o.get("text").and_then(Value::as_str)?;
+                    (text.eq_ignore_ascii_case(s.trim())
+                        || o.get("optionId").and_then(Value::as_str) == Some(s))
+                    .then(|| json!(text))
+                })
+            });
+            match pick {
+                Some(p) => Ok(p),
+                None => {
+                    let names: Vec<&str> = field
+                        .options
+                        .iter()
+                        .filter_map(|o| o.get("text").and_then(Value::as_str))
+                        .collect();
+                    wrong(&format!("one of: {}", names.join(", ")))
+                }
+            }
+        }
+        _ => Ok(v.clone()),
+    }
+}
+
+/// One invocation: an SQS batch (answering the messages to redeliver) or one command (answering its outcome).
+pub async fn handle_event<L, S, K, C>(
+    pusher: &Pusher<L, S, K, C>,
+    payload: Value,
+    deadline: Instant,
+) -> Value
+where
+    L: LeverApi,
+    S: CommandStore + TenantStore + Clone,
+    K: SecretStore,
+    C: Clock + Clone,
+{
+    crate::queue::each_item(payload, 8, |command| async move {
+        let outcome = pusher.handle(command, deadline).await;
+        crate::queue::Handled {
+            redeliver: outcome.redeliver(),
+            answer: serde_json::to_value(&outcome).unwrap_or(Value::Null),
+        }
+    })
+    .await
+}

@@ -1,0 +1,56 @@
+//! One way to take work from SQS: a batch whose failed messages are reported back (so only they are
+//! delivered again), or, when invoked directly (`cargo lambda invoke`), a single item answered in full.
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use std::future::Future;
+
+/// What became of one item: whether the queue should deliver it again, and the answer to show.
+pub struct Handled {
+    pub redeliver: bool,
+    pub answer: Value,
+}
+
+/// Runs `handle` on each record of an SQS event (at most `concurrency` at once) or on the payload
+/// itself when it is not an SQS event.
+pub async fn each_item<F, Fut>(payload: Value, concurrency: usize, handle: F) -> Value
+where
+    F: Fn(Value) -> Fut,
+    Fut: Future<Output = Handled>,
+{
+    if payload.get("Records").is_none() {
+        return handle(payload).await.answer;
+    }
+    let event: SqsEvent = match serde_json::from_value(payload) {
+        Ok(e) => e,
+        Err(e) => return json!({"error": "invalid_event", "message": e.to_string()}),
+    };
+    let handle = &handle;
+    let results: Vec<(String, bool)> = futures::stream::iter(event.records)
+        .map(|record| async move {
+            let id = record.message_id.unwrap_or_default();
+            let redeliver =
+                match serde_json::from_str::<Value>(record.body.as_deref().unwrap_or("")) {
+                    Ok(body) => handle(body).await.redeliver,
+                    Err(e) => {
+                        // Left to the queue's redrive policy: it ends in the dead-letter queue, visible.
+                        tracing::error!(message_id = id, error = %e, "message body is not JSON");
+                        true
+                    }
+                };
+            (id, redeliver)
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut response = SqsBatchResponse::default();
+    for (id, redeliver) in results {
+        if redeliver {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    serde_json::to_value(response).unwrap_or(Value::Null)
+}

@@ -1,0 +1,763 @@
+//! Pushes into Lever against the simulator (HTTP, auth, rate limits, faults) with the command
+//! store on DynamoDB in the local emulator: exactly once, nothing lost.
+
+use futures::future::join_all;
+use lever_bridge::clock::ManualClock;
+use lever_bridge::lever::calls::Lever;
+use lever_bridge::lever::{Account, Auth, HttpLever, LeverRequest, RateLimiter, RetryPolicy};
+use lever_bridge::push::command::PushKind;
+use lever_bridge::push::{Outcome, Pusher, handle_event};
+use lever_bridge::secrets::{InMemorySecrets, Redacted, SecretStore, TenantSecret};
+use lever_bridge::store::dynamo::DynamoStore;
+use lever_bridge::store::{CommandStore, TenantStatus, TenantStore};
+use lever_bridge_tests::simulator::{Fault, KeyPerms, NewOpportunity, SimConfig, Simulator};
+use lever_bridge_tests::*;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+type P = Pusher<Arc<HttpLever>, DynamoStore, Arc<InMemorySecrets>, Arc<ManualClock>>;
+
+struct Rig {
+    sim: Simulator,
+    store: DynamoStore,
+    clock: Arc<ManualClock>,
+    tenant: String,
+    owner: String,
+    key: String,
+    pushers: Vec<P>,
+}
+
+impl Rig {
+    async fn new() -> Rig {
+        Rig::with(
+            SimConfig::default(),
+            RetryPolicy::default(),
+            KeyPerms::all(),
+        )
+        .await
+    }
+
+    async fn with(config: SimConfig, retry: RetryPolicy, perms: KeyPerms) -> Rig {
+        let sim = Simulator::start(config).await;
+        let key = random_hex(16);
+        sim.add_key(&key, perms);
+        let owner = active_user(&sim);
+        let aws = aws().await;
+        let (store, _) = fresh_table(&aws).await;
+        let tenant = unique("acme");
+        store
+            .put_tenant(&tenant_record(&tenant, &sim.base_url(), Some(&owner)))
+            .await
+            .unwrap();
+        let secrets = Arc::new(InMemorySecrets::default());
+        secrets
+            .save(
+                &tenant,
+                &TenantSecret {
+                    api_key: Some(Redacted::new(&key)),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let clock = Arc::new(ManualClock::at(now_ms()));
+        let lever = Arc::new(HttpLever::new(RateLimiter::new(10.0, 20), retry));
+        let pushers = PushKind::ALL
+            .iter()
+            .map(|&k| {
+                Pusher::new(
+                    k,
+                    lever.clone(),
+                    store.clone(),
+                    secrets.clone(),
+                    clock.clone(),
+                )
+            })
+            .collect();
+        Rig {
+            sim,
+            store,
+            clock,
+            tenant,
+            owner,
+            key,
+            pushers,
+        }
+    }
+
+    fn pusher(&self, kind: PushKind) -> &P {
+        &self.pushers[PushKind::ALL.iter().position(|k| *k == kind).unwrap()]
+    }
+
+    fn command(&self, id: &str, opp: &str, fields: Value) -> Value {
+        let mut c = json!({"commandId": id, "tenantId": self.tenant, "opportunityId": opp});
+        c.as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        c
+    }
+
+    async fn push(&self, kind: PushKind, command: Value) -> Outcome {
+        self.pusher(kind)
+            .handle(command, Instant::now() + Duration::from_secs(30))
+            .await
+    }
+
+    fn opportunity(&self) -> String {
+        self.sim.add_opportunity(NewOpportunity {
+            name: "Grace Hopper".into(),
+            ..Default::default()
+        })
+    }
+}
+
+fn active_user(sim: &Simulator) -> String {
+    sim.users()
+        .iter()
+        .find(|u| u["deactivatedAt"].is_null())
+        .and_then(|u| u["id"].as_str())
+        .expect("an active user")
+        .to_string()
+}
+
+fn done(o: &Outcome) -> &Value {
+    match o {
+        Outcome::Done { result } => result,
+        other => panic!("expected done, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_note_is_one_lever_request_attributed_to_the_owner() {
+    let rig = Rig::new().await;
+    let opp = rig.opportunity();
+    rig.sim.clear_requests();
+    let cmd = rig.command(
+        "note-1",
+        &opp,
+        json!({"text": "Candidate confirmed the interview by SMS."}),
+    );
+    let result = done(&rig.push(PushKind::Note, cmd.clone()).await).clone();
+    let requests = rig.sim.requests();
+    assert_eq!(
+        requests.len(),
+        1,
+        "one Lever request on the happy path: {requests:?}"
+    );
+    assert!(
+        requests[0]
+            .query
+            .contains(&format!("perform_as={}", rig.owner))
+    );
+    let notes = rig.sim.notes(&opp);
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0]["user"], json!(rig.owner));
+    assert_eq!(result["noteIds"][0], notes[0]["id"]);
+    // The same command again writes nothing.
+    assert!(matches!(
+        rig.push(PushKind::Note, cmd).await,
+        Outcome::Duplicate { .. }
+    ));
+    assert_eq!(rig.sim.notes(&opp).len(), 1);
+    assert_eq!(rig.sim.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn an_assessment_becomes_a_readable_note_and_a_secret_one() {
+    let rig = Rig::new().await;
+    let opp = rig.opportunity();
+    let cmd = rig.command("assess-1", &opp, json!({"assessment": {
+        "name": "Backend exercise", "score": 87, "maxScore": 100, "result": "passed",
+        "responses": [{"question": "Design a rate limiter", "answer": "Token bucket", "score": 9, "maxScore": 10},
+                      {"question": "Expected salary", "answer": "95k", "confidential": true}]
+    }}));
+    assert_eq!(
+        done(&rig.push(PushKind::Note, cmd).await)["noteIds"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let notes = rig.sim.notes(&opp);
+    let text = |n: &Value| n.to_string();
+    let open = notes
+        .iter()
+        .find(|n| n["secret"] == json!(false))
+        .expect("an open note");
+    let secret = notes
+        .iter()
+        .find(|n| n["secret"] == json!(true))
+        .expect("a secret note");
+    assert!(text(open).contains("87 / 100") && !text(open).contains("95k"));
+    assert!(text(secret).contains("95k"));
+}
+
+#[tokio::test]
+async fn every_kind_of_push_reaches_lever() {
+    let rig = Rig::new().await;
+    let opp = rig.opportunity();
+    let stage = rig.sim.stages()[1].clone();
+    assert!(
+        done(
+            &rig.push(
+                PushKind::Stage,
+                rig.command("s-1", &opp, json!({"stage": stage["text"]}))
+            )
+            .await
+        )["stageId"]
+            == stage["id"]
+    );
+    assert_eq!(rig.sim.opportunity(&opp).unwrap()["stage"], stage["id"]);
+
+    let reason = rig.sim.archive_reasons()[0].clone();
+    rig.push(
+        PushKind::Archive,
+        rig.command("a-1", &opp, json!({"reason": reason["text"]})),
+    )
+    .await;
+    assert_eq!(
+        rig.sim.opportunity(&opp).unwrap()["archived"]["reason"],
+        reason["id"]
+    );
+    done(
+        &rig.push(
+            PushKind::Archive,
+            rig.command("a-2", &opp, json!({"unarchive": true})),
+        )
+        .await,
+    );
+    assert!(rig.sim.opportunity(&opp).unwrap()["archived"].is_null());
+
+    done(&rig.push(PushKind::TagsLinks, rig.command("t-1", &opp, json!({"addTags": ["sms-opt-in", "assessed"], "addLinks": ["https://assess.example/r/1"]}))).await);
+    done(
+        &rig.push(
+            PushKind::TagsLinks,
+            rig.command("t-2", &opp, json!({"removeTags": ["assessed"]})),
+        )
+        .await,
+    );
+    let o = rig.sim.opportunity(&opp).unwrap();
+    assert_eq!(o["tags"], json!(["sms-opt-in"]));
+    assert!(o["links"].to_string().contains("assess.example"));
+
+    let template = rig
+        .sim
+        .feedback_templates()
+        .into_iter()
+        .find(|t| t["fields"].as_array().is_some_and(|f| !f.is_empty()))
+        .unwrap();
+    let fields: Vec<Value> = template["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| match f["type"].as_str() {
+            Some("score-system") => json!({"id": f["id"], "value": f["options"][0]["text"]}),
+            _ => json!({"text": f["text"], "value": "Strong, structured answer."}),
+        })
+        .collect();
+    let fb = done(
+        &rig.push(
+            PushKind::Feedback,
+            rig.command(
+                "f-1",
+                &opp,
+                json!({"templateId": template["id"], "fields": fields}),
+            ),
+        )
+        .await,
+    )
+    .clone();
+    assert_eq!(rig.sim.feedback(&opp).len(), 1);
+    assert_eq!(rig.sim.feedback(&opp)[0]["id"], fb["feedbackId"]);
+
+    let schedule = json!({"action": "schedule", "interviewId": "vendor-iv-1", "subject": "Technical interview", "start": now_ms() + 86_400_000,
+        "durationMinutes": 60, "interviewers": [rig.owner], "timezone": "Europe/London", "externalUrl": "https://meet.example/x"});
+    let created = done(
+        &rig.push(
+            PushKind::Interview,
+            rig.command("i-1", &opp, schedule.clone()),
+        )
+        .await,
+    )
+    .clone();
+    assert_eq!(rig.sim.panels(&opp).len(), 1);
+    let mut update = schedule.clone();
+    update["action"] = json!("update");
+    update["durationMinutes"] = json!(90);
+    let updated = done(
+        &rig.push(PushKind::Interview, rig.command("i-2", &opp, update))
+            .await,
+    )
+    .clone();
+    assert_eq!(
+        updated["panelId"], created["panelId"],
+        "the update finds the panel through the vendor's interview id"
+    );
+    assert_eq!(
+        rig.sim.panels(&opp)[0]["interviews"][0]["duration"],
+        json!(90)
+    );
+    let cancel = json!({"action": "cancel", "interviewId": "vendor-iv-1"});
+    assert_eq!(
+        done(
+            &rig.push(PushKind::Interview, rig.command("i-3", &opp, cancel))
+                .await
+        )["cancelled"],
+        json!(true)
+    );
+    assert!(rig.sim.panels(&opp).is_empty());
+}
+
+#[tokio::test]
+async fn permanent_failures_are_recorded_with_levers_reason_and_not_retried() {
+    let rig = Rig::new().await;
+    let opp = rig.opportunity();
+    let cases = [
+        (PushKind::Note, rig.command("p-1", "00000000-0000-0000-0000-000000000000", json!({"text": "x"})), "404"),
+        (PushKind::Stage, rig.command("p-2", &opp, json!({"stage": "No such stage"})), "no stage named"),
+        (PushKind::Stage, rig.command("p-3", &opp, json!({"stageId": "not-a-stage"})), "not found"),
+        (PushKind::Feedback, rig.command("p-4", &opp, json!({"templateId": "nope", "fields": [{"text": "x", "value": 1}]})), "no feedback template"),
+        (PushKind::Interview, rig.command("p-5", &opp, json!({"action": "update", "interviewId": "never", "start": 1, "durationMinutes": 30, "interviewers": [rig.owner]})), "schedule it first"),
+        (PushKind::Note, rig.command("p-6", &opp, json!({"text": "x", "extra": 1})), "unknown field"),
+    ];
+    for (kind, cmd, says) in cases {
+        let id = cmd["commandId"].as_str().unwrap().to_string();
+        match rig.push(kind, cmd.clone()).await {
+            Outcome::Failed { error } => assert!(error.contains(says), "{id}: {error}"),
+            other => panic!("{id}: {other:?}"),
+        }
+        let record = rig
+            .store
+            .command(&rig.tenant, &id)
+            .await
+            .unwrap()
+            .expect("recorded");
+        assert!(record.error.unwrap().contains(says));
+        assert!(
+            matches!(rig.push(kind, cmd).await, Outcome::Duplicate { .. }),
+            "{id} is not tried again"
+        );
+    }
+    assert!(matches!(
+        rig.push(PushKind::Note, json!({"text": "no ids"})).await,
+        Outcome::Invalid { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_missing_permission_fails_with_levers_403() {
+    let rig = Rig::with(
+        SimConfig::default(),
+        RetryPolicy::default(),
+        KeyPerms::only(&["opportunities:read", "notes:read"]),
+    )
+    .await;
+    let opp = rig.opportunity();
+    match rig
+        .push(
+            PushKind::Note,
+            rig.command("n-403", &opp, json!({"text": "x"})),
+        )
+        .await
+    {
+        Outcome::Failed { error } => assert!(error.contains("403"), "{error}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(rig.sim.notes(&opp).is_empty());
+}
+
+#[tokio::test]
+async fn a_rejected_key_disconnects_the_tenant_and_parks_its_commands() {
+    let rig = Rig::new().await;
+    let opp = rig.opportunity();
+    rig.sim.remove_key(&rig.key);
+    assert!(matches!(
+        rig.push(
+            PushKind::Note,
+            rig.command("k-1", &opp, json!({"text": "first"}))
+        )
+        .await,
+        Outcome::Parked { .. }
+    ));
+    let tenant = rig.store.tenant(&rig.tenant).await.unwrap().unwrap();
+    assert_eq!(tenant.status, TenantStatus::Disconnected);
+    assert!(tenant.status_reason.unwrap().contains("401"));
+    // The tenant record is cached for a minute; past it, commands park without calling Lever.
+    rig.clock.advance(61_000);
+    let before = rig.sim.requests().len();
+    assert!(matches!(
+        rig.push(
+            PushKind::Stage,
+            rig.command("k-2", &opp, json!({"stageId": "lead-new"}))
+        )
+        .await,
+        Outcome::Parked { .. }
+    ));
+    assert_eq!(
+        rig.sim.requests().len(),
+        before,
+        "a disconnected tenant's commands do not reach Lever"
+    );
+    let parked = rig.store.parked(&rig.tenant).await.unwrap();
+    assert_eq!(parked.len(), 2, "none is dropped");
+
+    // Reconnected: replaying the parked commands carries them out once and clears them.
+    rig.sim.add_key(&rig.key, KeyPerms::all());
+    rig.store
+        .put_tenant(&tenant_record(
+            &rig.tenant,
+            &rig.sim.base_url(),
+            Some(&rig.owner),
+        ))
+        .await
+        .unwrap();
+    rig.clock.advance(61_000);
+    for cmd in parked {
+        let kind = if cmd.get("text").is_some() {
+            PushKind::Note
+        } else {
+            PushKind::Stage
+        };
+        done(&rig.push(kind, cmd).await);
+    }
+    assert!(rig.store.parked(&rig.tenant).await.unwrap().is_empty());
+    assert_eq!(rig.sim.notes(&opp).len(), 1);
+}
+
+#[tokio::test]
+async fn a_timeout_after_lever_wrote_is_reconciled_into_one_note() {
+    let retry = RetryPolicy {
+        timeout: Duration::from_millis(400),
+        ..RetryPolicy::default()
+    };
+    let rig = Rig::with(SimConfig::default(), retry, KeyPerms::all()).await;
+    let opp = rig.opportunity();
+    rig.sim
+        .push_fault(Fault::DelayAfterApply(Duration::from_millis(1500)), 1);
+    let cmd = rig.command(
+        "slow-1",
+        &opp,
+        json!({"text": "Reached Lever, answer lost"}),
+    );
+    assert!(
+        matches!(
+            rig.push(PushKind::Note, cmd.clone()).await,
+            Outcome::Retry { .. }
+        ),
+        "the outcome is unknown"
+    );
+    assert_eq!(rig.sim.notes(&opp).len(), 1, "Lever did write it");
+    // The queue redelivers: the retry looks first and finds it.
+    let result = done(&rig.push(PushKind::Note, cmd).await).clone();
+    assert_eq!(rig.sim.notes(&opp).len(), 1, "still exactly one note");
+    assert_eq!(result["noteIds"][0], rig.sim.notes(&opp)[0]["id"]);
+}
+
+#[tokio::test]
+async fn a_crash_after_the_request_reached_lever_still_gives_one_note() {
+    let rig = Rig::new().await;
+    let opp = rig.opportunity();
+    let cmd = rig.command(
+        "crash-1",
+        &opp,
+        json!({"text": "Written, then the instance died"}),
+    );
+    // The first attempt claims the command and sends the note, then dies before recording anything.
+    let first = rig
+        .store
+        .claim_command(&rig.tenant, "crash-1", "note", now_ms())
+        .await
+        .unwrap();
+    assert!(matches!(
+        first,
+        lever_bridge::store::CommandClaim::Go {
+            uncertain: false,
+            ..
+        }
+    ));
+    let account = Account {
+        base_url: rig.sim.base_url(),
+        auth: Auth::ApiKey(Redacted::new(&rig.key)),
+    };
+    let api = HttpLever::new(RateLimiter::new(10.0, 20), RetryPolicy::default());
+    let lever = Lever::new(&api, &account, Instant::now() + Duration::from_secs(10));
+    lever
+        .create_note(
+            &opp,
+            "Written, then the instance died\n\n[ref:crash-1]",
+            false,
+            Some(&rig.owner),
+        )
+        .await
+        .unwrap();
+    // A redelivery inside the lease waits; after it, the retry reconciles.
+    assert!(matches!(
+        rig.push(PushKind::Note, cmd.clone()).await,
+        Outcome::Retry { .. }
+    ));
+    rig.clock.advance(lever_bridge::store::COMMAND_LEASE_MS + 1);
+    done(&rig.push(PushKind::Note, cmd).await);
+    assert_eq!(rig.sim.notes(&opp).len(), 1);
+}
+
+/// 500 commands of mixed kinds against a Lever that fails a fifth of requests; some commands are
+/// delivered twice, some concurrently. Redelivered until none is left, as SQS would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_hundred_commands_through_faults_land_exactly_once() {
+    let retry = RetryPolicy {
+        timeout: Duration::from_millis(800),
+        base: Duration::from_millis(20),
+        cap: Duration::from_millis(200),
+        max_attempts: 4,
+    };
+    let config = SimConfig {
+        rate_per_sec: 1000.0,
+        burst: 1000,
+        ..SimConfig::default()
+    };
+    let rig = Arc::new(Rig::with(config, retry, KeyPerms::all()).await);
+    let opps: Vec<String> = (0..25).map(|_| rig.opportunity()).collect();
+    let stages: Vec<Value> = rig.sim.stages();
+    let mut commands: Vec<(PushKind, Value)> = Vec::new();
+    for i in 0..500 {
+        let opp = &opps[i % opps.len()];
+        let id = format!("mix-{i}");
+        let (kind, fields) = match i % 5 {
+            0 | 1 => (PushKind::Note, json!({"text": format!("note {i}")})),
+            2 => (
+                PushKind::Stage,
+                json!({"stageId": stages[i % stages.len()]["id"]}),
+            ),
+            3 => (
+                PushKind::TagsLinks,
+                json!({"addTags": [format!("tag-{i}")]}),
+            ),
+            _ => (
+                PushKind::Interview,
+                json!({"action": "schedule", "interviewId": format!("iv-{i}"), "start": now_ms() + 3_600_000, "durationMinutes": 30, "interviewers": [rig.owner]}),
+            ),
+        };
+        commands.push((kind, rig.command(&id, opp, fields)));
+    }
+    // Every tenth is delivered twice at once; every seventh again later.
+    let mut deliveries: Vec<(PushKind, Value)> = commands.clone();
+    deliveries.extend(commands.iter().step_by(10).cloned());
+    rig.sim.set_random_faults(
+        0.2,
+        vec![
+            Fault::Status(500),
+            Fault::Status(503),
+            Fault::Status(429),
+            Fault::Drop,
+            Fault::DelayAfterApply(Duration::from_millis(1200)),
+            Fault::DropAfterApply,
+        ],
+        7,
+    );
+    let mut queue = deliveries;
+    for round in 0.. {
+        assert!(
+            round < 40,
+            "commands still pending after 40 redelivery rounds"
+        );
+        let results = join_all(queue.iter().cloned().map(|(kind, cmd)| {
+            let rig = rig.clone();
+            tokio::spawn(async move { (kind, cmd.clone(), rig.push(kind, cmd).await) })
+        }))
+        .await;
+        queue = results
+            .into_iter()
+            .map(Result::unwrap)
+            .filter(|(_, _, o)| o.redeliver())
+            .map(|(k, c, _)| (k, c))
+            .collect();
+        if queue.is_empty() {
+            break;
+        }
+        // Leases of attempts that died must run out before a redelivery can take over.
+        rig.clock.advance(lever_bridge::store::COMMAND_LEASE_MS + 1);
+        if round % 7 == 6 {
+            queue.extend(commands.iter().step_by(7).cloned());
+        }
+    }
+    rig.sim.set_random_faults(0.0, Vec::new(), 0);
+    for (kind, cmd) in &commands {
+        let id = cmd["commandId"].as_str().unwrap();
+        let opp = cmd["opportunityId"].as_str().unwrap();
+        let record = rig
+            .store
+            .command(&rig.tenant, id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{id} missing"));
+        assert_eq!(
+            record.state,
+            lever_bridge::store::CommandState::Done,
+            "{id}: {record:?}"
+        );
+        match kind {
+            PushKind::Note => {
+                let marker = format!("[ref:{id}]");
+                let n = rig
+                    .sim
+                    .notes(opp)
+                    .iter()
+                    .filter(|n| n.to_string().contains(&marker))
+                    .count();
+                assert_eq!(n, 1, "{id}: {n} notes in Lever");
+            }
+            PushKind::Interview => {
+                let marker = format!("[ref:{}]", cmd["interviewId"].as_str().unwrap());
+                let n = rig
+                    .sim
+                    .panels(opp)
+                    .iter()
+                    .filter(|p| p.to_string().contains(&marker))
+                    .count();
+                assert_eq!(n, 1, "{id}: {n} panels in Lever");
+            }
+            PushKind::TagsLinks => {
+                let tag = cmd["addTags"][0].as_str().unwrap();
+                assert!(
+                    rig.sim.opportunity(opp).unwrap()["tags"]
+                        .to_string()
+                        .contains(tag),
+                    "{id}"
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn sustained_pushes_on_one_key_stay_under_levers_rate() {
+    let rig = Rig::new().await;
+    let opp = rig.opportunity();
+    rig.sim.clear_requests();
+    let started = Instant::now();
+    let results = join_all((0..60).map(|i| {
+        rig.push(
+            PushKind::Note,
+            rig.command(&format!("rate-{i}"), &opp, json!({"text": format!("n{i}")})),
+        )
+    }))
+    .await;
+    let elapsed = started.elapsed();
+    assert!(results.iter().all(|o| matches!(o, Outcome::Done { .. })));
+    let requests = rig.sim.requests();
+    let limited = requests.iter().filter(|r| r.status == Some(429)).count();
+    assert!(
+        limited * 100 <= requests.len(),
+        "{limited} of {} requests were 429",
+        requests.len()
+    );
+    // 20 at once, then 10/s: 60 requests need about 4 s; pacing must not be much slower.
+    assert!(
+        elapsed >= Duration::from_millis(3800) && elapsed < Duration::from_secs(7),
+        "{elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_client_pages_through_more_than_a_thousand_records() {
+    let sim = Simulator::start(SimConfig {
+        rate_per_sec: 1000.0,
+        burst: 1000,
+        ..SimConfig::default()
+    })
+    .await;
+    let key = random_hex(16);
+    sim.add_key(&key, KeyPerms::all());
+    let ids = sim.add_opportunities(1050);
+    let account = Account {
+        base_url: sim.base_url(),
+        auth: Auth::ApiKey(Redacted::new(&key)),
+    };
+    let api = HttpLever::new(RateLimiter::new(1000.0, 1000), RetryPolicy::default());
+    let lever = Lever::new(&api, &account, Instant::now() + Duration::from_secs(60));
+    let mut pages =
+        lever.pages(LeverRequest::get("/opportunities").query("confidentiality", "all"));
+    let mut seen = std::collections::HashSet::new();
+    let mut count = 0;
+    while let Some(page) = pages
+        .next_page::<lever_bridge::lever::models::Opportunity>()
+        .await
+        .unwrap()
+    {
+        count += page.len();
+        seen.extend(page.into_iter().map(|o| o.id));
+    }
+    assert_eq!(count, seen.len(), "no record twice");
+    assert!(ids.iter().all(|id| seen.contains(id)), "every record once");
+}
+
+#[tokio::test]
+async fn an_sqs_batch_reports_only_the_messages_to_redeliver() {
+    let rig = Rig::new().await;
+    let opp = rig.opportunity();
+    rig.sim.push_fault(Fault::Status(503), 20);
+    let record = |id: &str, body: String| json!({"messageId": id, "receiptHandle": "h", "body": body, "attributes": {}, "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:push-note", "awsRegion": "us-east-1"});
+    let event = json!({"Records": [
+        record("m-ok", rig.command("b-1", &opp, json!({"text": "one"})).to_string()),
+        record("m-bad", "not json".into()),
+    ]});
+    // The first Lever call meets a 503 storm and gives up within the deadline.
+    let response = handle_event(
+        rig.pusher(PushKind::Note),
+        event,
+        Instant::now() + Duration::from_secs(3),
+    )
+    .await;
+    let failures: Vec<&str> = response["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap())
+        .collect();
+    assert!(failures.contains(&"m-bad"), "{response}");
+    assert!(
+        failures.contains(&"m-ok"),
+        "the 503 storm outlasted the deadline: {response}"
+    );
+    rig.sim.clear_faults();
+    let again = json!({"Records": [record("m-ok", rig.command("b-1", &opp, json!({"text": "one"})).to_string())]});
+    let response = handle_event(
+        rig.pusher(PushKind::Note),
+        again,
+        Instant::now() + Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(response["batchItemFailures"], json!([]), "{response}");
+    // A direct invocation answers the outcome.
+    let direct = handle_event(
+        rig.pusher(PushKind::Note),
+        rig.command("b-1", &opp, json!({"text": "one"})),
+        Instant::now() + Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(direct["status"], "duplicate");
+    assert_eq!(rig.sim.notes(&opp).len(), 1);
+}
+
+#[tokio::test]
+async fn the_deadline_bounds_retries() {
+    let rig = Rig::new().await;
+    let opp = rig.opportunity();
+    rig.sim.push_fault(Fault::Status(503), 1000);
+    let started = Instant::now();
+    let outcome = rig
+        .pusher(PushKind::Stage)
+        .handle(
+            rig.command("d-1", &opp, json!({"stageId": "lead-new"})),
+            Instant::now() + Duration::from_millis(1500),
+        )
+        .await;
+    assert!(matches!(outcome, Outcome::Retry { .. }), "{outcome:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+}
