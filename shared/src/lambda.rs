@@ -82,13 +82,13 @@ pub async fn run_webhook(kind: EventKind) -> Result<(), Error> {
         store,
         secrets,
     } = cold_start().await;
-    let receiver = Receiver {
+    let receiver = Receiver::new(
         kind,
         store,
-        events: EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&aws), &config.event_bus),
-        secrets: CachedSecrets::new(secrets, SystemClock, config.secret_ttl_ms),
-        clock: SystemClock,
-    };
+        EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&aws), &config.event_bus),
+        CachedSecrets::new(secrets, SystemClock, config.secret_ttl_ms),
+        SystemClock,
+    );
     let receiver = &receiver;
     metrics_cloudwatch_embedded::lambda::service::run_http(
         metrics(),
@@ -96,11 +96,20 @@ pub async fn run_webhook(kind: EventKind) -> Result<(), Error> {
             use tracing::Instrument;
             let reply = match (req.method().as_str(), tenant_of(&req)) {
                 ("POST", Some(tenant)) => {
-                    let span = tracing::info_span!("webhook", event = kind.as_str(), tenant = tenant.as_str());
-                    receiver.receive(&tenant, req.body().as_ref()).instrument(span).await
+                    let span = tracing::info_span!(
+                        "webhook",
+                        event = kind.as_str(),
+                        tenant = tenant.as_str()
+                    );
+                    receiver
+                        .receive(&tenant, req.body().as_ref())
+                        .instrument(span)
+                        .await
                 }
-                ("POST", None) => Reply { status: 404, body: serde_json::json!({"error": "not_found", "message": "POST /webhooks/{tenantId}/{event}"}) },
-                _ => Reply { status: 405, body: serde_json::json!({"error": "method_not_allowed", "message": "webhooks are POSTed"}) },
+                ("POST", None) => {
+                    Reply::error(404, "not_found", "POST /webhooks/{tenantId}/{event}")
+                }
+                _ => Reply::error(405, "method_not_allowed", "webhooks are POSTed"),
             };
             http_reply(reply)
         }),

@@ -7,7 +7,7 @@
 use crate::clock::Clock;
 use crate::events::{EventSink, VendorEvent};
 use crate::secrets::{CachedSecrets, SecretStore};
-use crate::store::{Claim, DedupRecord, Delivery, StoreError, WebhookStore};
+use crate::store::{Claim, DedupRecord, Delivery, StatsStore, StoreError, WebhookStore};
 use crate::webhook::{
     Envelope, EnvelopeError, EventKind, MAX_BODY_BYTES, Mutation, verify, within_window,
 };
@@ -18,6 +18,8 @@ use serde_json::{Value, json};
 pub struct Reply {
     pub status: u16,
     pub body: Value,
+    /// Why the delivery was turned away, when it was.
+    pub rejected: Option<&'static str>,
 }
 
 impl Reply {
@@ -25,12 +27,14 @@ impl Reply {
         Reply {
             status: 200,
             body: json!({ "status": status }),
+            rejected: None,
         }
     }
-    fn error(status: u16, error: &str, message: impl Into<String>) -> Self {
+    pub fn error(status: u16, error: &str, message: impl Into<String>) -> Self {
         Reply {
             status,
             body: json!({ "error": error, "message": message.into() }),
+            rejected: None,
         }
     }
     /// One answer for every authentication failure, so it tells nothing about which tenants exist.
@@ -50,7 +54,10 @@ fn rejected(reason: &'static str, kind: EventKind, tenant: &str, reply: Reply) -
     );
     metrics::counter!("WebhookRejected").increment(1);
     metrics::counter!("WebhookRejectedByReason", "Reason" => reason).increment(1);
-    reply
+    Reply {
+        rejected: Some(reason),
+        ..reply
+    }
 }
 
 pub struct Receiver<S, E, K, C> {
@@ -59,6 +66,8 @@ pub struct Receiver<S, E, K, C> {
     pub events: E,
     pub secrets: CachedSecrets<K, C>,
     pub clock: C,
+    /// When this instance last recorded a rejection per tenant (at most one a minute).
+    recorded: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
 
 /// Tenant ids are ours: short and plain, so they can sit in keys and secret names.
@@ -69,8 +78,68 @@ pub fn valid_tenant_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-impl<S: WebhookStore, E: EventSink, K: SecretStore, C: Clock> Receiver<S, E, K, C> {
+impl<S: WebhookStore + StatsStore, E: EventSink, K: SecretStore, C: Clock> Receiver<S, E, K, C> {
+    pub fn new(
+        kind: EventKind,
+        store: S,
+        events: E,
+        secrets: CachedSecrets<K, C>,
+        clock: C,
+    ) -> Self {
+        Receiver {
+            kind,
+            store,
+            events,
+            secrets,
+            clock,
+            recorded: Default::default(),
+        }
+    }
+
     pub async fn receive(&self, tenant: &str, body: &[u8]) -> Reply {
+        let reply = self.check_and_apply(tenant, body).await;
+        if let Some(reason) = reply.rejected {
+            self.record_rejection(tenant, reason, &reply).await;
+        }
+        reply
+    }
+
+    /// Keeps the last rejection where the tenant's status page shows it: only for tenants that
+    /// exist (no writes for made-up ids) and at most once a minute per instance.
+    async fn record_rejection(&self, tenant: &str, reason: &str, reply: &Reply) {
+        let now = self.clock.now_ms();
+        if !valid_tenant_id(tenant)
+            || self
+                .recorded
+                .lock()
+                .unwrap()
+                .get(tenant)
+                .is_some_and(|at| now - at < 60_000)
+        {
+            return;
+        }
+        if !matches!(self.secrets.get(tenant).await, Ok(Some(_))) {
+            return;
+        }
+        self.recorded
+            .lock()
+            .unwrap()
+            .insert(tenant.to_string(), now);
+        let message = reply
+            .body
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if let Err(e) = self
+            .store
+            .record_rejection(tenant, self.kind, &format!("{reason}: {message}"), now)
+            .await
+        {
+            tracing::warn!(error = %e, "could not record the rejection");
+        }
+    }
+
+    async fn check_and_apply(&self, tenant: &str, body: &[u8]) -> Reply {
         let kind = self.kind;
         if body.len() > MAX_BODY_BYTES {
             let msg = format!(

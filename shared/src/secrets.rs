@@ -42,6 +42,16 @@ pub struct TenantSecret {
     pub webhook_tokens: BTreeMap<String, Vec<Redacted>>,
 }
 
+/// OAuth tokens of a tenant. Refresh tokens rotate on every refresh (LEVER.md §2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuthTokens {
+    pub access_token: Redacted,
+    pub refresh_token: Redacted,
+    /// When the access token expires (ms).
+    pub expires_at: i64,
+}
+
 impl TenantSecret {
     pub fn tokens(&self, kind: EventKind) -> &[Redacted] {
         self.webhook_tokens
@@ -95,6 +105,8 @@ pub trait SecretStore: Send + Sync {
         tenant: &str,
         secret: &TenantSecret,
     ) -> impl Future<Output = Result<(), SecretsError>> + Send;
+    /// Deletes the tenant's secret at once (no recovery window). Deleting a missing one is fine.
+    fn delete(&self, tenant: &str) -> impl Future<Output = Result<(), SecretsError>> + Send;
 }
 
 pub struct SecretsManagerStore {
@@ -174,6 +186,26 @@ impl SecretStore for SecretsManagerStore {
             Err(e) => Err(unavailable(e)),
         }
     }
+
+    async fn delete(&self, tenant: &str) -> Result<(), SecretsError> {
+        let res = self
+            .client
+            .delete_secret()
+            .secret_id(self.name(tenant))
+            .force_delete_without_recovery(true)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -201,6 +233,10 @@ impl SecretStore for InMemorySecrets {
             .insert(tenant.to_string(), secret.clone());
         Ok(())
     }
+    async fn delete(&self, tenant: &str) -> Result<(), SecretsError> {
+        self.map.lock().unwrap().remove(tenant);
+        Ok(())
+    }
 }
 
 impl<S: SecretStore + ?Sized> SecretStore for Arc<S> {
@@ -216,6 +252,9 @@ impl<S: SecretStore + ?Sized> SecretStore for Arc<S> {
         secret: &TenantSecret,
     ) -> impl Future<Output = Result<(), SecretsError>> + Send {
         (**self).save(tenant, secret)
+    }
+    fn delete(&self, tenant: &str) -> impl Future<Output = Result<(), SecretsError>> + Send {
+        (**self).delete(tenant)
     }
 }
 

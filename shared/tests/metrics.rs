@@ -24,13 +24,13 @@ async fn webhook_outcomes_are_emitted_as_emf() {
         .insert("candidateHired".into(), vec![Redacted::new("tok")]);
     secrets.save("acme", &secret).await.unwrap();
     let clock = Arc::new(ManualClock::at(1_700_000_000_000));
-    let rx = Receiver {
-        kind: EventKind::CandidateHired,
-        store: InMemoryStore::default(),
-        events: InMemoryEvents::default(),
-        secrets: CachedSecrets::new(secrets, clock.clone(), 60_000),
+    let rx = Receiver::new(
+        EventKind::CandidateHired,
+        InMemoryStore::default(),
+        InMemoryEvents::default(),
+        CachedSecrets::new(secrets, clock.clone(), 60_000),
         clock,
-    };
+    );
     let t = 1_700_000_000_000i64;
     let body = json!({"event": "candidateHired", "token": "abc", "triggeredAt": t, "signature": sign("tok", "abc", t), "data": {"opportunityId": "o"}}).to_string();
     assert_eq!(rx.receive("acme", body.as_bytes()).await.status, 200);

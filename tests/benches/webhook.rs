@@ -40,13 +40,13 @@ async fn main() {
     let secrets = SecretsManagerStore::new(sm, &prefix);
     let store = DynamoStore::new(dynamo, &table);
     store.warm_up().await;
-    let receiver = Receiver {
-        kind: EventKind::CandidateStageChange,
+    let receiver = Receiver::new(
+        EventKind::CandidateStageChange,
         store,
-        events: EventBridgeSink::new(eb, &bus),
-        secrets: CachedSecrets::new(secrets, SystemClock, 300_000),
-        clock: SystemClock,
-    };
+        EventBridgeSink::new(eb, &bus),
+        CachedSecrets::new(secrets, SystemClock, 300_000),
+        SystemClock,
+    );
     let token = random_hex(24);
     use lever_bridge::secrets::SecretStore;
     receiver

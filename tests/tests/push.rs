@@ -9,7 +9,7 @@ use lever_bridge::push::command::PushKind;
 use lever_bridge::push::{Outcome, Pusher, handle_event};
 use lever_bridge::secrets::{InMemorySecrets, Redacted, SecretStore, TenantSecret};
 use lever_bridge::store::dynamo::DynamoStore;
-use lever_bridge::store::{CommandStore, TenantStatus, TenantStore};
+use lever_bridge::store::{CommandStore, StatsStore, TenantStatus, TenantStore};
 use lever_bridge_tests::simulator::{Fault, KeyPerms, NewOpportunity, SimConfig, Simulator};
 use lever_bridge_tests::*;
 use serde_json::{Value, json};
@@ -343,6 +343,9 @@ async fn permanent_failures_are_recorded_with_levers_reason_and_not_retried() {
         rig.push(PushKind::Note, json!({"text": "no ids"})).await,
         Outcome::Invalid { .. }
     ));
+    let stats = rig.store.tenant_stats(&rig.tenant).await.unwrap();
+    assert_eq!((stats.pushes_done, stats.pushes_failed), (0, 6));
+    assert!(stats.last_push_error.unwrap().contains("unknown field"));
 }
 
 #[tokio::test]
@@ -401,6 +404,14 @@ async fn a_rejected_key_disconnects_the_tenant_and_parks_its_commands() {
     );
     let parked = rig.store.parked(&rig.tenant).await.unwrap();
     assert_eq!(parked.len(), 2, "none is dropped");
+    assert_eq!(
+        rig.store
+            .tenant_stats(&rig.tenant)
+            .await
+            .unwrap()
+            .pushes_parked,
+        2
+    );
 
     // Reconnected: replaying the parked commands carries them out once and clears them.
     rig.sim.add_key(&rig.key, KeyPerms::all());

@@ -10,7 +10,7 @@ use lever_bridge::secrets::{
 };
 use lever_bridge::store::dynamo::DynamoStore;
 use lever_bridge::store::memory::InMemoryStore;
-use lever_bridge::store::{Claim, Delivery, LEASE_MS, WebhookStore};
+use lever_bridge::store::{Claim, Delivery, LEASE_MS, StatsStore, WebhookStore};
 use lever_bridge::webhook::{EventKind, MAX_AGE_MS, sign};
 use lever_bridge_tests::*;
 use serde_json::{Value, json};
@@ -27,7 +27,9 @@ struct Harness<S, K> {
     receivers: Vec<Arc<Rx<S, K>>>,
 }
 
-impl<S: WebhookStore + 'static, K: SecretStore + Clone + 'static> Harness<S, K> {
+impl<S: WebhookStore + lever_bridge::store::StatsStore + 'static, K: SecretStore + Clone + 'static>
+    Harness<S, K>
+{
     fn new(store: S, secrets: K) -> Self {
         let store = Arc::new(store);
         let events = Arc::new(InMemoryEvents::default());
@@ -35,13 +37,13 @@ impl<S: WebhookStore + 'static, K: SecretStore + Clone + 'static> Harness<S, K> 
         let receivers = EventKind::ALL
             .iter()
             .map(|&kind| {
-                Arc::new(Receiver {
+                Arc::new(Receiver::new(
                     kind,
-                    store: store.clone(),
-                    events: events.clone(),
-                    secrets: CachedSecrets::new(secrets.clone(), clock.clone(), 300_000),
-                    clock: clock.clone(),
-                })
+                    store.clone(),
+                    events.clone(),
+                    CachedSecrets::new(secrets.clone(), clock.clone(), 300_000),
+                    clock.clone(),
+                ))
             })
             .collect();
         Harness {
@@ -151,7 +153,7 @@ on_both_stores!(
 );
 
 async fn first_delivery_applies_and_publishes_one_event<
-    S: WebhookStore + 'static,
+    S: WebhookStore + lever_bridge::store::StatsStore + 'static,
     K: SecretStore + Clone + 'static,
 >(
     h: Harness<S, K>,
@@ -188,10 +190,25 @@ async fn first_delivery_applies_and_publishes_one_event<
         )
     );
     assert!(!e.stale);
+    // The status page's figures come from the dedup records.
+    let stat = h
+        .store
+        .webhook_stat(&tenant, EventKind::CandidateStageChange, 0)
+        .await
+        .unwrap();
+    assert_eq!((stat.deliveries, stat.last_received_at), (1, Some(e.at)));
+    assert_eq!(
+        h.store
+            .webhook_stat(&tenant, EventKind::CandidateHired, 0)
+            .await
+            .unwrap()
+            .deliveries,
+        0
+    );
 }
 
 async fn sequential_redeliveries_are_duplicates<
-    S: WebhookStore + 'static,
+    S: WebhookStore + lever_bridge::store::StatsStore + 'static,
     K: SecretStore + Clone + 'static,
 >(
     h: Harness<S, K>,
@@ -226,7 +243,7 @@ async fn sequential_redeliveries_are_duplicates<
 }
 
 async fn concurrent_redeliveries_have_exactly_one_effect<
-    S: WebhookStore + 'static,
+    S: WebhookStore + lever_bridge::store::StatsStore + 'static,
     K: SecretStore + Clone + 'static,
 >(
     h: Harness<S, K>,
@@ -271,7 +288,7 @@ async fn concurrent_redeliveries_have_exactly_one_effect<
 }
 
 async fn older_events_never_overwrite_newer_state<
-    S: WebhookStore + 'static,
+    S: WebhookStore + lever_bridge::store::StatsStore + 'static,
     K: SecretStore + Clone + 'static,
 >(
     h: Harness<S, K>,
@@ -350,7 +367,7 @@ async fn older_events_never_overwrite_newer_state<
 }
 
 async fn every_kind_applies_to_the_view<
-    S: WebhookStore + 'static,
+    S: WebhookStore + lever_bridge::store::StatsStore + 'static,
     K: SecretStore + Clone + 'static,
 >(
     h: Harness<S, K>,
@@ -422,7 +439,7 @@ async fn every_kind_applies_to_the_view<
 }
 
 async fn deleted_candidates_are_erased_and_stay_deleted<
-    S: WebhookStore + 'static,
+    S: WebhookStore + lever_bridge::store::StatsStore + 'static,
     K: SecretStore + Clone + 'static,
 >(
     h: Harness<S, K>,
@@ -524,7 +541,7 @@ async fn deleted_candidates_are_erased_and_stay_deleted<
 }
 
 async fn rotated_token_is_accepted_after_one_reread<
-    S: WebhookStore + 'static,
+    S: WebhookStore + lever_bridge::store::StatsStore + 'static,
     K: SecretStore + Clone + 'static,
 >(
     h: Harness<S, K>,
@@ -573,7 +590,7 @@ async fn rotated_token_is_accepted_after_one_reread<
 }
 
 async fn a_tenants_token_does_not_open_another_tenant<
-    S: WebhookStore + 'static,
+    S: WebhookStore + lever_bridge::store::StatsStore + 'static,
     K: SecretStore + Clone + 'static,
 >(
     h: Harness<S, K>,
@@ -595,6 +612,21 @@ async fn a_tenants_token_does_not_open_another_tenant<
         on_b, unknown,
         "a known tenant answers exactly like an unknown one"
     );
+    // The known tenant's admin sees why; nothing is written for a made-up tenant.
+    let stat = h
+        .store
+        .webhook_stat(&b, EventKind::CandidateHired, 0)
+        .await
+        .unwrap();
+    assert!(stat.last_rejection.unwrap().starts_with("bad_signature"));
+    assert!(
+        h.store
+            .webhook_stat("no-such-tenant", EventKind::CandidateHired, 0)
+            .await
+            .unwrap()
+            .last_rejection
+            .is_none()
+    );
     assert_eq!(
         status(&h.send(EventKind::CandidateHired, &a, &body).await),
         (200, "accepted")
@@ -603,7 +635,7 @@ async fn a_tenants_token_does_not_open_another_tenant<
 }
 
 async fn malformed_deliveries_get_their_status_and_change_nothing<
-    S: WebhookStore + 'static,
+    S: WebhookStore + lever_bridge::store::StatsStore + 'static,
     K: SecretStore + Clone + 'static,
 >(
     h: Harness<S, K>,
@@ -752,7 +784,7 @@ async fn malformed_deliveries_get_their_status_and_change_nothing<
 }
 
 async fn test_request_is_acknowledged_without_effect<
-    S: WebhookStore + 'static,
+    S: WebhookStore + lever_bridge::store::StatsStore + 'static,
     K: SecretStore + Clone + 'static,
 >(
     h: Harness<S, K>,
@@ -789,7 +821,7 @@ async fn test_request_is_acknowledged_without_effect<
 }
 
 async fn failed_publish_leaves_nothing_that_blocks_the_retry<
-    S: WebhookStore + 'static,
+    S: WebhookStore + lever_bridge::store::StatsStore + 'static,
     K: SecretStore + Clone + 'static,
 >(
     h: Harness<S, K>,
@@ -828,7 +860,7 @@ async fn failed_publish_leaves_nothing_that_blocks_the_retry<
 }
 
 async fn crash_after_the_change_is_finished_by_the_retry<
-    S: WebhookStore + 'static,
+    S: WebhookStore + lever_bridge::store::StatsStore + 'static,
     K: SecretStore + Clone + 'static,
 >(
     h: Harness<S, K>,
@@ -905,7 +937,7 @@ async fn crash_after_the_change_is_finished_by_the_retry<
 }
 
 async fn dedup_records_expire_after_the_rerun_window<
-    S: WebhookStore + 'static,
+    S: WebhookStore + lever_bridge::store::StatsStore + 'static,
     K: SecretStore + Clone + 'static,
 >(
     h: Harness<S, K>,

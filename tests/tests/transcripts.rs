@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 type T<S> = Transcripts<Arc<HttpLever>, S, Arc<InMemorySecrets>, Arc<ManualClock>>;
 
 /// Each scenario runs on both stores: in memory, and DynamoDB in the local emulator.
-trait Backend: TranscriptStore + TenantStore + WebhookStore + Clone + 'static {
+trait Backend:
+    TranscriptStore + TenantStore + WebhookStore + lever_bridge::store::StatsStore + Clone + 'static
+{
     async fn fresh() -> Self;
 }
 
@@ -196,6 +198,14 @@ async fn messages_at_ten_and_ten_forty_give_one_note_due_at_eleven_forty<S: Back
         0,
         "not due before an hour of quiet"
     );
+    assert_eq!(
+        rig.store
+            .tenant_stats(&rig.tenant)
+            .await
+            .unwrap()
+            .transcript_messages_waiting,
+        2
+    );
     assert!(rig.transcripts(&opp).is_empty());
     rig.clock.advance(MIN); // 11:40
     let report = rig.flush().await;
@@ -206,6 +216,14 @@ async fn messages_at_ten_and_ten_forty_give_one_note_due_at_eleven_forty<S: Back
     let notes = rig.transcripts(&opp);
     assert_eq!(notes.len(), 1, "one note, not two");
     assert!(notes[0].contains("2 messages") && notes[0].contains("Europe/London"));
+    assert_eq!(
+        rig.store
+            .tenant_stats(&rig.tenant)
+            .await
+            .unwrap()
+            .transcript_messages_waiting,
+        0
+    );
     rig.clock.advance(120 * MIN);
     assert_eq!(rig.flush().await.conversations, 0, "nothing left");
     assert_eq!(rig.transcripts(&opp).len(), 1);

@@ -287,4 +287,64 @@ impl<'a, L: LeverApi> Lever<'a, L> {
             Err(e) => Err(e),
         }
     }
+
+    pub async fn user(&self, id: &str) -> Result<User, LeverError> {
+        decode(
+            self.send(LeverRequest::get(format!("/users/{}", seg(id)?)))
+                .await?,
+        )
+    }
+
+    /// Webhooks made through the API (`GET /webhooks` answers `{data}` alone, without tokens).
+    pub async fn webhooks(&self) -> Result<Vec<Webhook>, LeverError> {
+        self.pages(LeverRequest::get("/webhooks")).collect().await
+    }
+
+    /// Creates a webhook; the answer is the only place its signature token is ever shown.
+    pub async fn create_webhook(&self, url: &str, event: &str) -> Result<Webhook, LeverError> {
+        decode(
+            self.send(LeverRequest::create(
+                "/webhooks",
+                json!({"url": url, "event": event}),
+            ))
+            .await?,
+        )
+    }
+
+    pub async fn delete_webhook(&self, id: &str) -> Result<(), LeverError> {
+        match self
+            .send(LeverRequest::delete(format!("/webhooks/{}", seg(id)?)))
+            .await
+        {
+            Ok(_) | Err(LeverError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every posting, all pages; `confidentiality` is Lever's filter (`all` where the key may see
+    /// confidential ones; Lever's default is non-confidential only).
+    pub async fn postings(&self, confidentiality: Option<&str>) -> Result<Vec<Posting>, LeverError> {
+        let req = LeverRequest::get("/postings");
+        let req = match confidentiality {
+            Some(c) => req.query("confidentiality", c),
+            None => req,
+        };
+        self.pages(req).collect().await
+    }
+
+    pub async fn posting(&self, id: &str) -> Result<Posting, LeverError> {
+        decode(
+            self.send(LeverRequest::get(format!("/postings/{}", seg(id)?)))
+                .await?,
+        )
+    }
+
+    /// An opportunity as raw JSON with `expand` (e.g. `stage`, `applications`, `contact`).
+    pub async fn opportunity_expanded(&self, id: &str, expand: &[&str]) -> Result<Value, LeverError> {
+        let mut req = LeverRequest::get(format!("/opportunities/{}", seg(id)?));
+        for e in expand {
+            req = req.query("expand", *e);
+        }
+        Ok(unwrap_data(self.send(req).await?))
+    }
 }

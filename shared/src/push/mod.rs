@@ -14,7 +14,8 @@ use crate::lever::models::{ArchiveReason, Stage, TemplateField};
 use crate::lever::{LeverApi, LeverError};
 use crate::secrets::SecretStore;
 use crate::store::{
-    CommandClaim, CommandEnd, CommandRecord, CommandStore, InterviewMap, TenantStatus, TenantStore,
+    CommandClaim, CommandEnd, CommandRecord, CommandStore, InterviewMap, StatsStore, TenantStatus,
+    TenantStore,
 };
 use crate::tenant::{TenantContext, Tenants};
 use command::{Body, Command, InterviewAction, InterviewCommand, PushKind};
@@ -90,8 +91,12 @@ pub struct Pusher<L, S, K, C> {
     pub clock: C,
 }
 
-impl<L: LeverApi, S: CommandStore + TenantStore + Clone, K: SecretStore, C: Clock + Clone>
-    Pusher<L, S, K, C>
+impl<
+    L: LeverApi,
+    S: CommandStore + TenantStore + StatsStore + Clone,
+    K: SecretStore,
+    C: Clock + Clone,
+> Pusher<L, S, K, C>
 {
     pub fn new(kind: PushKind, lever: L, store: S, secrets: K, clock: C) -> Self {
         let tenants = Tenants::new(store.clone(), secrets, clock.clone(), 60_000);
@@ -237,6 +242,14 @@ impl<L: LeverApi, S: CommandStore + TenantStore + Clone, K: SecretStore, C: Cloc
                 error: e.to_string(),
             };
         }
+        // Figures for the status page: best effort, the outcome itself is recorded.
+        if let Err(e) = self
+            .store
+            .count_push(&env.tenant_id, &end, self.clock.now_ms())
+            .await
+        {
+            tracing::warn!(error = %e, "could not count the push");
+        }
         let outcome = match end {
             CommandEnd::Done { result } => Outcome::Done { result },
             CommandEnd::Failed { error } => Outcome::Failed { error },
@@ -265,6 +278,9 @@ impl<L: LeverApi, S: CommandStore + TenantStore + Clone, K: SecretStore, C: Cloc
                     return Outcome::Retry {
                         error: e.to_string(),
                     };
+                }
+                if let Err(e) = self.store.count_push(tenant, &end, now).await {
+                    tracing::warn!(error = %e, "could not count the push");
                 }
                 Outcome::Failed { error }
             }
@@ -659,7 +675,7 @@ pub async fn handle_event<L, S, K, C>(
 ) -> Value
 where
     L: LeverApi,
-    S: CommandStore + TenantStore + Clone,
+    S: CommandStore + TenantStore + StatsStore + Clone,
     K: SecretStore,
     C: Clock + Clone,
 {

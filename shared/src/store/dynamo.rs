@@ -249,6 +249,7 @@ impl DynamoStore {
                 .item("leaseUntil", n(now_ms + LEASE_MS))
                 .item("eventJson", s(event))
                 .item("eventKind", s(d.kind.as_str()))
+                .item("hookKey", s(hook_key(d.tenant, d.kind)))
                 .item("triggeredAt", n(d.triggered_at))
                 .item("expiresAt", n(d.expires_at_secs(now_ms)))
                 // DynamoDB's TTL deletes late: an expired record counts as absent.
@@ -784,6 +785,15 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
                 .non_key_attributes("opportunityId")
                 .build(),
         );
+    let deliveries = GlobalSecondaryIndex::builder()
+        .index_name(DELIVERIES_INDEX)
+        .key_schema(key("hookKey", KeyType::Hash)?)
+        .key_schema(key("triggeredAt", KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build(),
+        );
     let created = client
         .create_table()
         .table_name(table)
@@ -792,9 +802,12 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .attribute_definitions(attr("sk", T::S)?)
         .attribute_definitions(attr("dueShard", T::S)?)
         .attribute_definitions(attr("dueAt", T::N)?)
+        .attribute_definitions(attr("hookKey", T::S)?)
+        .attribute_definitions(attr("triggeredAt", T::N)?)
         .key_schema(key("pk", KeyType::Hash)?)
         .key_schema(key("sk", KeyType::Range)?)
         .global_secondary_indexes(build(due.build())?)
+        .global_secondary_indexes(build(deliveries.build())?)
         .send()
         .await;
     match created {
@@ -1100,6 +1113,13 @@ impl CommandStore for DynamoStore {
 }
 
 const SK_CONVERSATION: &str = "#CONV";
+/// Index of accepted deliveries per tenant and kind, by `triggeredAt` (keys only).
+pub const DELIVERIES_INDEX: &str = "deliveries";
+const SK_STATS: &str = "#STATS";
+
+fn hook_key(tenant: &str, kind: crate::webhook::EventKind) -> String {
+    format!("T#{tenant}#K#{}", kind.as_str())
+}
 /// Index of conversations waiting for their transcript: sparse (only conversations with messages
 /// to post carry `dueShard`), sharded so no partition is hot, sorted by `dueAt`.
 pub const DUE_INDEX: &str = "due";
@@ -1502,5 +1522,354 @@ impl TranscriptStore for DynamoStore {
                     && !i.contains_key("flushedAt")
             })
             .count())
+    }
+}
+
+impl DynamoStore {
+    async fn add_counters(
+        &self,
+        tenant: &str,
+        add: &str,
+        set: Option<&str>,
+        values: Vec<(&str, AV)>,
+    ) -> Result<(), StoreError> {
+        let update = match set {
+            Some(set) => format!("ADD {add} SET {set}"),
+            None => format!("ADD {add}"),
+        };
+        let mut b = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("T#{tenant}")))
+            .key("sk", s(SK_STATS))
+            .update_expression(update);
+        for (k, v) in values {
+            b = b.expression_attribute_values(k, v);
+        }
+        b.send().await.map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+impl StatsStore for DynamoStore {
+    async fn record_rejection(
+        &self,
+        tenant: &str,
+        kind: crate::webhook::EventKind,
+        reason: &str,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("T#{tenant}")))
+            .item("sk", s(format!("REJECT#{}", kind.as_str())))
+            .item("rejectedAt", n(at_ms))
+            .item("reason", s(reason))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn webhook_stat(
+        &self,
+        tenant: &str,
+        kind: crate::webhook::EventKind,
+        since_ms: i64,
+    ) -> Result<WebhookStat, StoreError> {
+        let hook = hook_key(tenant, kind);
+        let query = || {
+            self.client
+                .query()
+                .table_name(&self.table)
+                .index_name(DELIVERIES_INDEX)
+                .key_condition_expression("hookKey = :h AND triggeredAt >= :since")
+                .expression_attribute_values(":h", s(hook.as_str()))
+                .expression_attribute_values(":since", n(since_ms))
+        };
+        let last = query().scan_index_forward(false).limit(1).send();
+        let rejection = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("T#{tenant}")))
+            .key("sk", s(format!("REJECT#{}", kind.as_str())))
+            .send();
+        let (last, rejection) = futures::join!(last, rejection);
+        let mut stat = WebhookStat {
+            last_received_at: last
+                .map_err(unavailable)?
+                .items()
+                .first()
+                .and_then(|i| get_n(i, "triggeredAt")),
+            ..WebhookStat::default()
+        };
+        if let Some(r) = rejection.map_err(unavailable)?.item() {
+            stat.last_rejected_at = get_n(r, "rejectedAt");
+            stat.last_rejection = get_s(r, "reason");
+        }
+        let mut start = None;
+        loop {
+            let out = query()
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            stat.deliveries += out.count().max(0) as u64;
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(stat);
+            }
+        }
+    }
+
+    async fn count_push(
+        &self,
+        tenant: &str,
+        end: &CommandEnd,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        match end {
+            CommandEnd::Done { .. } => {
+                self.add_counters(tenant, "pushesDone :one", None, vec![(":one", n(1))])
+                    .await
+            }
+            CommandEnd::Released { .. } => Ok(()),
+            CommandEnd::Failed { error } | CommandEnd::Parked { error, .. } => {
+                let counter = if matches!(end, CommandEnd::Failed { .. }) {
+                    "pushesFailed :one"
+                } else {
+                    "pushesParked :one"
+                };
+                self.add_counters(
+                    tenant,
+                    counter,
+                    Some("lastPushError = :e, lastPushErrorAt = :at"),
+                    vec![(":one", n(1)), (":e", s(error.as_str())), (":at", n(at_ms))],
+                )
+                .await
+            }
+        }
+    }
+
+    async fn add_waiting(&self, tenant: &str, delta: i64) -> Result<(), StoreError> {
+        self.add_counters(
+            tenant,
+            "transcriptMessagesWaiting :d",
+            None,
+            vec![(":d", n(delta))],
+        )
+        .await
+    }
+
+    async fn tenant_stats(&self, tenant: &str) -> Result<TenantStats, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("T#{tenant}")))
+            .key("sk", s(SK_STATS))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(i) = out.item() else {
+            return Ok(TenantStats::default());
+        };
+        Ok(TenantStats {
+            pushes_done: get_n(i, "pushesDone").unwrap_or(0),
+            pushes_failed: get_n(i, "pushesFailed").unwrap_or(0),
+            pushes_parked: get_n(i, "pushesParked").unwrap_or(0),
+            last_push_error: get_s(i, "lastPushError"),
+            last_push_error_at: get_n(i, "lastPushErrorAt"),
+            transcript_messages_waiting: get_n(i, "transcriptMessagesWaiting").unwrap_or(0).max(0),
+        })
+    }
+}
+
+const SK_POSTING: &str = "POSTING#";
+const SK_ROLE: &str = "ROLE#";
+
+impl DynamoStore {
+    /// Items of the partition whose sort key starts with `prefix`.
+    async fn query_prefix(&self, pk: &str, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":p", s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            items.extend(out.items().iter().cloned());
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// Keys of the tenant's dedup records, from the deliveries index (keys only).
+    async fn delivery_keys(&self, tenant: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let mut keys = Vec::new();
+        for kind in crate::webhook::EventKind::ALL {
+            let mut start = None;
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(DELIVERIES_INDEX)
+                    .key_condition_expression("hookKey = :h")
+                    .expression_attribute_values(":h", s(hook_key(tenant, kind)))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                keys.extend(
+                    out.items()
+                        .iter()
+                        .filter_map(|i| Some((get_s(i, "pk")?, get_s(i, "sk")?))),
+                );
+                start = out.last_evaluated_key().cloned();
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(keys)
+    }
+}
+
+impl AdminStore for DynamoStore {
+    async fn set_owner(&self, tenant: &str, user: &str) -> Result<bool, StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("T#{tenant}")))
+            .key("sk", s(SK_TENANT))
+            .update_expression("SET ownerUserId = :u")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":u", s(user))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn put_postings(&self, tenant: &str, postings: &[PostingRecord]) -> Result<(), StoreError> {
+        let requests = postings
+            .iter()
+            .map(|p| {
+                let put = aws_sdk_dynamodb::types::PutRequest::builder()
+                    .item("pk", s(format!("T#{tenant}")))
+                    .item("sk", s(format!("{SK_POSTING}{}", p.id)))
+                    .item("postingId", s(p.id.as_str()))
+                    .item("title", s(p.title.as_str()))
+                    .item("postingState", opt_s(&p.state))
+                    .item("confidential", AV::Bool(p.confidential))
+                    .item("gone", AV::Bool(p.gone))
+                    .item("syncedAt", n(p.synced_at));
+                Ok(WriteRequest::builder().put_request(build(put.build())?).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.write_all(requests).await
+    }
+
+    async fn postings(&self, tenant: &str) -> Result<Vec<PostingRecord>, StoreError> {
+        let items = self
+            .query_prefix(&format!("T#{tenant}"), SK_POSTING)
+            .await?;
+        Ok(items
+            .iter()
+            .map(|i| PostingRecord {
+                id: get_s(i, "postingId").unwrap_or_default(),
+                title: get_s(i, "title").unwrap_or_default(),
+                state: get_s(i, "postingState"),
+                confidential: i
+                    .get("confidential")
+                    .and_then(|v| v.as_bool().ok())
+                    .copied()
+                    .unwrap_or(false),
+                gone: i
+                    .get("gone")
+                    .and_then(|v| v.as_bool().ok())
+                    .copied()
+                    .unwrap_or(false),
+                synced_at: get_n(i, "syncedAt").unwrap_or(0),
+            })
+            .collect())
+    }
+
+    async fn set_role(&self, tenant: &str, role: &str, posting: Option<&str>) -> Result<(), StoreError> {
+        let pk = s(format!("T#{tenant}"));
+        let sk = s(format!("{SK_ROLE}{role}"));
+        match posting {
+            Some(p) => {
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .item("pk", pk)
+                    .item("sk", sk)
+                    .item("roleId", s(role))
+                    .item("postingId", s(p))
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+            }
+            None => {
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .key("pk", pk)
+                    .key("sk", sk)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn roles(&self, tenant: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let items = self.query_prefix(&format!("T#{tenant}"), SK_ROLE).await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| Some((get_s(i, "roleId")?, get_s(i, "postingId")?)))
+            .collect())
+    }
+
+    async fn delete_tenant_data(&self, tenant: &str) -> Result<(), StoreError> {
+        let mut keys: Vec<(String, String)> = Vec::new();
+        for pk in [format!("T#{tenant}"), pk_parked(tenant)] {
+            keys.extend(
+                self.query_all(&pk)
+                    .await?
+                    .iter()
+                    .filter_map(|i| Some((get_s(i, "pk")?, get_s(i, "sk")?))),
+            );
+        }
+        keys.extend(self.delivery_keys(tenant).await?);
+        keys.sort();
+        keys.dedup();
+        self.delete_all(keys).await
     }
 }

@@ -28,6 +28,11 @@ struct Inner {
     parked: HashMap<String, BTreeMap<String, Value>>,
     interview_maps: HashMap<(String, String), InterviewMap>,
     conversations: HashMap<(String, String), Conversation>,
+    /// Accepted deliveries: (tenant, kind, triggeredAt).
+    deliveries: Vec<(String, crate::webhook::EventKind, i64)>,
+    rejections: HashMap<(String, crate::webhook::EventKind), (i64, String)>,
+    stats: HashMap<String, TenantStats>,
+    admin: AdminData,
 }
 
 #[derive(Default)]
@@ -75,6 +80,8 @@ impl Inner {
     }
 
     fn claim(&mut self, d: &Delivery<'_>, event: &str, now_ms: i64) {
+        self.deliveries
+            .push((d.tenant.to_string(), d.kind, d.triggered_at));
         let rec = DedupRecord {
             done: false,
             lease_until: now_ms + LEASE_MS,
@@ -699,5 +706,166 @@ impl TranscriptStore for InMemoryStore {
         Ok(s.conversations
             .get(&key(&k.tenant, &k.opportunity))
             .map_or(0, |c| c.messages.values().filter(|(_, f)| !f).count()))
+    }
+}
+
+impl StatsStore for InMemoryStore {
+    async fn record_rejection(
+        &self,
+        tenant: &str,
+        kind: crate::webhook::EventKind,
+        reason: &str,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.0
+            .lock()
+            .unwrap()
+            .rejections
+            .insert((tenant.to_string(), kind), (at_ms, reason.to_string()));
+        Ok(())
+    }
+
+    async fn webhook_stat(
+        &self,
+        tenant: &str,
+        kind: crate::webhook::EventKind,
+        since_ms: i64,
+    ) -> Result<WebhookStat, StoreError> {
+        let s = self.0.lock().unwrap();
+        let times: Vec<i64> = s
+            .deliveries
+            .iter()
+            .filter(|(t, k, at)| t == tenant && *k == kind && *at >= since_ms)
+            .map(|(_, _, at)| *at)
+            .collect();
+        let rejection = s.rejections.get(&(tenant.to_string(), kind));
+        Ok(WebhookStat {
+            deliveries: times.len() as u64,
+            last_received_at: times.iter().max().copied(),
+            last_rejected_at: rejection.map(|r| r.0),
+            last_rejection: rejection.map(|r| r.1.clone()),
+        })
+    }
+
+    async fn count_push(
+        &self,
+        tenant: &str,
+        end: &CommandEnd,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut s = self.0.lock().unwrap();
+        let st = s.stats.entry(tenant.to_string()).or_default();
+        match end {
+            CommandEnd::Done { .. } => st.pushes_done += 1,
+            CommandEnd::Released { .. } => {}
+            CommandEnd::Failed { error } | CommandEnd::Parked { error, .. } => {
+                if matches!(end, CommandEnd::Failed { .. }) {
+                    st.pushes_failed += 1;
+                } else {
+                    st.pushes_parked += 1;
+                }
+                st.last_push_error = Some(error.clone());
+                st.last_push_error_at = Some(at_ms);
+            }
+        }
+        Ok(())
+    }
+
+    async fn add_waiting(&self, tenant: &str, delta: i64) -> Result<(), StoreError> {
+        self.0
+            .lock()
+            .unwrap()
+            .stats
+            .entry(tenant.to_string())
+            .or_default()
+            .transcript_messages_waiting += delta;
+        Ok(())
+    }
+
+    async fn tenant_stats(&self, tenant: &str) -> Result<TenantStats, StoreError> {
+        let mut st = self
+            .0
+            .lock()
+            .unwrap()
+            .stats
+            .get(tenant)
+            .cloned()
+            .unwrap_or_default();
+        st.transcript_messages_waiting = st.transcript_messages_waiting.max(0);
+        Ok(st)
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct AdminData {
+    postings: HashMap<String, BTreeMap<String, PostingRecord>>,
+    roles: HashMap<String, BTreeMap<String, String>>,
+}
+
+impl AdminStore for InMemoryStore {
+    async fn set_owner(&self, tenant: &str, user: &str) -> Result<bool, StoreError> {
+        Ok(match self.0.lock().unwrap().tenants.get_mut(tenant) {
+            Some(t) => {
+                t.owner_user_id = Some(user.to_string());
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn put_postings(&self, tenant: &str, postings: &[PostingRecord]) -> Result<(), StoreError> {
+        let mut s = self.0.lock().unwrap();
+        let map = s.admin.postings.entry(tenant.to_string()).or_default();
+        for p in postings {
+            map.insert(p.id.clone(), p.clone());
+        }
+        Ok(())
+    }
+
+    async fn postings(&self, tenant: &str) -> Result<Vec<PostingRecord>, StoreError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .admin
+            .postings
+            .get(tenant)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn set_role(&self, tenant: &str, role: &str, posting: Option<&str>) -> Result<(), StoreError> {
+        let mut s = self.0.lock().unwrap();
+        let map = s.admin.roles.entry(tenant.to_string()).or_default();
+        match posting {
+            Some(p) => map.insert(role.to_string(), p.to_string()),
+            None => map.remove(role),
+        };
+        Ok(())
+    }
+
+    async fn roles(&self, tenant: &str) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .admin
+            .roles
+            .get(tenant)
+            .map(|m| m.iter().map(|(r, p)| (r.clone(), p.clone())).collect())
+            .unwrap_or_default())
+    }
+
+    async fn delete_tenant_data(&self, tenant: &str) -> Result<(), StoreError> {
+        let mut s = self.0.lock().unwrap();
+        s.tenants.remove(tenant);
+        s.stats.remove(tenant);
+        s.parked.remove(tenant);
+        s.rejections.retain(|(t, _), _| t != tenant);
+        s.deliveries.retain(|(t, _, _)| t != tenant);
+        s.dedup.retain(|(t, _), _| t != tenant);
+        s.admin.postings.remove(tenant);
+        s.admin.roles.remove(tenant);
+        Ok(())
     }
 }

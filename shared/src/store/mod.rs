@@ -455,3 +455,199 @@ pub trait TranscriptStore: Send + Sync {
         key: &ConversationKey,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 }
+
+/// What the status page shows of one webhook kind.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookStat {
+    /// Deliveries accepted in the window asked for.
+    pub deliveries: u64,
+    pub last_received_at: Option<i64>,
+    pub last_rejected_at: Option<i64>,
+    pub last_rejection: Option<String>,
+}
+
+/// A tenant's running figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantStats {
+    pub pushes_done: i64,
+    pub pushes_failed: i64,
+    pub pushes_parked: i64,
+    pub last_push_error: Option<String>,
+    pub last_push_error_at: Option<i64>,
+    pub transcript_messages_waiting: i64,
+}
+
+/// Figures for the status page. Deliveries are counted from their dedup records (an index, no
+/// extra write on the webhook path); the rest are atomic counters.
+pub trait StatsStore: Send + Sync {
+    fn record_rejection(
+        &self,
+        tenant: &str,
+        kind: EventKind,
+        reason: &str,
+        at_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn webhook_stat(
+        &self,
+        tenant: &str,
+        kind: EventKind,
+        since_ms: i64,
+    ) -> impl Future<Output = Result<WebhookStat, StoreError>> + Send;
+    fn count_push(
+        &self,
+        tenant: &str,
+        end: &CommandEnd,
+        at_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn add_waiting(
+        &self,
+        tenant: &str,
+        delta: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn tenant_stats(
+        &self,
+        tenant: &str,
+    ) -> impl Future<Output = Result<TenantStats, StoreError>> + Send;
+}
+
+impl<S: StatsStore + ?Sized> StatsStore for std::sync::Arc<S> {
+    fn record_rejection(
+        &self,
+        tenant: &str,
+        kind: EventKind,
+        reason: &str,
+        at_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).record_rejection(tenant, kind, reason, at_ms)
+    }
+    fn webhook_stat(
+        &self,
+        tenant: &str,
+        kind: EventKind,
+        since_ms: i64,
+    ) -> impl Future<Output = Result<WebhookStat, StoreError>> + Send {
+        (**self).webhook_stat(tenant, kind, since_ms)
+    }
+    fn count_push(
+        &self,
+        tenant: &str,
+        end: &CommandEnd,
+        at_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).count_push(tenant, end, at_ms)
+    }
+    fn add_waiting(
+        &self,
+        tenant: &str,
+        delta: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).add_waiting(tenant, delta)
+    }
+    fn tenant_stats(
+        &self,
+        tenant: &str,
+    ) -> impl Future<Output = Result<TenantStats, StoreError>> + Send {
+        (**self).tenant_stats(tenant)
+    }
+}
+
+/// A Lever posting as the last roles sync saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PostingRecord {
+    pub id: String,
+    pub title: String,
+    /// Lever's state (`published`, `internal`, `closed`, `draft`, `pending`, `rejected`).
+    pub state: Option<String>,
+    pub confidential: bool,
+    /// Not returned by the last sync: deleted in Lever, or no longer visible to the key.
+    pub gone: bool,
+    pub synced_at: i64,
+}
+
+/// What the onboarding API keeps besides the tenant record: the owner, postings and the vendor's
+/// role mapping, and the erasure of a tenant.
+pub trait AdminStore: Send + Sync {
+    /// Sets the owner on an existing tenant record (an update, so a concurrent status change is
+    /// not overwritten). False when the tenant does not exist.
+    fn set_owner(
+        &self,
+        tenant: &str,
+        user: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Creates or replaces these postings.
+    fn put_postings(
+        &self,
+        tenant: &str,
+        postings: &[PostingRecord],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn postings(
+        &self,
+        tenant: &str,
+    ) -> impl Future<Output = Result<Vec<PostingRecord>, StoreError>> + Send;
+    /// Maps a vendor role to a posting (`None` removes the mapping).
+    fn set_role(
+        &self,
+        tenant: &str,
+        role: &str,
+        posting: Option<&str>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// (role id, posting id), by role id.
+    fn roles(
+        &self,
+        tenant: &str,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
+    /// Deletes what can be reached by key: the tenant record, its figures and rejections, postings,
+    /// roles, parked commands and the dedup records of its deliveries (from the deliveries index).
+    /// Candidate views, contacts and command records are keyed per opportunity/command and cannot
+    /// be enumerated without an index; they expire or stay orphaned (no Scan).
+    fn delete_tenant_data(
+        &self,
+        tenant: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+impl<S: AdminStore + ?Sized> AdminStore for std::sync::Arc<S> {
+    fn set_owner(
+        &self,
+        tenant: &str,
+        user: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).set_owner(tenant, user)
+    }
+    fn put_postings(
+        &self,
+        tenant: &str,
+        postings: &[PostingRecord],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).put_postings(tenant, postings)
+    }
+    fn postings(
+        &self,
+        tenant: &str,
+    ) -> impl Future<Output = Result<Vec<PostingRecord>, StoreError>> + Send {
+        (**self).postings(tenant)
+    }
+    fn set_role(
+        &self,
+        tenant: &str,
+        role: &str,
+        posting: Option<&str>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).set_role(tenant, role, posting)
+    }
+    fn roles(
+        &self,
+        tenant: &str,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send {
+        (**self).roles(tenant)
+    }
+    fn delete_tenant_data(
+        &self,
+        tenant: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).delete_tenant_data(tenant)
+    }
+}

@@ -16,7 +16,8 @@ use crate::lever::{LeverApi, LeverError};
 use crate::queue::Handled;
 use crate::secrets::SecretStore;
 use crate::store::{
-    Batch, ConversationKey, Ingested, Message, TenantStatus, TenantStore, TranscriptStore,
+    Batch, ConversationKey, Ingested, Message, StatsStore, TenantStatus, TenantStore,
+    TranscriptStore,
 };
 use crate::tenant::Tenants;
 use futures::StreamExt;
@@ -165,8 +166,12 @@ enum One {
     Skipped,
 }
 
-impl<L: LeverApi, S: TranscriptStore + TenantStore + Clone, K: SecretStore, C: Clock + Clone>
-    Transcripts<L, S, K, C>
+impl<
+    L: LeverApi,
+    S: TranscriptStore + TenantStore + StatsStore + Clone,
+    K: SecretStore,
+    C: Clock + Clone,
+> Transcripts<L, S, K, C>
 {
     pub fn new(lever: L, store: S, secrets: K, clock: C, config: FlushConfig) -> Self {
         let tenants = Tenants::new(store.clone(), secrets, clock.clone(), 60_000);
@@ -203,10 +208,15 @@ impl<L: LeverApi, S: TranscriptStore + TenantStore + Clone, K: SecretStore, C: C
             }
         };
         match self.store.add_message(&m, quiet_ms(&tenant)).await {
-            Ok(Ingested::Stored) => Handled {
-                redeliver: false,
-                answer: json!({"status": "stored", "dueAt": m.sent_at + quiet_ms(&tenant)}),
-            },
+            Ok(Ingested::Stored) => {
+                if let Err(e) = self.store.add_waiting(&m.tenant_id, 1).await {
+                    tracing::warn!(error = %e, "could not count the waiting message");
+                }
+                Handled {
+                    redeliver: false,
+                    answer: json!({"status": "stored", "dueAt": m.sent_at + quiet_ms(&tenant)}),
+                }
+            }
             Ok(Ingested::Duplicate) => Handled {
                 redeliver: false,
                 answer: json!({"status": "duplicate"}),
@@ -343,6 +353,13 @@ impl<L: LeverApi, S: TranscriptStore + TenantStore + Clone, K: SecretStore, C: C
                     // The batch stays fixed: the next run finds the note and finishes it.
                     tracing::error!(error = %e, tenant = key.tenant, "transcript posted but not marked");
                     return One::Released;
+                }
+                if let Err(e) = self
+                    .store
+                    .add_waiting(&key.tenant, -(batch.messages.len() as i64))
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not count the posted messages");
                 }
                 let last = batch
                     .messages
