@@ -13,13 +13,6 @@ pub struct Config {
     /// `WEBHOOK_BASE_URL`: where Lever reaches this deployment; webhook URLs are
     /// `<base>/webhooks/<tenantId>/<event>`. Unset: the onboarding API cannot register webhooks.
     pub webhook_base_url: Option<String>,
-    /// `OAUTH_CLIENT_ID`, `OAUTH_CLIENT_SECRET`, `OAUTH_REDIRECT_URI`: Lever OAuth app (optional).
-    pub oauth_client_id: Option<String>,
-    pub oauth_client_secret: Option<crate::secrets::Redacted>,
-    pub oauth_redirect_uri: Option<String>,
-    /// `LEVER_AUTH_URL`, `LEVER_TOKEN_URL`: Lever's OAuth endpoints (overridable for tests).
-    pub lever_auth_url: String,
-    pub lever_token_url: String,
 }
 
 impl Config {
@@ -35,11 +28,6 @@ impl Config {
                 .unwrap_or(300)
                 * 1000,
             webhook_base_url: opt("WEBHOOK_BASE_URL").map(|u| u.trim_end_matches('/').to_string()),
-            oauth_client_id: opt("OAUTH_CLIENT_ID"),
-            oauth_client_secret: opt("OAUTH_CLIENT_SECRET").map(crate::secrets::Redacted::new),
-            oauth_redirect_uri: opt("OAUTH_REDIRECT_URI"),
-            lever_auth_url: var("LEVER_AUTH_URL", "https://auth.lever.co/authorize"),
-            lever_token_url: var("LEVER_TOKEN_URL", "https://auth.lever.co/oauth/token"),
         }
     }
 }

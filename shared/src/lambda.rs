@@ -149,6 +149,39 @@ pub async fn run_transcripts(flush: bool) -> Result<(), Error> {
     }
 }
 
+/// Runs an admin function serving `groups` of the onboarding API (IAM-authorised behind API
+/// Gateway; open on loopback under `cargo lambda watch`).
+pub async fn run_admin(groups: &'static [crate::admin::http::Group]) -> Result<(), Error> {
+    let Cold {
+        config,
+        store,
+        secrets,
+        ..
+    } = cold_start().await;
+    let admin = crate::admin::Admin::new(
+        store,
+        secrets,
+        lever(),
+        SystemClock,
+        crate::admin::Settings::from_config(&config),
+    );
+    let admin = &admin;
+    metrics_cloudwatch_embedded::lambda::service::run_http(
+        metrics(),
+        service_fn(move |req: Request| async move {
+            let path = req.raw_http_path();
+            let reply = admin
+                .handle(groups, req.method().as_str(), path, req.body().as_ref())
+                .await;
+            respond(reply.status, reply.content_type, reply.body)
+        }),
+    )
+    .await
+}
+
+/// lambda_http's tracing (and tracing-subscriber), for tests that capture log lines.
+pub use lambda_http::tracing as logging;
+
 /// The invocation's deadline less a margin to record the outcome before Lambda stops the instance.
 fn deadline_of(ctx: &lambda_http::lambda_runtime::Context) -> std::time::Instant {
     let now_ms = std::time::SystemTime::now()
@@ -171,12 +204,20 @@ fn tenant_of(req: &Request) -> Option<String> {
 }
 
 fn http_reply(reply: Reply) -> Result<Response<Body>, std::convert::Infallible> {
-    let mut res = Response::new(Body::Text(reply.body.to_string()));
-    *res.status_mut() = lambda_http::http::StatusCode::from_u16(reply.status)
+    respond(reply.status, "application/json", reply.body.to_string())
+}
+
+fn respond(
+    status: u16,
+    content_type: &'static str,
+    body: String,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    let mut res = Response::new(Body::Text(body));
+    *res.status_mut() = lambda_http::http::StatusCode::from_u16(status)
         .unwrap_or(lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR);
     res.headers_mut().insert(
         "content-type",
-        lambda_http::http::HeaderValue::from_static("application/json"),
+        lambda_http::http::HeaderValue::from_static(content_type),
     );
     Ok(res)
 }

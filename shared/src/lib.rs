@@ -1,5 +1,6 @@
 //! lever-bridge: everything with logic. The functions in `functions/` only wire these together.
 
+pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod events;

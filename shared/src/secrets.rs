@@ -42,16 +42,6 @@ pub struct TenantSecret {
     pub webhook_tokens: BTreeMap<String, Vec<Redacted>>,
 }
 
-/// OAuth tokens of a tenant. Refresh tokens rotate on every refresh (LEVER.md §2).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OAuthTokens {
-    pub access_token: Redacted,
-    pub refresh_token: Redacted,
-    /// When the access token expires (ms).
-    pub expires_at: i64,
-}
-
 impl TenantSecret {
     pub fn tokens(&self, kind: EventKind) -> &[Redacted] {
         self.webhook_tokens

@@ -102,6 +102,9 @@ impl SecretStore for Sm {
     ) -> Result<(), lever_bridge::secrets::SecretsError> {
         self.0.save(t, s).await
     }
+    async fn delete(&self, t: &str) -> Result<(), lever_bridge::secrets::SecretsError> {
+        self.0.delete(t).await
+    }
 }
 
 async fn dynamo() -> Harness<DynamoStore, Sm> {

@@ -323,7 +323,10 @@ impl<'a, L: LeverApi> Lever<'a, L> {
 
     /// Every posting, all pages; `confidentiality` is Lever's filter (`all` where the key may see
     /// confidential ones; Lever's default is non-confidential only).
-    pub async fn postings(&self, confidentiality: Option<&str>) -> Result<Vec<Posting>, LeverError> {
+    pub async fn postings(
+        &self,
+        confidentiality: Option<&str>,
+    ) -> Result<Vec<Posting>, LeverError> {
         let req = LeverRequest::get("/postings");
         let req = match confidentiality {
             Some(c) => req.query("confidentiality", c),
@@ -340,7 +343,11 @@ impl<'a, L: LeverApi> Lever<'a, L> {
     }
 
     /// An opportunity as raw JSON with `expand` (e.g. `stage`, `applications`, `contact`).
-    pub async fn opportunity_expanded(&self, id: &str, expand: &[&str]) -> Result<Value, LeverError> {
+    pub async fn opportunity_expanded(
+        &self,
+        id: &str,
+        expand: &[&str],
+    ) -> Result<Value, LeverError> {
         let mut req = LeverRequest::get(format!("/opportunities/{}", seg(id)?));
         for e in expand {
             req = req.query("expand", *e);

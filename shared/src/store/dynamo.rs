@@ -1775,7 +1775,11 @@ impl AdminStore for DynamoStore {
         }
     }
 
-    async fn put_postings(&self, tenant: &str, postings: &[PostingRecord]) -> Result<(), StoreError> {
+    async fn put_postings(
+        &self,
+        tenant: &str,
+        postings: &[PostingRecord],
+    ) -> Result<(), StoreError> {
         let requests = postings
             .iter()
             .map(|p| {
@@ -1788,7 +1792,9 @@ impl AdminStore for DynamoStore {
                     .item("confidential", AV::Bool(p.confidential))
                     .item("gone", AV::Bool(p.gone))
                     .item("syncedAt", n(p.synced_at));
-                Ok(WriteRequest::builder().put_request(build(put.build())?).build())
+                Ok(WriteRequest::builder()
+                    .put_request(build(put.build())?)
+                    .build())
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.write_all(requests).await
@@ -1819,7 +1825,12 @@ impl AdminStore for DynamoStore {
             .collect())
     }
 
-    async fn set_role(&self, tenant: &str, role: &str, posting: Option<&str>) -> Result<(), StoreError> {
+    async fn set_role(
+        &self,
+        tenant: &str,
+        role: &str,
+        posting: Option<&str>,
+    ) -> Result<(), StoreError> {
         let pk = s(format!("T#{tenant}"));
         let sk = s(format!("{SK_ROLE}{role}"));
         match posting {

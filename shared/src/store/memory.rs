@@ -813,7 +813,11 @@ impl AdminStore for InMemoryStore {
         })
     }
 
-    async fn put_postings(&self, tenant: &str, postings: &[PostingRecord]) -> Result<(), StoreError> {
+    async fn put_postings(
+        &self,
+        tenant: &str,
+        postings: &[PostingRecord],
+    ) -> Result<(), StoreError> {
         let mut s = self.0.lock().unwrap();
         let map = s.admin.postings.entry(tenant.to_string()).or_default();
         for p in postings {
@@ -834,7 +838,12 @@ impl AdminStore for InMemoryStore {
             .unwrap_or_default())
     }
 
-    async fn set_role(&self, tenant: &str, role: &str, posting: Option<&str>) -> Result<(), StoreError> {
+    async fn set_role(
+        &self,
+        tenant: &str,
+        role: &str,
+        posting: Option<&str>,
+    ) -> Result<(), StoreError> {
         let mut s = self.0.lock().unwrap();
         let map = s.admin.roles.entry(tenant.to_string()).or_default();
         match posting {

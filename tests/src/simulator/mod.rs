@@ -272,6 +272,22 @@ impl Simulator {
         self.with_state(|s| s.postings.clone())
     }
 
+    /// Sets a posting's `state` (`published`, `closed`...); false for an unknown posting.
+    pub fn set_posting_state(&self, id: &str, state: &str) -> bool {
+        self.with_state(|s| {
+            s.postings
+                .iter_mut()
+                .find(|p| p["id"] == id)
+                .map(|p| p["state"] = json!(state))
+                .is_some()
+        })
+    }
+
+    /// Deletes a posting, as when it is removed in Lever.
+    pub fn remove_posting(&self, id: &str) {
+        self.with_state(|s| s.postings.retain(|p| p["id"] != id));
+    }
+
     /// Webhooks registered through `POST /webhooks`, with their signature tokens.
     pub fn webhooks(&self) -> Vec<Value> {
         self.with_state(|s| s.webhooks.clone())

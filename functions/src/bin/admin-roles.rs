@@ -1,0 +1,6 @@
+//! Onboarding API, postings sync and role mapping: /admin/tenants/... (see the README's Onboarding API).
+
+#[tokio::main]
+async fn main() -> Result<(), lever_bridge::lambda::Error> {
+    lever_bridge::lambda::run_admin(&[lever_bridge::admin::http::Group::Roles]).await
+}

@@ -1,0 +1,175 @@
+//! Connecting a tenant with an API key, replacing the key, and disconnecting.
+
+use super::{Admin, AdminError, lever_error, parse_body, valid_tenant_id};
+use crate::clock::Clock;
+use crate::lever::calls::Lever;
+use crate::lever::{Account, Auth, LeverApi, LeverError, LeverRequest};
+use crate::secrets::{Redacted, SecretStore};
+use crate::store::{AdminStore, StatsStore, Tenant, TenantStatus, TenantStore};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ConnectBody {
+    tenant_id: Option<String>,
+    environment: Option<String>,
+    api_key: Option<Redacted>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct KeyBody {
+    api_key: Option<Redacted>,
+}
+
+fn check_key(key: Option<Redacted>) -> Result<Redacted, AdminError> {
+    let key =
+        key.ok_or_else(|| AdminError::bad_request("missing_api_key", "apiKey is required"))?;
+    let k = key.expose();
+    if k.trim().is_empty() || k.len() > 512 || k.chars().any(char::is_whitespace) {
+        return Err(AdminError::bad_request(
+            "invalid_api_key",
+            "apiKey must be the key exactly as Lever shows it (no spaces)",
+        ));
+    }
+    Ok(key)
+}
+
+fn random_id() -> String {
+    format!("t-{:016x}", fastrand::u64(..))
+}
+
+impl<S, K, L, C> Admin<S, K, L, C>
+where
+    S: TenantStore + StatsStore + AdminStore,
+    K: SecretStore,
+    L: LeverApi,
+    C: Clock,
+{
+    /// A key Lever rejects (401) is refused before anything is stored; other answers (a 403 for a
+    /// missing `users:read` included) leave it to the connection test.
+    async fn verify_key(&self, base_url: &str, key: &Redacted) -> Result<(), AdminError> {
+        let account = Account {
+            base_url: base_url.to_string(),
+            auth: Auth::ApiKey(key.clone()),
+        };
+        let lever = Lever::new(&self.lever, &account, self.deadline());
+        match lever
+            .send(LeverRequest::get("/users").query("limit", "1"))
+            .await
+        {
+            Ok(_) | Err(LeverError::Forbidden(_)) => Ok(()),
+            Err(LeverError::Unauthorized(_)) => Err(AdminError::bad_request(
+                "invalid_api_key",
+                "Lever rejected this API key (401): check that it was copied whole, that it belongs to the \
+chosen environment, and that it was not deleted (Lever: Settings > Integrations and API > API Credentials)",
+            )),
+            Err(e) => Err(lever_error(&e)),
+        }
+    }
+
+    /// `POST /admin/tenants`.
+    pub async fn connect(&self, body: &[u8]) -> Result<(u16, Value), AdminError> {
+        let b: ConnectBody = parse_body(body)?;
+        let id = b.tenant_id.unwrap_or_else(random_id);
+        if !valid_tenant_id(&id) {
+            return Err(AdminError::bad_request(
+                "invalid_tenant_id",
+                "tenantId must be 1-64 letters, digits, `-` or `_`",
+            ));
+        }
+        let environment = b.environment.unwrap_or_else(|| "production".into());
+        let Some(base_url) = self.settings.base_url_of(&environment).map(str::to_string) else {
+            let names: Vec<&str> = self
+                .settings
+                .environments
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect();
+            return Err(AdminError::bad_request(
+                "invalid_environment",
+                format!("environment must be one of: {}", names.join(", ")),
+            ));
+        };
+        let key = check_key(b.api_key)?;
+        if self.store.tenant(&id).await?.is_some() {
+            return Err(AdminError::new(
+                409,
+                "tenant_exists",
+                format!(
+                    "tenant `{id}` exists: replace its key with PUT /admin/tenants/{id}/apiKey, or DELETE it first"
+                ),
+            ));
+        }
+        self.verify_key(&base_url, &key).await?;
+        // Secret first: a record without a secret would be a tenant nobody can use.
+        let mut secret = self.secrets.load(&id).await?.unwrap_or_default();
+        secret.api_key = Some(key);
+        self.secrets.save(&id, &secret).await?;
+        let now = self.clock.now_ms();
+        let tenant = Tenant {
+            id: id.clone(),
+            lever_base_url: base_url.clone(),
+            owner_user_id: None,
+            status: TenantStatus::Connected,
+            status_reason: None,
+            time_zone: None,
+            transcript_quiet_minutes: None,
+            created_at: now,
+        };
+        self.store.put_tenant(&tenant).await?;
+        tracing::info!(
+            tenant = id.as_str(),
+            environment = environment.as_str(),
+            "tenant connected"
+        );
+        Ok((
+            201,
+            json!({
+                "tenantId": id,
+                "environment": environment,
+                "leverBaseUrl": base_url,
+                "status": "connected",
+                "connectedAt": now,
+                "webhookUrls": self.webhook_urls(&id),
+                "next": [
+                    format!("POST /admin/tenants/{id}/test"),
+                    format!("GET /admin/tenants/{id}/users, then PUT /admin/tenants/{id}/owner"),
+                    format!("POST /admin/tenants/{id}/webhooks"),
+                ],
+            }),
+        ))
+    }
+
+    /// `PUT /admin/tenants/{id}/apiKey`: a new key (after a 401, or a rotation); the webhook tokens stay.
+    pub async fn replace_key(&self, id: &str, body: &[u8]) -> Result<Value, AdminError> {
+        let tenant = self.tenant(id).await?;
+        let b: KeyBody = parse_body(body)?;
+        let key = check_key(b.api_key)?;
+        self.verify_key(&tenant.lever_base_url, &key).await?;
+        let mut secret = self.secrets.load(id).await?.unwrap_or_default();
+        secret.api_key = Some(key);
+        self.secrets.save(id, &secret).await?;
+        self.store
+            .set_tenant_status(id, TenantStatus::Connected, "", self.clock.now_ms())
+            .await?;
+        tracing::info!(tenant = id, "tenant API key replaced");
+        Ok(json!({"tenantId": id, "status": "connected"}))
+    }
+
+    /// `DELETE /admin/tenants/{id}`: the secret and every record reachable by key. Webhooks the
+    /// tenant's URLs receive then get 401 (unknown tenant) once instances' caches expire.
+    pub async fn disconnect(&self, id: &str) -> Result<Value, AdminError> {
+        self.tenant(id).await?;
+        self.secrets.delete(id).await?;
+        self.store.delete_tenant_data(id).await?;
+        tracing::info!(tenant = id, "tenant deleted");
+        Ok(json!({
+            "tenantId": id,
+            "deleted": true,
+            "message": "The tenant's secret and records are deleted. Delete its webhooks in Lever \
+        (Settings > Integrations and API > Webhooks); until then Lever's deliveries get 401.",
+        }))
+    }
+}

@@ -1,0 +1,157 @@
+//! Routing: method and path to the handler, for the admin functions. Each function serves a group
+//! of routes; a route of another group answers 404 there.
+//!
+//! Paths are matched from their `/admin/` segment on, so the same code serves API Gateway
+//! (`/admin/...`) and `cargo lambda watch` (`/lambda-url/<function>/admin/...`).
+
+use super::{Admin, AdminError, Reply};
+use crate::clock::Clock;
+use crate::lever::LeverApi;
+use crate::secrets::SecretStore;
+use crate::store::{AdminStore, StatsStore, TenantStore};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// connect, replace key, test, users, owner, disconnect
+    Tenants,
+    /// register, paste token
+    Webhooks,
+    /// status JSON and HTML
+    Status,
+    /// postings sync, role mapping
+    Roles,
+    /// candidate links
+    Resolve,
+}
+
+impl Group {
+    pub const ALL: [Group; 5] = [
+        Group::Tenants,
+        Group::Webhooks,
+        Group::Status,
+        Group::Roles,
+        Group::Resolve,
+    ];
+}
+
+fn ok(v: Result<Value, AdminError>) -> Reply {
+    match v {
+        Ok(v) => Reply::json(200, v),
+        Err(e) => e.reply(),
+    }
+}
+
+impl<S, K, L, C> Admin<S, K, L, C>
+where
+    S: TenantStore + StatsStore + AdminStore,
+    K: SecretStore,
+    L: LeverApi,
+    C: Clock,
+{
+    /// Answers one request. Never panics on input; the body is never logged.
+    pub async fn handle(&self, groups: &[Group], method: &str, path: &str, body: &[u8]) -> Reply {
+        let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let Some(at) = segs.iter().position(|s| *s == "admin") else {
+            return Reply::error(
+                404,
+                "not_found",
+                "no such route: see the README's Onboarding API",
+            );
+        };
+        let segs = &segs[at + 1..];
+        let Some((group, allowed)) = route_of(segs) else {
+            return Reply::error(
+                404,
+                "not_found",
+                "no such route: see the README's Onboarding API",
+            );
+        };
+        if !groups.contains(&group) {
+            return Reply::error(404, "not_found", "this function does not serve that route");
+        }
+        if !allowed.contains(&method) {
+            return Reply::error(
+                405,
+                "method_not_allowed",
+                &format!("this route takes {}", allowed.join(", ")),
+            );
+        }
+        let reply = self.dispatch(method, segs, body).await;
+        tracing::info!(
+            method,
+            route = route_name(segs),
+            status = reply.status,
+            "admin request"
+        );
+        reply
+    }
+
+    async fn dispatch(&self, method: &str, segs: &[&str], body: &[u8]) -> Reply {
+        match (method, segs) {
+            ("POST", ["tenants"]) => match self.connect(body).await {
+                Ok((status, v)) => Reply::json(status, v),
+                Err(e) => e.reply(),
+            },
+            ("DELETE", ["tenants", id]) => ok(self.disconnect(id).await),
+            ("PUT", ["tenants", id, "apiKey"]) => ok(self.replace_key(id, body).await),
+            ("POST", ["tenants", id, "test"]) => ok(self.test_connection(id).await),
+            ("GET", ["tenants", id, "users"]) => ok(self.users(id).await),
+            ("PUT", ["tenants", id, "owner"]) => ok(self.set_owner(id, body).await),
+            ("POST", ["tenants", id, "webhooks"]) => ok(self.register_webhooks(id).await),
+            ("PUT", ["tenants", id, "webhooks", event, "token"]) => {
+                ok(self.paste_token(id, event, body).await)
+            }
+            ("GET", ["tenants", id, "status"]) => match self.status(id).await {
+                Ok(r) => Reply::json(200, serde_json::to_value(r).unwrap_or_default()),
+                Err(e) => e.reply(),
+            },
+            ("GET", ["tenants", id, "status.html"]) => match self.status(id).await {
+                Ok(r) => Reply::html(200, super::status::render_html(&r)),
+                Err(e) => Reply::html(
+                    e.status,
+                    format!(
+                        "<!doctype html><html><body><h1>Error</h1><p>{}</p></body></html>",
+                        e.message.replace('<', "&lt;")
+                    ),
+                ),
+            },
+            ("POST", ["tenants", id, "postings", "sync"]) => ok(self.sync_postings(id).await),
+            ("PUT", ["tenants", id, "roles", role]) => ok(self.map_role(id, role, body).await),
+            ("GET", ["tenants", id, "roles"]) => ok(self.roles(id).await),
+            ("POST", ["tenants", id, "resolve"]) => ok(self.resolve(id, body).await),
+            _ => Reply::error(404, "not_found", "no such route"),
+        }
+    }
+}
+
+/// The group a path belongs to and the methods it takes.
+fn route_of(segs: &[&str]) -> Option<(Group, &'static [&'static str])> {
+    use Group::*;
+    Some(match segs {
+        ["tenants"] => (Tenants, &["POST"]),
+        ["tenants", _] => (Tenants, &["DELETE"]),
+        ["tenants", _, "apiKey" | "owner"] => (Tenants, &["PUT"]),
+        ["tenants", _, "test"] => (Tenants, &["POST"]),
+        ["tenants", _, "users"] => (Tenants, &["GET"]),
+        ["tenants", _, "webhooks"] => (Webhooks, &["POST"]),
+        ["tenants", _, "webhooks", _, "token"] => (Webhooks, &["PUT"]),
+        ["tenants", _, "status" | "status.html"] => (Status, &["GET"]),
+        ["tenants", _, "postings", "sync"] => (Roles, &["POST"]),
+        ["tenants", _, "roles"] => (Roles, &["GET"]),
+        ["tenants", _, "roles", _] => (Roles, &["PUT"]),
+        ["tenants", _, "resolve"] => (Resolve, &["POST"]),
+        _ => return None,
+    })
+}
+
+/// The route with ids replaced, for logs.
+fn route_name(segs: &[&str]) -> String {
+    let mut out = String::from("/admin");
+    for (i, s) in segs.iter().enumerate() {
+        out.push('/');
+        // Second segment is the tenant id, fourth the event or role: plain ids, never secrets.
+        out.push_str(if i == 1 { "{id}" } else { s });
+    }
+    out
+}

@@ -1,0 +1,333 @@
+//! The onboarding/admin API: connect a customer's Lever account, test it, pick the owner, register
+//! webhooks, show status, map roles to postings, resolve candidate links, disconnect.
+//!
+//! Logic lives here, generic over the store, the secret store, the Lever client and the clock, so
+//! tests run it in process against the simulator; [`http`] routes a request to it and
+//! `crate::lambda::run_admin` wires it into lambda_http. Secrets (API keys, webhook signature
+//! tokens) are never part of an answer, an error or a log line.
+
+pub mod connect;
+pub mod http;
+pub mod owner;
+pub mod probe;
+pub mod resolve;
+pub mod roles;
+pub mod status;
+pub mod webhooks;
+
+use crate::clock::Clock;
+use crate::lever::calls::Lever;
+use crate::lever::{Account, Auth, LeverApi, LeverError};
+use crate::secrets::{SecretStore, SecretsError, TenantSecret};
+use crate::store::{AdminStore, StatsStore, StoreError, Tenant, TenantStatus, TenantStore};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// What the admin functions need beyond the stores and the Lever client.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where Lever reaches this deployment (`<base>/webhooks/<tenant>/<event>`).
+    pub webhook_base_url: Option<String>,
+    /// Lever environments a tenant may choose: name → API base URL.
+    pub environments: Vec<(String, String)>,
+    /// Time allowed for the Lever calls of one request.
+    pub lever_budget: Duration,
+}
+
+impl Settings {
+    pub fn from_config(c: &crate::config::Config) -> Self {
+        Settings {
+            webhook_base_url: c.webhook_base_url.clone(),
+            environments: default_environments(),
+            lever_budget: Duration::from_secs(25),
+        }
+    }
+
+    pub fn base_url_of(&self, environment: &str) -> Option<&str> {
+        self.environments
+            .iter()
+            .find(|(n, _)| n == environment)
+            .map(|(_, u)| u.as_str())
+    }
+
+    pub fn environment_of(&self, base_url: &str) -> String {
+        self.environments
+            .iter()
+            .find(|(_, u)| u == base_url)
+            .map_or_else(|| "custom".to_string(), |(n, _)| n.clone())
+    }
+}
+
+pub fn default_environments() -> Vec<(String, String)> {
+    vec![
+        ("production".into(), crate::lever::PRODUCTION.into()),
+        ("sandbox".into(), crate::lever::SANDBOX.into()),
+        ("eu".into(), crate::lever::EU.into()),
+    ]
+}
+
+pub struct Admin<S, K, L, C> {
+    pub store: S,
+    pub secrets: K,
+    pub lever: L,
+    pub clock: C,
+    pub settings: Settings,
+}
+
+/// An answer: status, content type, body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: Value) -> Self {
+        Reply {
+            status,
+            content_type: "application/json",
+            body: body.to_string(),
+        }
+    }
+    pub fn html(status: u16, body: String) -> Self {
+        Reply {
+            status,
+            content_type: "text/html; charset=utf-8",
+            body,
+        }
+    }
+    pub fn error(status: u16, code: &str, message: &str) -> Self {
+        Reply::json(status, json!({"error": code, "message": message}))
+    }
+    /// The body as JSON (tests).
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// An error answer: `{"error": code, "message": message}` with `status`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl AdminError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        AdminError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(400, code, message)
+    }
+    pub fn reply(&self) -> Reply {
+        Reply::error(self.status, self.code, &self.message)
+    }
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        tracing::warn!(error = %e, "store error");
+        AdminError::new(503, "unavailable", "the store is unavailable: try again")
+    }
+}
+
+impl From<SecretsError> for AdminError {
+    fn from(e: SecretsError) -> Self {
+        tracing::warn!(error = %e, "secrets error");
+        AdminError::new(
+            503,
+            "unavailable",
+            "the secret store is unavailable: try again",
+        )
+    }
+}
+
+pub const UNAUTHORIZED_MESSAGE: &str = "Lever rejected the API key (401): it is wrong or was deleted. \
+In Lever, Settings > Integrations and API > API Credentials, create a new key and connect it again \
+(PUT /admin/tenants/{id}/apiKey).";
+
+/// Lever's error as an answer. 401 and 403 say what to fix in Lever.
+pub fn lever_error(e: &LeverError) -> AdminError {
+    match e {
+        LeverError::Unauthorized(_) => {
+            AdminError::new(502, "lever_unauthorized", UNAUTHORIZED_MESSAGE)
+        }
+        LeverError::Forbidden(m) => AdminError::new(
+            502,
+            "lever_forbidden",
+            format!(
+                "The Lever API key lacks a permission (403): {m}. In Lever, Settings > Integrations and API > \
+API Credentials, edit the key, tick the permission, and test the connection again."
+            ),
+        ),
+        LeverError::NotFound(m) => AdminError::new(404, "not_found_in_lever", m.clone()),
+        LeverError::Rejected { message, .. } => {
+            AdminError::new(502, "lever_rejected", format!("Lever refused: {message}"))
+        }
+        LeverError::Decode(_) => {
+            AdminError::new(502, "lever_bad_answer", "Lever's answer could not be read")
+        }
+        _ => AdminError::new(
+            503,
+            "lever_unavailable",
+            "Lever did not answer in time: try again",
+        ),
+    }
+}
+
+/// Tenant ids: 1-64 letters, digits, `-` or `_`.
+pub fn valid_tenant_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A tenant with its credentials, for one request.
+pub struct Ctx {
+    pub tenant: Tenant,
+    pub secret: TenantSecret,
+    pub account: Account,
+}
+
+impl<S, K, L, C> Admin<S, K, L, C>
+where
+    S: TenantStore + StatsStore + AdminStore,
+    K: SecretStore,
+    L: LeverApi,
+    C: Clock,
+{
+    pub fn new(store: S, secrets: K, lever: L, clock: C, settings: Settings) -> Self {
+        Admin {
+            store,
+            secrets,
+            lever,
+            clock,
+            settings,
+        }
+    }
+
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + self.settings.lever_budget
+    }
+
+    pub fn client<'a>(&'a self, account: &'a Account) -> Lever<'a, L> {
+        Lever::new(&self.lever, account, self.deadline())
+    }
+
+    pub async fn tenant(&self, id: &str) -> Result<Tenant, AdminError> {
+        if !valid_tenant_id(id) {
+            return Err(AdminError::new(404, "unknown_tenant", "no such tenant"));
+        }
+        self.store
+            .tenant(id)
+            .await?
+            .ok_or_else(|| AdminError::new(404, "unknown_tenant", format!("no tenant `{id}`")))
+    }
+
+    /// The tenant and its credentials; 409 when it has none (disconnected and deleted, or never set).
+    pub async fn ctx(&self, id: &str) -> Result<Ctx, AdminError> {
+        let tenant = self.tenant(id).await?;
+        let secret = self.secrets.load(id).await?.unwrap_or_default();
+        let auth = match &secret.api_key {
+            Some(k) => Auth::ApiKey(k.clone()),
+            None => {
+                return Err(AdminError::new(
+                    409,
+                    "no_credentials",
+                    "the tenant has no Lever API key: connect it again (PUT /admin/tenants/{id}/apiKey)",
+                ));
+            }
+        };
+        let account = Account {
+            base_url: tenant.lever_base_url.clone(),
+            auth,
+        };
+        Ok(Ctx {
+            tenant,
+            secret,
+            account,
+        })
+    }
+
+    /// Turns a Lever error into an answer; a 401 also marks the tenant disconnected, which the
+    /// status shows.
+    pub async fn fail(&self, tenant: &str, e: LeverError) -> AdminError {
+        if matches!(e, LeverError::Unauthorized(_)) {
+            self.mark_disconnected(tenant).await;
+        }
+        lever_error(&e)
+    }
+
+    pub async fn mark_disconnected(&self, tenant: &str) {
+        tracing::warn!(tenant, "Lever answered 401: tenant marked disconnected");
+        if let Err(e) = self
+            .store
+            .set_tenant_status(
+                tenant,
+                TenantStatus::Disconnected,
+                "Lever rejected the API key (401): it is wrong or was deleted",
+                self.clock.now_ms(),
+            )
+            .await
+        {
+            tracing::warn!(tenant, error = %e, "could not record the disconnection");
+        }
+    }
+
+    /// `<base>/webhooks/<tenant>/<event>` for each of the ten kinds.
+    pub fn webhook_urls(&self, tenant: &str) -> Option<serde_json::Map<String, Value>> {
+        let base = self.settings.webhook_base_url.as_deref()?;
+        Some(
+            crate::webhook::EventKind::ALL
+                .iter()
+                .map(|k| {
+                    (
+                        k.as_str().to_string(),
+                        Value::String(webhook_url(base, tenant, k.as_str())),
+                    )
+                })
+                .collect(),
+        )
+    }
+}
+
+pub fn webhook_url(base: &str, tenant: &str, event: &str) -> String {
+    format!("{}/webhooks/{tenant}/{event}", base.trim_end_matches('/'))
+}
+
+/// Parses a JSON body into `T`. Serde's message is kept without the values it quotes, so a
+/// pasted key never comes back in an error.
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
+    let text = if body.is_empty() {
+        b"{}" as &[u8]
+    } else {
+        body
+    };
+    serde_json::from_slice(text).map_err(|e| {
+        let msg = e.to_string();
+        let mut out = String::new();
+        let mut quoted = false;
+        for ch in msg.chars() {
+            if ch == '"' {
+                if !quoted {
+                    out.push('…');
+                }
+                quoted = !quoted;
+            } else if !quoted {
+                out.push(ch);
+            }
+        }
+        AdminError::bad_request(
+            "invalid_json",
+            format!("the body is not what this route takes: {out}"),
+        )
+    })
+}

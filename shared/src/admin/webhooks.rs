@@ -1,0 +1,173 @@
+//! Webhooks: registering all ten through Lever's API (idempotent), and tokens pasted from
+//! webhooks made in Lever's UI.
+
+use super::{Admin, AdminError, parse_body, webhook_url};
+use crate::clock::Clock;
+use crate::lever::LeverApi;
+use crate::secrets::{Redacted, SecretStore};
+use crate::store::{AdminStore, StatsStore, TenantStore};
+use crate::webhook::EventKind;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub const SUPER_ADMIN_REMINDER: &str = "Webhooks created through the API stay off until a Lever Super Admin \
+switches them on: Settings > Integrations and API > Webhooks, turn on each lever-bridge webhook.";
+
+/// At most this many tokens per kind: the current one and those of a rotation in progress.
+const MAX_TOKENS: usize = 3;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TokenBody {
+    token: Option<Redacted>,
+    /// Keep the token(s) already set, for a rotation (default true).
+    keep_previous: Option<bool>,
+}
+
+/// Puts `token` first among the kind's tokens, keeping the previous ones when asked.
+fn add_token(list: &mut Vec<Redacted>, token: Redacted, keep_previous: bool) {
+    list.retain(|t| t != &token);
+    if !keep_previous {
+        list.clear();
+    }
+    list.insert(0, token);
+    list.truncate(MAX_TOKENS);
+}
+
+impl<S, K, L, C> Admin<S, K, L, C>
+where
+    S: TenantStore + StatsStore + AdminStore,
+    K: SecretStore,
+    L: LeverApi,
+    C: Clock,
+{
+    fn base_url(&self) -> Result<&str, AdminError> {
+        self.settings.webhook_base_url.as_deref().ok_or_else(|| {
+            AdminError::new(
+                500,
+                "not_configured",
+                "WEBHOOK_BASE_URL is not set for this deployment",
+            )
+        })
+    }
+
+    /// `POST /admin/tenants/{id}/webhooks`. A kind whose webhook exists at our URL and whose token
+    /// is stored is left alone; one that exists without a stored token (GET never shows tokens) is
+    /// deleted and made again to learn its token; a missing one is created.
+    pub async fn register_webhooks(&self, id: &str) -> Result<Value, AdminError> {
+        let base = self.base_url()?.to_string();
+        let ctx = self.ctx(id).await?;
+        let lever = self.client(&ctx.account);
+        let existing = match lever.webhooks().await {
+            Ok(w) => w,
+            Err(e) => return Err(self.fail(id, e).await),
+        };
+        let mut secret = ctx.secret.clone();
+        let mut results = Vec::new();
+        let mut failure = None;
+        for kind in EventKind::ALL {
+            let url = webhook_url(&base, id, kind.as_str());
+            let ours: Vec<_> = existing
+                .iter()
+                .filter(|w| w.url == url && w.event == kind.as_str())
+                .collect();
+            if !ours.is_empty() && !secret.tokens(kind).is_empty() {
+                results.push(json!({"event": kind.as_str(), "url": url, "status": "exists", "id": ours[0].id}));
+                continue;
+            }
+            let mut status = "created";
+            for w in &ours {
+                if let Err(e) = lever.delete_webhook(&w.id).await {
+                    failure = Some(e);
+                    break;
+                }
+                status = "recreated";
+            }
+            if failure.is_some() {
+                break;
+            }
+            match lever.create_webhook(&url, kind.as_str()).await {
+                Ok(w) => {
+                    let Some(token) = w.signature_token() else {
+                        results.push(json!({"event": kind.as_str(), "url": url, "status": "createdWithoutToken", "id": w.id,
+                            "message": "Lever did not return a signature token: copy it from Lever's UI and paste it"}));
+                        continue;
+                    };
+                    let list = secret
+                        .webhook_tokens
+                        .entry(kind.as_str().to_string())
+                        .or_default();
+                    add_token(list, Redacted::new(token), true);
+                    results.push(
+                        json!({"event": kind.as_str(), "url": url, "status": status, "id": w.id}),
+                    );
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        // Save what was created even when a later kind failed, so no token is lost.
+        if secret != ctx.secret {
+            self.secrets.save(id, &secret).await?;
+        }
+        if let Some(e) = failure {
+            return Err(self.fail(id, e).await);
+        }
+        tracing::info!(tenant = id, "webhooks registered");
+        Ok(json!({"tenantId": id, "webhooks": results, "reminder": SUPER_ADMIN_REMINDER}))
+    }
+
+    /// `PUT /admin/tenants/{id}/webhooks/{event}/token`: a token copied from a webhook made in
+    /// Lever's UI. The token already set stays valid (rotation) unless `keepPrevious` is false.
+    pub async fn paste_token(
+        &self,
+        id: &str,
+        event: &str,
+        body: &[u8],
+    ) -> Result<Value, AdminError> {
+        let kind = EventKind::parse(event).ok_or_else(|| {
+            AdminError::new(
+                404,
+                "unknown_event",
+                format!(
+                    "`{event}` is not a Lever webhook event; one of: {}",
+                    EventKind::ALL.map(|k| k.as_str()).join(", ")
+                ),
+            )
+        })?;
+        let b: TokenBody = parse_body(body)?;
+        let token = b
+            .token
+            .ok_or_else(|| AdminError::bad_request("missing_token", "token is required"))?;
+        let t = token.expose();
+        if t.is_empty() || t.len() > 256 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(AdminError::bad_request(
+                "invalid_token",
+                "token must be the signature token exactly as Lever shows it (no spaces)",
+            ));
+        }
+        self.tenant(id).await?;
+        let mut secret = self.secrets.load(id).await?.unwrap_or_default();
+        let list = secret
+            .webhook_tokens
+            .entry(kind.as_str().to_string())
+            .or_default();
+        add_token(list, token, b.keep_previous.unwrap_or(true));
+        let count = list.len();
+        self.secrets.save(id, &secret).await?;
+        tracing::info!(
+            tenant = id,
+            event = kind.as_str(),
+            tokens = count,
+            "webhook token set"
+        );
+        Ok(json!({
+            "tenantId": id,
+            "event": kind.as_str(),
+            "tokensSet": count,
+            "url": self.settings.webhook_base_url.as_deref().map(|b| webhook_url(b, id, kind.as_str())),
+        }))
+    }
+}

@@ -1,0 +1,1091 @@
+//! The onboarding API against the Lever simulator, in process (routing included), with the store
+//! on DynamoDB + Secrets Manager in the local emulator and, where the logic depends on the store,
+//! in memory too. No answer and no log line carries the API key or a signature token.
+
+use lever_bridge::admin::http::Group;
+use lever_bridge::admin::{Admin, Reply, Settings};
+use lever_bridge::clock::SystemClock;
+use lever_bridge::events::InMemoryEvents;
+use lever_bridge::lever::{HttpLever, RateLimiter, RetryPolicy};
+use lever_bridge::receiver::Receiver;
+use lever_bridge::secrets::{CachedSecrets, InMemorySecrets, SecretStore, SecretsManagerStore};
+use lever_bridge::store::dynamo::DynamoStore;
+use lever_bridge::store::memory::InMemoryStore;
+use lever_bridge::store::{AdminStore, StatsStore, TenantStore, WebhookStore};
+use lever_bridge::webhook::EventKind;
+use lever_bridge_tests::simulator::{
+    CONFIDENTIAL_POSTING, DEACTIVATED_USER, KeyPerms, NewOpportunity, SimConfig, Simulator,
+};
+use lever_bridge_tests::*;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+
+const HOOKS: &str = "https://hooks.example.test/prod";
+
+trait Backend: TenantStore + StatsStore + AdminStore + WebhookStore + Clone + 'static {
+    type Secrets: SecretStore + Clone + 'static;
+    async fn make() -> (Self, Self::Secrets);
+}
+
+impl Backend for DynamoStore {
+    type Secrets = Arc<SecretsManagerStore>;
+    async fn make() -> (Self, Self::Secrets) {
+        let aws = aws().await;
+        let (store, _) = fresh_table(&aws).await;
+        let prefix = format!("{}/", unique("admin-secrets"));
+        let secrets = SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&aws), prefix);
+        (store, Arc::new(secrets))
+    }
+}
+
+impl Backend for InMemoryStore {
+    type Secrets = Arc<InMemorySecrets>;
+    async fn make() -> (Self, Self::Secrets) {
+        (
+            InMemoryStore::default(),
+            Arc::new(InMemorySecrets::default()),
+        )
+    }
+}
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory_store {
+            $(#[tokio::test] async fn $name() { super::$name::<lever_bridge::store::memory::InMemoryStore>().await })*
+        }
+        mod dynamodb_emulator {
+            $(#[tokio::test] async fn $name() { super::$name::<super::DynamoStore>().await })*
+        }
+    };
+}
+
+on_both_stores!(
+    connect_then_disconnect_deletes_secret_and_data,
+    status_shows_health_and_renders_in_chromium,
+    roles_sync_map_and_report_mismatches,
+);
+
+struct Rig<B: Backend> {
+    sim: Simulator,
+    key: String,
+    store: B,
+    secrets: B::Secrets,
+    admin: Admin<B, B::Secrets, Arc<HttpLever>, SystemClock>,
+    /// Every answer body, to look for secrets in.
+    answers: Mutex<Vec<String>>,
+}
+
+impl<B: Backend> Rig<B> {
+    async fn new(perms: KeyPerms) -> Self {
+        capture_logs();
+        let sim = Simulator::start(SimConfig::default()).await;
+        let key = format!("key-{}", random_hex(16));
+        sim.add_key(&key, perms);
+        let (store, secrets) = B::make().await;
+        let settings = Settings {
+            webhook_base_url: Some(HOOKS.into()),
+            environments: vec![
+                ("production".into(), "https://api.lever.co/v1".into()),
+                ("sandbox".into(), sim.base_url()),
+            ],
+            lever_budget: std::time::Duration::from_secs(20),
+        };
+        let lever = Arc::new(HttpLever::new(
+            RateLimiter::new(10.0, 20),
+            RetryPolicy::default(),
+        ));
+        let admin = Admin::new(store.clone(), secrets.clone(), lever, SystemClock, settings);
+        Rig {
+            sim,
+            key,
+            store,
+            secrets,
+            admin,
+            answers: Mutex::default(),
+        }
+    }
+
+    async fn raw(&self, method: &str, path: &str, body: &str) -> Reply {
+        let reply = self
+            .admin
+            .handle(&Group::ALL, method, path, body.as_bytes())
+            .await;
+        self.answers.lock().unwrap().push(reply.body.clone());
+        reply
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
+        let body = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        let r = self.raw(method, path, &body).await;
+        assert_eq!(r.content_type, "application/json", "{path}");
+        (r.status, r.value())
+    }
+
+    /// Connects a tenant with the rig's key on the simulator.
+    async fn connect(&self) -> String {
+        let id = unique("acme");
+        let (status, v) = self
+            .call(
+                "POST",
+                "/admin/tenants",
+                json!({"tenantId": id, "environment": "sandbox", "apiKey": self.key}),
+            )
+            .await;
+        assert_eq!(status, 201, "{v}");
+        id
+    }
+
+    fn receiver(&self, kind: EventKind) -> Receiver<B, InMemoryEvents, B::Secrets, SystemClock> {
+        Receiver::new(
+            kind,
+            self.store.clone(),
+            InMemoryEvents::default(),
+            CachedSecrets::new(self.secrets.clone(), SystemClock, 300_000),
+            SystemClock,
+        )
+    }
+
+    /// No answer so far holds the key or any signature token the simulator issued.
+    fn assert_no_secret_in_answers(&self) {
+        let answers = self.answers.lock().unwrap();
+        let mut secrets = vec![self.key.clone()];
+        secrets.extend(self.sim.webhooks().iter().filter_map(|w| {
+            w["configuration"]["signatureToken"]
+                .as_str()
+                .map(str::to_string)
+        }));
+        for a in answers.iter() {
+            for s in &secrets {
+                assert!(
+                    !a.contains(s.as_str()),
+                    "a secret leaked into an answer: {a}"
+                );
+            }
+        }
+    }
+}
+
+fn active_user(sim: &Simulator) -> String {
+    sim.users()
+        .iter()
+        .find(|u| u["deactivatedAt"].is_null())
+        .and_then(|u| u["id"].as_str())
+        .unwrap()
+        .to_string()
+}
+
+async fn connect_then_disconnect_deletes_secret_and_data<B: Backend>() {
+    let rig = Rig::<B>::new(KeyPerms::all()).await;
+    // Errors first: nothing is stored for them.
+    let (s, v) = rig
+        .call(
+            "POST",
+            "/admin/tenants",
+            json!({"environment": "sandbox", "apiKey": "wrong-key"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("invalid_api_key")),
+        "{v}"
+    );
+    let (s, v) = rig
+        .call(
+            "POST",
+            "/admin/tenants",
+            json!({"environment": "mars", "apiKey": rig.key}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("invalid_environment")),
+        "{v}"
+    );
+    let (s, v) = rig
+        .call(
+            "POST",
+            "/admin/tenants",
+            json!({"tenantId": "bad id!", "apiKey": rig.key}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("invalid_tenant_id")),
+        "{v}"
+    );
+    let (s, v) = rig
+        .call("POST", "/admin/tenants", json!({"environment": "sandbox"}))
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("missing_api_key")),
+        "{v}"
+    );
+    let r = rig.raw("POST", "/admin/tenants", "{not json").await;
+    assert_eq!(
+        (r.status, r.value()["error"].as_str()),
+        (400, Some("invalid_json"))
+    );
+
+    let id = unique("acme");
+    let (s, v) = rig
+        .call(
+            "POST",
+            "/admin/tenants",
+            json!({"tenantId": id, "environment": "sandbox", "apiKey": rig.key}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["tenantId"], id.as_str());
+    assert_eq!(v["status"], "connected");
+    let urls = v["webhookUrls"].as_object().unwrap();
+    assert_eq!(urls.len(), 10);
+    assert_eq!(
+        urls["candidateHired"],
+        format!("{HOOKS}/webhooks/{id}/candidateHired")
+    );
+    let stored = rig.secrets.load(&id).await.unwrap().unwrap();
+    assert_eq!(stored.api_key.unwrap().expose(), rig.key);
+    let (s, v) = rig
+        .call(
+            "POST",
+            "/admin/tenants",
+            json!({"tenantId": id, "environment": "sandbox", "apiKey": rig.key}),
+        )
+        .await;
+    assert_eq!((s, v["error"].as_str()), (409, Some("tenant_exists")));
+
+    // Webhooks work while connected…
+    let (s, _) = rig
+        .call(
+            "POST",
+            &format!("/admin/tenants/{id}/webhooks"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let token = rig.sim.webhooks()[0]["configuration"]["signatureToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let kind = EventKind::parse(rig.sim.webhooks()[0]["event"].as_str().unwrap()).unwrap();
+    let (_, body) = delivery(kind, &token, now_ms(), sample_data(kind, "opp-1"));
+    assert_eq!(rig.receiver(kind).receive(&id, &body).await.status, 200);
+    rig.call(
+        "POST",
+        &format!("/admin/tenants/{id}/postings/sync"),
+        Value::Null,
+    )
+    .await;
+
+    // …and get 401 once it is deleted (a fresh instance: warm ones forget within the secret TTL).
+    let (s, v) = rig
+        .call("DELETE", &format!("/admin/tenants/{id}"), Value::Null)
+        .await;
+    assert_eq!((s, v["deleted"].as_bool()), (200, Some(true)), "{v}");
+    assert!(rig.secrets.load(&id).await.unwrap().is_none());
+    assert!(rig.store.tenant(&id).await.unwrap().is_none());
+    assert!(rig.store.postings(&id).await.unwrap().is_empty());
+    let stat = rig.store.webhook_stat(&id, kind, 0).await.unwrap();
+    assert_eq!(
+        stat.deliveries, 0,
+        "dedup records deleted through the index"
+    );
+    let (_, body) = delivery(kind, &token, now_ms(), sample_data(kind, "opp-2"));
+    assert_eq!(rig.receiver(kind).receive(&id, &body).await.status, 401);
+    let (s, v) = rig
+        .call("GET", &format!("/admin/tenants/{id}/status"), Value::Null)
+        .await;
+    assert_eq!((s, v["error"].as_str()), (404, Some("unknown_tenant")));
+    let (s, _) = rig
+        .call("DELETE", &format!("/admin/tenants/{id}"), Value::Null)
+        .await;
+    assert_eq!(s, 404);
+    rig.assert_no_secret_in_answers();
+}
+
+#[tokio::test]
+async fn a_new_key_replaces_a_rejected_one() {
+    let rig = Rig::<DynamoStore>::new(KeyPerms::all()).await;
+    let id = rig.connect().await;
+    rig.sim.remove_key(&rig.key);
+    let (s, v) = rig
+        .call("GET", &format!("/admin/tenants/{id}/users"), Value::Null)
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (502, Some("lever_unauthorized")),
+        "{v}"
+    );
+    let (_, st) = rig
+        .call("GET", &format!("/admin/tenants/{id}/status"), Value::Null)
+        .await;
+    assert_eq!(st["state"], "disconnected", "{st}");
+    assert!(st["reasons"][0].as_str().unwrap().contains("401"));
+
+    let (s, v) = rig
+        .call(
+            "PUT",
+            &format!("/admin/tenants/{id}/apiKey"),
+            json!({"apiKey": "still-wrong"}),
+        )
+        .await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_api_key")));
+    let new_key = random_hex(16);
+    rig.sim.add_key(&new_key, KeyPerms::all());
+    let (s, v) = rig
+        .call(
+            "PUT",
+            &format!("/admin/tenants/{id}/apiKey"),
+            json!({"apiKey": new_key}),
+        )
+        .await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("connected")), "{v}");
+    let (s, _) = rig
+        .call("GET", &format!("/admin/tenants/{id}/users"), Value::Null)
+        .await;
+    assert_eq!(s, 200);
+    assert!(
+        !rig.answers
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|a| a.contains(&new_key))
+    );
+}
+
+#[tokio::test]
+async fn test_connection_tells_a_bad_key_from_a_missing_permission() {
+    // Every permission.
+    let rig = Rig::<DynamoStore>::new(KeyPerms::all()).await;
+    rig.sim.add_opportunities(2);
+    let id = rig.connect().await;
+    rig.sim.clear_requests();
+    let (s, v) = rig
+        .call("POST", &format!("/admin/tenants/{id}/test"), Value::Null)
+        .await;
+    assert_eq!((s, v["result"].as_str()), (200, Some("ok")), "{v}");
+    let checks = v["checks"].as_array().unwrap();
+    assert!(checks.len() >= 16);
+    assert!(checks.iter().all(|c| c["state"] == "ok"), "{v}");
+    // Nothing was written.
+    let writes: Vec<_> = rig
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET" && r.status.is_some_and(|s| s < 300))
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+
+    // Some permissions missing, no confidential access.
+    let limited = random_hex(16);
+    rig.sim.add_key(
+        &limited,
+        KeyPerms::only(&[
+            "users:read",
+            "opportunities:read",
+            "stages:read",
+            "postings:read",
+        ]),
+    );
+    let (s, _) = rig
+        .call(
+            "PUT",
+            &format!("/admin/tenants/{id}/apiKey"),
+            json!({"apiKey": limited}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (_, v) = rig
+        .call("POST", &format!("/admin/tenants/{id}/test"), Value::Null)
+        .await;
+    assert_eq!(v["result"], "missingPermissions", "{v}");
+    let msg = v["message"].as_str().unwrap();
+    assert!(
+        msg.contains("403") && msg.contains("notes:write") && msg.contains("panels:write"),
+        "{msg}"
+    );
+    let state = |p: &str| {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["permission"] == p)
+            .map(|c| c["state"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(state("users:read"), "ok");
+    assert_eq!(state("notes:read"), "missing");
+    assert_eq!(state("webhooks:write"), "missing");
+    assert_eq!(state("confidential"), "unknown");
+    let (_, st) = rig
+        .call("GET", &format!("/admin/tenants/{id}/status"), Value::Null)
+        .await;
+    assert_eq!(st["state"], "degraded");
+    assert!(
+        st["reasons"][0].as_str().unwrap().contains("notes:write"),
+        "{st}"
+    );
+
+    // The key deleted in Lever: 401, a different message, and the tenant disconnected.
+    rig.sim.remove_key(&limited);
+    let (s, v) = rig
+        .call("POST", &format!("/admin/tenants/{id}/test"), Value::Null)
+        .await;
+    assert_eq!(
+        (s, v["result"].as_str()),
+        (200, Some("unauthorized")),
+        "{v}"
+    );
+    assert!(v["message"].as_str().unwrap().contains("401"));
+    let (_, st) = rig
+        .call("GET", &format!("/admin/tenants/{id}/status"), Value::Null)
+        .await;
+    assert_eq!(st["state"], "disconnected", "{st}");
+    let (s, _) = rig
+        .call("POST", "/admin/tenants/nope/test", Value::Null)
+        .await;
+    assert_eq!(s, 404);
+    rig.assert_no_secret_in_answers();
+}
+
+#[tokio::test]
+async fn owner_is_picked_from_active_users_and_checked_against_lever() {
+    let rig = Rig::<DynamoStore>::new(KeyPerms::all()).await;
+    let id = rig.connect().await;
+    let (s, v) = rig
+        .call("GET", &format!("/admin/tenants/{id}/users"), Value::Null)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let users = v["users"].as_array().unwrap();
+    let active = rig
+        .sim
+        .users()
+        .iter()
+        .filter(|u| u["deactivatedAt"].is_null())
+        .count();
+    assert_eq!(users.len(), active);
+    assert!(!users.iter().any(|u| u["id"] == DEACTIVATED_USER));
+
+    let owner = async |body: Value| {
+        rig.call("PUT", &format!("/admin/tenants/{id}/owner"), body)
+            .await
+    };
+    let (s, v) = owner(json!({"userId": "0f0e0d0c-0000-4000-8000-000000000000"})).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("unknown_user")), "{v}");
+    let (s, v) = owner(json!({"userId": DEACTIVATED_USER})).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("user_deactivated")),
+        "{v}"
+    );
+    let (s, v) = owner(json!({})).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("missing_user_id")));
+    let (s, v) = owner(json!({"userId": "x", "extra": 1})).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_json")));
+    let user = active_user(&rig.sim);
+    let (s, v) = owner(json!({"userId": user})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        rig.store.tenant(&id).await.unwrap().unwrap().owner_user_id,
+        Some(user.clone())
+    );
+    let (_, v) = rig
+        .call("GET", &format!("/admin/tenants/{id}/users"), Value::Null)
+        .await;
+    assert_eq!(v["ownerUserId"], user.as_str());
+
+    // Without users:read: a plain 403 message.
+    let k = random_hex(16);
+    rig.sim.add_key(&k, KeyPerms::only(&["opportunities:read"]));
+    rig.call(
+        "PUT",
+        &format!("/admin/tenants/{id}/apiKey"),
+        json!({"apiKey": k}),
+    )
+    .await;
+    let (s, v) = rig
+        .call("GET", &format!("/admin/tenants/{id}/users"), Value::Null)
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (502, Some("lever_forbidden")),
+        "{v}"
+    );
+    assert!(v["message"].as_str().unwrap().contains("users:read"));
+}
+
+#[tokio::test]
+async fn webhooks_register_once_and_pasted_tokens_rotate() {
+    let rig = Rig::<DynamoStore>::new(KeyPerms::all()).await;
+    let id = rig.connect().await;
+    let path = format!("/admin/tenants/{id}/webhooks");
+    let (s, v) = rig.call("POST", &path, Value::Null).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["reminder"].as_str().unwrap().contains("Super Admin"));
+    let hooks = v["webhooks"].as_array().unwrap();
+    assert_eq!(hooks.len(), 10);
+    assert!(hooks.iter().all(|h| h["status"] == "created"), "{v}");
+    let sim_hooks = rig.sim.webhooks();
+    assert_eq!(sim_hooks.len(), 10);
+    let secret = rig.secrets.load(&id).await.unwrap().unwrap();
+    for h in &sim_hooks {
+        let kind = EventKind::parse(h["event"].as_str().unwrap()).unwrap();
+        assert_eq!(h["url"], format!("{HOOKS}/webhooks/{id}/{}", kind.as_str()));
+        let token = h["configuration"]["signatureToken"].as_str().unwrap();
+        assert_eq!(secret.tokens(kind)[0].expose(), token);
+        let (_, body) = delivery(kind, token, now_ms(), sample_data(kind, "opp-9"));
+        assert_eq!(
+            rig.receiver(kind).receive(&id, &body).await.status,
+            200,
+            "{kind:?}"
+        );
+    }
+    // Twice: nothing new in Lever.
+    let (s, v) = rig.call("POST", &path, Value::Null).await;
+    assert_eq!(s, 200);
+    assert!(
+        v["webhooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["status"] == "exists"),
+        "{v}"
+    );
+    assert_eq!(rig.sim.webhooks().len(), 10);
+
+    // A pasted token (UI-made webhook): the previous one stays valid during the rotation.
+    let kind = EventKind::CandidateHired;
+    let old = secret.tokens(kind)[0].expose().to_string();
+    let new = random_hex(24);
+    let tpath = format!("/admin/tenants/{id}/webhooks/candidateHired/token");
+    let (s, v) = rig.call("PUT", &tpath, json!({"token": new})).await;
+    assert_eq!((s, v["tokensSet"].as_u64()), (200, Some(2)), "{v}");
+    assert!(!v.to_string().contains(&new));
+    for t in [&old, &new] {
+        let (_, body) = delivery(kind, t, now_ms(), sample_data(kind, "opp-10"));
+        assert_eq!(rig.receiver(kind).receive(&id, &body).await.status, 200);
+    }
+    let (s, v) = rig
+        .call("PUT", &tpath, json!({"token": new, "keepPrevious": false}))
+        .await;
+    assert_eq!((s, v["tokensSet"].as_u64()), (200, Some(1)));
+    let (_, body) = delivery(kind, &old, now_ms(), sample_data(kind, "opp-11"));
+    assert_eq!(rig.receiver(kind).receive(&id, &body).await.status, 401);
+    let (s, v) = rig
+        .call(
+            "PUT",
+            &format!("/admin/tenants/{id}/webhooks/candidateFired/token"),
+            json!({"token": "x"}),
+        )
+        .await;
+    assert_eq!((s, v["error"].as_str()), (404, Some("unknown_event")));
+    let (s, v) = rig.call("PUT", &tpath, json!({"token": "has space"})).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_token")));
+    let (s, _) = rig.call("GET", &path, Value::Null).await;
+    assert_eq!(s, 405);
+
+    // A token lost (secret rewritten): the webhook is made again to learn a new one.
+    let mut s2 = rig.secrets.load(&id).await.unwrap().unwrap();
+    s2.webhook_tokens.remove("contactCreated");
+    rig.secrets.save(&id, &s2).await.unwrap();
+    let (_, v) = rig.call("POST", &path, Value::Null).await;
+    let cc = v["webhooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["event"] == "contactCreated")
+        .unwrap()
+        .clone();
+    assert_eq!(cc["status"], "recreated", "{v}");
+    assert_eq!(rig.sim.webhooks().len(), 10);
+
+    // Without webhooks:write: a plain 403 message.
+    let k = random_hex(16);
+    rig.sim
+        .add_key(&k, KeyPerms::only(&["users:read", "webhooks:read"]));
+    rig.call(
+        "PUT",
+        &format!("/admin/tenants/{id}/apiKey"),
+        json!({"apiKey": k}),
+    )
+    .await;
+    let mut s3 = rig.secrets.load(&id).await.unwrap().unwrap();
+    s3.webhook_tokens.clear();
+    rig.secrets.save(&id, &s3).await.unwrap();
+    let (s, v) = rig.call("POST", &path, Value::Null).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (502, Some("lever_forbidden")),
+        "{v}"
+    );
+    rig.assert_no_secret_in_answers();
+}
+
+async fn status_shows_health_and_renders_in_chromium<B: Backend>() {
+    let rig = Rig::<B>::new(KeyPerms::all()).await;
+    let id = rig.connect().await;
+    let (_, v) = rig
+        .call("GET", &format!("/admin/tenants/{id}/status"), Value::Null)
+        .await;
+    assert_eq!(v["state"], "degraded", "no tokens, no owner yet: {v}");
+    rig.call(
+        "POST",
+        &format!("/admin/tenants/{id}/webhooks"),
+        Value::Null,
+    )
+    .await;
+    let user = active_user(&rig.sim);
+    rig.call(
+        "PUT",
+        &format!("/admin/tenants/{id}/owner"),
+        json!({"userId": user}),
+    )
+    .await;
+    let token = rig
+        .secrets
+        .load(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .tokens(EventKind::CandidateStageChange)[0]
+        .expose()
+        .to_string();
+    let kind = EventKind::CandidateStageChange;
+    for n in 0..3 {
+        let (_, body) = delivery(
+            kind,
+            &token,
+            now_ms() - 1000 + n,
+            sample_data(kind, &format!("opp-{n}")),
+        );
+        assert_eq!(rig.receiver(kind).receive(&id, &body).await.status, 200);
+    }
+    let (s, v) = rig
+        .call("GET", &format!("/admin/tenants/{id}/status"), Value::Null)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["state"], "connected", "{v}");
+    assert_eq!(v["environment"], "sandbox");
+    assert_eq!(v["ownerUserId"], user.as_str());
+    let hook = |v: &Value, e: &str| {
+        v["webhooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["event"] == e)
+            .unwrap()
+            .clone()
+    };
+    let sc = hook(&v, "candidateStageChange");
+    assert_eq!(
+        (sc["tokenSet"].as_bool(), sc["deliveries"].as_u64()),
+        (Some(true), Some(3)),
+        "{sc}"
+    );
+    assert!(sc["lastReceivedAt"].is_i64());
+    assert_eq!(v["pushes"]["pushesDone"], 0);
+
+    // A rejected delivery shows with its reason, newer than the last accepted one.
+    let (_, body) = delivery(
+        kind,
+        "wrong-token",
+        now_ms() + 1000,
+        sample_data(kind, "opp-x"),
+    );
+    assert_eq!(rig.receiver(kind).receive(&id, &body).await.status, 401);
+    let (_, v) = rig
+        .call("GET", &format!("/admin/tenants/{id}/status"), Value::Null)
+        .await;
+    let sc = hook(&v, "candidateStageChange");
+    assert!(sc["lastRejection"].is_string(), "{sc}");
+    assert_eq!(v["state"], "degraded", "{v}");
+
+    // The page, in headless Chromium.
+    let html = rig
+        .raw("GET", &format!("/admin/tenants/{id}/status.html"), "")
+        .await;
+    assert_eq!(
+        (html.status, html.content_type),
+        (200, "text/html; charset=utf-8")
+    );
+    assert!(!html.body.contains("<script"));
+    let text = chromium_text(&html.body).await;
+    assert!(text.contains(&format!("Lever integration: {id}")), "{text}");
+    assert!(text.contains("State: degraded"), "{text}");
+    assert!(text.contains("candidateStageChange"), "{text}");
+    assert!(text.contains("Transcript messages waiting"), "{text}");
+    let missing = rig
+        .raw("GET", "/admin/tenants/nobody/status.html", "")
+        .await;
+    assert_eq!(missing.status, 404);
+    rig.assert_no_secret_in_answers();
+}
+
+/// Serves `html` on a loopback port and returns the DOM Chromium rendered from it.
+async fn chromium_text(html: &str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let page = html.to_string();
+    let server = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let page = page.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let res = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+                    page.len()
+                );
+                let _ = sock.write_all(res.as_bytes()).await;
+            });
+        }
+    });
+    let profile = std::env::temp_dir().join(unique("chromium"));
+    let url = format!("http://{addr}/");
+    let dir = format!("--user-data-dir={}", profile.display());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                dir.as_str(),
+                "--dump-dom",
+                url.as_str(),
+            ])
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("chromium runs (apt-get install -y chromium)");
+    server.abort();
+    let _ = std::fs::remove_dir_all(&profile);
+    let dom = String::from_utf8_lossy(&out.stdout).to_string();
+    // The rendered text: tags dropped, whitespace collapsed.
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in dom.chars() {
+        match c {
+            '<' => {
+                in_tag = true;
+                text.push(' ');
+            }
+            '>' => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace(" :", ":")
+}
+
+#[tokio::test]
+async fn candidate_links_resolve_and_other_links_are_refused() {
+    let rig = Rig::<DynamoStore>::new(KeyPerms::all()).await;
+    let id = rig.connect().await;
+    let posting = rig.sim.postings()[0]["id"].as_str().unwrap().to_string();
+    let title = rig.sim.postings()[0]["text"].as_str().unwrap().to_string();
+    let opp = rig.sim.add_opportunity(NewOpportunity {
+        name: "Grace Hopper".into(),
+        emails: vec!["grace@example.com".into()],
+        stage: Some("lead-new".into()),
+        posting: Some(posting.clone()),
+        ..Default::default()
+    });
+    let path = format!("/admin/tenants/{id}/resolve");
+    for link in [
+        format!("https://hire.lever.co/candidates/{opp}"),
+        format!("https://hire.sandbox.lever.co/candidates/{opp}/"),
+        format!("https://hire.eu.lever.co/opportunities/{opp}?tab=notes"),
+        format!("https://hire.lever.co/candidates/{opp}/feedback#x"),
+    ] {
+        let (s, v) = rig.call("POST", &path, json!({"link": link})).await;
+        assert_eq!(s, 200, "{link}: {v}");
+        assert_eq!(v["opportunityId"], opp.as_str());
+        assert_eq!(v["name"], "Grace Hopper");
+        assert_eq!(v["emails"], json!(["grace@example.com"]));
+        assert!(v["phones"].is_array());
+        assert_eq!(v["stage"]["id"], "lead-new");
+        assert!(v["stage"]["text"].is_string(), "{v}");
+        assert_eq!(v["posting"], json!({"id": posting, "text": title}));
+        assert!(v["archived"].is_null());
+    }
+    let reason = rig.sim.archive_reasons()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let archived = rig.sim.add_opportunity(NewOpportunity {
+        name: "Alan Turing".into(),
+        archived_reason: Some(reason.clone()),
+        ..Default::default()
+    });
+    let (_, v) = rig
+        .call(
+            "POST",
+            &path,
+            json!({"link": format!("https://hire.lever.co/candidates/{archived}")}),
+        )
+        .await;
+    assert_eq!(v["archived"]["reason"], reason.as_str(), "{v}");
+
+    for bad in [
+        "https://jobs.lever.co/acme/1234",
+        "https://example.com/candidates/abc",
+        "https://hire.lever.co/settings/integrations",
+        "not a link",
+    ] {
+        let (s, v) = rig.call("POST", &path, json!({"link": bad})).await;
+        assert_eq!((s, v["error"].as_str()), (400, Some("bad_link")), "{bad}");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .contains("hire.lever.co/candidates/")
+        );
+    }
+    let (s, v) = rig
+        .call("POST", &path, json!({"link": "https://hire.lever.co/candidates/0f0e0d0c-0000-4000-8000-000000000000"}))
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (404, Some("candidate_not_found")),
+        "{v}"
+    );
+    let (s, v) = rig.call("POST", &path, json!({})).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("missing_link")));
+}
+
+async fn roles_sync_map_and_report_mismatches<B: Backend>() {
+    let rig = Rig::<B>::new(KeyPerms::all()).await;
+    let id = rig.connect().await;
+    let all = rig.sim.postings();
+    let (a, b, c) = (
+        all[0]["id"].as_str().unwrap().to_string(),
+        all[1]["id"].as_str().unwrap().to_string(),
+        all[2]["id"].as_str().unwrap().to_string(),
+    );
+    rig.sim.set_posting_state(&a, "published");
+    rig.sim.set_posting_state(&c, "published");
+    let (s, v) = rig
+        .call(
+            "POST",
+            &format!("/admin/tenants/{id}/postings/sync"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["postings"].as_u64(), Some(all.len() as u64));
+    assert_eq!(
+        v["confidential"], 1,
+        "the confidential posting is seen with confidential access"
+    );
+    assert!(
+        rig.store
+            .postings(&id)
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.id == CONFIDENTIAL_POSTING)
+    );
+
+    let role = async |r: &str, body: Value| {
+        rig.call("PUT", &format!("/admin/tenants/{id}/roles/{r}"), body)
+            .await
+    };
+    assert_eq!(role("backend", json!({"postingId": a})).await.0, 200);
+    assert_eq!(role("frontend", json!({"postingId": b})).await.0, 200);
+    let (s, v) = role("x", json!({"postingId": "no-such-posting"})).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("unknown_posting")));
+    let (s, v) = role("bad role!", json!({"postingId": a})).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_role_id")));
+
+    // In Lever: b closes, a disappears.
+    rig.sim.set_posting_state(&b, "closed");
+    rig.sim.remove_posting(&a);
+    rig.call(
+        "POST",
+        &format!("/admin/tenants/{id}/postings/sync"),
+        Value::Null,
+    )
+    .await;
+    let (s, v) = rig
+        .call("GET", &format!("/admin/tenants/{id}/roles"), Value::Null)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["roles"].as_array().unwrap().len(), 2);
+    let kinds: Vec<(String, String)> = v["mismatches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["kind"].as_str().unwrap().into(),
+                m["postingId"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        kinds.contains(&("postingGone".into(), a.clone())),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&("postingClosed".into(), b.clone())),
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&("unmapped".into(), c.clone())), "{kinds:?}");
+    assert_eq!(kinds.len(), 3, "{kinds:?}");
+    let (s, v) = role("backend", json!({"postingId": a})).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("posting_gone")));
+    assert_eq!(role("backend", json!({"postingId": null})).await.0, 200);
+    let (_, v) = rig
+        .call("GET", &format!("/admin/tenants/{id}/roles"), Value::Null)
+        .await;
+    assert_eq!(v["roles"].as_array().unwrap().len(), 1);
+
+    // A key without confidential access does not see the confidential posting.
+    let k = random_hex(16);
+    rig.sim
+        .add_key(&k, KeyPerms::only(&["users:read", "postings:read"]));
+    rig.call(
+        "PUT",
+        &format!("/admin/tenants/{id}/apiKey"),
+        json!({"apiKey": k}),
+    )
+    .await;
+    let (_, v) = rig
+        .call(
+            "POST",
+            &format!("/admin/tenants/{id}/postings/sync"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(v["confidential"], 0, "{v}");
+}
+
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every log line of this test binary, at DEBUG: one global subscriber, installed before any
+/// test logs (a per-test scoped one misses lines when tests run in parallel).
+static LOGS: std::sync::OnceLock<Buf> = std::sync::OnceLock::new();
+
+fn capture_logs() {
+    LOGS.get_or_init(|| {
+        use lever_bridge::lambda::logging::subscriber;
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let sub = subscriber::fmt()
+            .with_max_level(lever_bridge::lambda::logging::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _ = lever_bridge::lambda::logging::dispatcher::set_global_default(sub.into());
+        buf
+    });
+}
+
+/// Every route, errors included, with tracing captured at DEBUG: neither the key nor any
+/// signature token appears in a log line.
+#[tokio::test]
+async fn no_secret_in_any_log_line() {
+    let rig = Rig::<DynamoStore>::new(KeyPerms::all()).await;
+    let opp = rig.sim.add_opportunity(NewOpportunity {
+        name: "Ada".into(),
+        ..Default::default()
+    });
+    let r = rig
+        .raw(
+            "POST",
+            "/admin/tenants",
+            &json!({"environment": "sandbox", "apiKey": format!("{}x", rig.key)}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    let id = rig.connect().await;
+    let t = format!("/admin/tenants/{id}");
+    rig.call("POST", &format!("{t}/test"), Value::Null).await;
+    rig.call("GET", &format!("{t}/users"), Value::Null).await;
+    rig.call(
+        "PUT",
+        &format!("{t}/owner"),
+        json!({"userId": active_user(&rig.sim)}),
+    )
+    .await;
+    rig.call("POST", &format!("{t}/webhooks"), Value::Null)
+        .await;
+    rig.call("POST", &format!("{t}/webhooks"), Value::Null)
+        .await;
+    let pasted = random_hex(24);
+    rig.call(
+        "PUT",
+        &format!("{t}/webhooks/contactUpdated/token"),
+        json!({"token": pasted}),
+    )
+    .await;
+    rig.call("GET", &format!("{t}/status"), Value::Null).await;
+    rig.raw("GET", &format!("{t}/status.html"), "").await;
+    rig.call("POST", &format!("{t}/postings/sync"), Value::Null)
+        .await;
+    rig.call("GET", &format!("{t}/roles"), Value::Null).await;
+    rig.call(
+        "POST",
+        &format!("{t}/resolve"),
+        json!({"link": format!("https://hire.lever.co/candidates/{opp}")}),
+    )
+    .await;
+    rig.call(
+        "POST",
+        &format!("{t}/resolve"),
+        json!({"link": "https://nope"}),
+    )
+    .await;
+    rig.call("PUT", &format!("{t}/apiKey"), json!({"apiKey": 42}))
+        .await;
+    rig.sim.remove_key(&rig.key);
+    rig.call("POST", &format!("{t}/test"), Value::Null).await;
+    rig.call("GET", &format!("{t}/users"), Value::Null).await;
+    rig.call("DELETE", &t, Value::Null).await;
+
+    let logs = String::from_utf8_lossy(&LOGS.get().unwrap().0.lock().unwrap()).to_string();
+    assert!(logs.contains("admin request"), "logs were captured: {logs}");
+    assert!(!logs.contains(&rig.key), "the API key is in a log line");
+    assert!(!logs.contains(&pasted), "a pasted token is in a log line");
+    for h in rig.sim.webhooks() {
+        let token = h["configuration"]["signatureToken"].as_str().unwrap();
+        assert!(!logs.contains(token), "a signature token is in a log line");
+    }
+    rig.assert_no_secret_in_answers();
+    assert!(
+        !rig.answers
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|a| a.contains(&pasted))
+    );
+}
