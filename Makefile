@@ -37,3 +37,24 @@ build:
 clean:
 	cargo clean
 	rm -rf .stack
+
+## deploy: lint and check infra/template.yaml, build every function (release, arm64) and deploy the stack with
+##         SAM (settings: infra/samconfig.toml; `GUIDED=1 make deploy` asks for them; DEPLOY_ARGS go to sam deploy).
+##         SAM CLI and cfn-lint go into .venv/sam (pinned in infra/requirements.txt), cargo-lambda and zig into .venv.
+##         One cargo run first links every function at once; sam build's per-function runs then find them built.
+.PHONY: deploy
+deploy:
+	@stamp=.venv/sam/.installed-$$(sha1sum infra/requirements.txt | cut -c1-12); \
+	if [ ! -f "$$stamp" ]; then \
+	  echo "==> installing SAM CLI and cfn-lint into .venv/sam"; \
+	  python3 -m venv .venv/sam && .venv/sam/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt && touch "$$stamp"; \
+	fi
+	@if [ ! -x .venv/bin/cargo-lambda ] || [ ! -x .venv/bin/python-zig ]; then \
+	  echo "==> installing cargo-lambda and zig into .venv"; \
+	  python3 -m venv .venv && grep -E '^(cargo-lambda|ziglang)==' tests/requirements.txt | xargs .venv/bin/pip install --quiet --disable-pip-version-check; \
+	fi
+	.venv/sam/bin/cfn-lint infra/template.yaml
+	.venv/sam/bin/python infra/check_template.py
+	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 $(addprefix --bin ,$(FUNCTIONS))
+	cd infra && export PATH="$(CURDIR)/.venv/bin:$$PATH" SAM_CLI_TELEMETRY=0 && \
+	  ../.venv/sam/bin/sam build && ../.venv/sam/bin/sam deploy $(if $(GUIDED),--guided) $(DEPLOY_ARGS)
