@@ -170,8 +170,15 @@ pub async fn run_admin(groups: &'static [crate::admin::http::Group]) -> Result<(
         metrics(),
         service_fn(move |req: Request| async move {
             let path = req.raw_http_path();
+            let query = req.uri().query().unwrap_or_default();
             let reply = admin
-                .handle(groups, req.method().as_str(), path, req.body().as_ref())
+                .handle_request(
+                    groups,
+                    req.method().as_str(),
+                    path,
+                    query,
+                    req.body().as_ref(),
+                )
                 .await;
             respond(reply.status, reply.content_type, reply.body)
         }),

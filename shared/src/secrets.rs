@@ -40,6 +40,22 @@ pub struct TenantSecret {
     /// Signature tokens per event name; several are valid at once while a token is rotated.
     #[serde(default, deserialize_with = "one_or_many")]
     pub webhook_tokens: BTreeMap<String, Vec<Redacted>>,
+    /// OAuth tokens, for a tenant connected through `/admin/oauth/*` instead of an API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<OAuthTokens>,
+}
+
+/// A tenant's OAuth tokens: Lever's access token (1 h), the refresh token (rotated on every refresh)
+/// and when the access token expires (ms since epoch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuthTokens {
+    pub access_token: Redacted,
+    pub refresh_token: Redacted,
+    pub expires_at: i64,
+    /// When these tokens were obtained (ms); the newest pair wins.
+    #[serde(default)]
+    pub obtained_at: i64,
 }
 
 impl TenantSecret {
@@ -315,6 +331,25 @@ impl<S: SecretStore, C: Clock> CachedSecrets<S, C> {
             return Ok(None);
         }
         self.fetch(tenant, now).await.map(Some)
+    }
+
+    /// Re-reads the secret now, bypassing the cache and its throttle (after another instance
+    /// refreshed the tenant's OAuth tokens).
+    pub async fn reload(&self, tenant: &str) -> Result<Option<Arc<TenantSecret>>, SecretsError> {
+        let now = self.clock.now_ms();
+        self.fetch(tenant, now).await
+    }
+
+    /// Puts a secret this instance just saved into the cache.
+    pub fn remember(&self, tenant: &str, secret: TenantSecret) {
+        let now = self.clock.now_ms();
+        self.entries.lock().unwrap().insert(
+            tenant.to_string(),
+            Entry {
+                value: Some(Arc::new(secret)),
+                fetched_at: now,
+            },
+        );
     }
 
     async fn fetch(

@@ -2,11 +2,18 @@
 //! credentials, cached per warm instance.
 
 use crate::clock::Clock;
+use crate::lever::oauth::{OAuthClient, OAuthError};
 use crate::lever::{Account, Auth};
-use crate::secrets::{CachedSecrets, SecretStore, SecretsError};
+use crate::secrets::{CachedSecrets, OAuthTokens, SecretStore, SecretsError};
 use crate::store::{StoreError, Tenant, TenantStatus, TenantStore};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// An access token expiring within this is refreshed before use.
+pub const REFRESH_MARGIN_MS: i64 = 5 * 60_000;
+/// How long a refresh lease lasts: longer than a token call (10 s timeout) plus saving the secret.
+pub const REFRESH_LEASE_MS: i64 = 30_000;
 
 #[derive(Debug, Clone)]
 pub struct TenantContext {
@@ -20,6 +27,146 @@ pub enum TenantError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Secrets(#[from] SecretsError),
+    /// The OAuth refresh could not be done now (Lever unavailable, another instance still
+    /// refreshing): worth trying again.
+    #[error("OAuth refresh: {0}")]
+    OAuth(String),
+}
+
+/// What refreshing a tenant's OAuth tokens gave.
+#[derive(Debug, Clone)]
+pub enum Refreshed {
+    /// Tokens whose access token is good for more than [`REFRESH_MARGIN_MS`].
+    Tokens(OAuthTokens),
+    /// Lever refused the refresh token (or none is stored): the tenant is now disconnected, with
+    /// this reason in its status.
+    Rejected(String),
+}
+
+fn fresh(t: &OAuthTokens, now_ms: i64) -> bool {
+    t.expires_at - now_ms > REFRESH_MARGIN_MS
+}
+
+fn random_holder() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}
+
+/// Gets the tenant fresh OAuth tokens, refreshing them at Lever when needed.
+///
+/// Lever rotates the refresh token on every refresh: the one sent dies the moment Lever answers.
+/// If two instances refreshed at once with the same refresh token, one would get `invalid_grant`
+/// (and wrongly disconnect the tenant), or, worse, both would succeed in turn and the one saving
+/// last would overwrite the newer refresh token with a dead one, losing the tenant's connection.
+/// So a refresh happens only under a per-tenant lease in DynamoDB (a conditional put that
+/// succeeds when there is no lease or only an expired one):
+/// - the holder re-reads the secret (another instance may have finished just before), refreshes,
+///   saves the new pair into the tenant's secret (retrying the save: the old refresh token is
+///   already dead, the new one must not be lost), and only then releases the lease;
+/// - a loser does not refresh: it waits a little and re-reads the secret straight from Secrets
+///   Manager (bypassing any cache) until the holder's new tokens appear, taking the lease over only
+///   if the holder died and its lease expired.
+///
+/// Both end up with the same new access token, and exactly one refresh grant reaches Lever.
+/// `secrets` must read the store itself (no cache). An `invalid_grant` (the refresh token is
+/// dead, revoked, or idle for 90 days) marks the tenant disconnected.
+#[allow(clippy::too_many_arguments)]
+pub async fn refresh_oauth<S: TenantStore, K: SecretStore, C: Clock>(
+    store: &S,
+    secrets: &K,
+    oauth: &OAuthClient,
+    clock: &C,
+    tenant: &str,
+    wait: Duration,
+) -> Result<Refreshed, TenantError> {
+    let holder = random_holder();
+    let give_up = Instant::now() + wait;
+    loop {
+        let Some(current) = secrets.load(tenant).await?.and_then(|s| s.oauth) else {
+            return Ok(Refreshed::Rejected("no OAuth tokens are stored".into()));
+        };
+        let now = clock.now_ms();
+        if fresh(&current, now) {
+            return Ok(Refreshed::Tokens(current));
+        }
+        if store
+            .acquire_refresh_lease(tenant, &holder, now, now + REFRESH_LEASE_MS)
+            .await?
+        {
+            let result = refresh_under_lease(store, secrets, oauth, clock, tenant).await;
+            if let Err(e) = store.release_refresh_lease(tenant, &holder).await {
+                // The lease expires by itself; others wait at most REFRESH_LEASE_MS.
+                tracing::warn!(tenant, error = %e, "could not release the OAuth refresh lease");
+            }
+            return result;
+        }
+        if Instant::now() >= give_up {
+            return Err(TenantError::OAuth(
+                "another instance is refreshing the tenant's tokens: try again".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100 + fastrand::u64(..100))).await;
+    }
+}
+
+async fn refresh_under_lease<S: TenantStore, K: SecretStore, C: Clock>(
+    store: &S,
+    secrets: &K,
+    oauth: &OAuthClient,
+    clock: &C,
+    tenant: &str,
+) -> Result<Refreshed, TenantError> {
+    let mut secret = secrets.load(tenant).await?.unwrap_or_default();
+    let Some(tokens) = secret.oauth.clone() else {
+        return Ok(Refreshed::Rejected("no OAuth tokens are stored".into()));
+    };
+    if fresh(&tokens, clock.now_ms()) {
+        return Ok(Refreshed::Tokens(tokens));
+    }
+    match oauth.refresh(&tokens.refresh_token).await {
+        Ok(set) => {
+            let now = clock.now_ms();
+            let new = OAuthTokens {
+                access_token: set.access_token,
+                // Lever rotates it; should an answer come without one, the old one stays valid.
+                refresh_token: set.refresh_token.unwrap_or(tokens.refresh_token),
+                expires_at: now + set.expires_in * 1000,
+                obtained_at: now,
+            };
+            secret.oauth = Some(new.clone());
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match secrets.save(tenant, &secret).await {
+                    Ok(()) => break,
+                    Err(e) if attempt < 4 => {
+                        tracing::warn!(tenant, attempt, error = %e, "saving refreshed OAuth tokens failed: retrying");
+                        tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(tenant, error = %e, "the refreshed OAuth tokens could not be saved: the tenant must connect again");
+                        return Err(e.into());
+                    }
+                }
+            }
+            tracing::info!(tenant, "OAuth tokens refreshed");
+            Ok(Refreshed::Tokens(new))
+        }
+        Err(OAuthError::Rejected { code, message }) => {
+            let reason = format!(
+                "Lever refused the OAuth refresh token ({code}: {message}): connect the account again through GET /admin/oauth/authorize"
+            );
+            tracing::warn!(
+                tenant,
+                code = code.as_str(),
+                "OAuth refresh refused: tenant marked disconnected"
+            );
+            store
+                .set_tenant_status(tenant, TenantStatus::Disconnected, &reason, clock.now_ms())
+                .await?;
+            Ok(Refreshed::Rejected(reason))
+        }
+        Err(e) => Err(TenantError::OAuth(e.to_string())),
+    }
 }
 
 pub struct Tenants<S, K, C> {
@@ -28,6 +175,9 @@ pub struct Tenants<S, K, C> {
     clock: C,
     ttl_ms: i64,
     records: Mutex<HashMap<String, (Arc<Tenant>, i64)>>,
+    oauth: Option<Arc<OAuthClient>>,
+    /// How long a caller waits for another instance's refresh before giving up (retried later).
+    pub refresh_wait: Duration,
 }
 
 impl<S: TenantStore, K: SecretStore, C: Clock + Clone> Tenants<S, K, C> {
@@ -38,7 +188,20 @@ impl<S: TenantStore, K: SecretStore, C: Clock + Clone> Tenants<S, K, C> {
             clock,
             ttl_ms,
             records: Mutex::default(),
+            // The functions build their tenants inside their handlers: the OAuth client comes
+            // from the environment (LEVER_OAUTH_*), unset when the deployment uses API keys only.
+            oauth: crate::config::OAuthConfig::from_env().map(|c| Arc::new(OAuthClient::new(c))),
+            refresh_wait: Duration::from_secs(8),
         }
+    }
+
+    /// Replaces the OAuth client (tests point it at the simulator).
+    pub fn set_oauth(&mut self, oauth: Option<Arc<OAuthClient>>) {
+        self.oauth = oauth;
+    }
+
+    pub fn secrets(&self) -> &CachedSecrets<K, C> {
+        &self.secrets
     }
 
     pub fn store(&self) -> &S {
@@ -77,14 +240,86 @@ impl<S: TenantStore, K: SecretStore, C: Clock + Clone> Tenants<S, K, C> {
         let Some(secret) = self.secrets.get(id).await? else {
             return Ok(None);
         };
-        let Some(key) = secret.api_key.clone() else {
-            return Ok(None);
+        let auth = match (&secret.oauth, &secret.api_key) {
+            (Some(tokens), _) => {
+                let now = self.clock.now_ms();
+                if fresh(tokens, now) {
+                    Auth::Bearer(tokens.access_token.clone())
+                } else {
+                    // Boxed: the refresh's future is large and rarely needed.
+                    return Box::pin(self.refreshed_context(id, tenant, tokens))
+                        .await
+                        .map(Some);
+                }
+            }
+            (None, Some(key)) => Auth::ApiKey(key.clone()),
+            (None, None) => return Ok(None),
         };
         let account = Account {
             base_url: tenant.lever_base_url.clone(),
-            auth: Auth::ApiKey(key),
+            auth,
         };
         Ok(Some(TenantContext { tenant, account }))
+    }
+
+    /// The context after refreshing the tenant's OAuth tokens (see [`refresh_oauth`]).
+    async fn refreshed_context(
+        &self,
+        id: &str,
+        tenant: Arc<Tenant>,
+        stale: &OAuthTokens,
+    ) -> Result<TenantContext, TenantError> {
+        let Some(oauth) = self.oauth.clone() else {
+            return Err(TenantError::OAuth(
+                "the tenant uses OAuth but LEVER_OAUTH_* is not configured".into(),
+            ));
+        };
+        let account = |auth| Account {
+            base_url: tenant.lever_base_url.clone(),
+            auth,
+        };
+        let result = Box::pin(refresh_oauth(
+            &self.store,
+            self.secrets.inner(),
+            &oauth,
+            &self.clock,
+            id,
+            self.refresh_wait,
+        ))
+        .await;
+        match result {
+            Ok(Refreshed::Tokens(tokens)) => {
+                // The secret as stored now, new tokens included, replaces the cached one.
+                if let Err(e) = self.secrets.reload(id).await {
+                    tracing::warn!(tenant = id, error = %e, "could not re-read the secret after a refresh");
+                }
+                let auth = Auth::Bearer(tokens.access_token);
+                Ok(TenantContext {
+                    account: account(auth),
+                    tenant: tenant.clone(),
+                })
+            }
+            Ok(Refreshed::Rejected(reason)) => {
+                // Disconnected: callers park or keep their work instead of calling Lever.
+                self.records.lock().unwrap().remove(id);
+                let mut t = (*tenant).clone();
+                t.status = TenantStatus::Disconnected;
+                t.status_reason = Some(reason);
+                Ok(TenantContext {
+                    account: account(Auth::Bearer(stale.access_token.clone())),
+                    tenant: Arc::new(t),
+                })
+            }
+            // Not refreshed now, but the access token still works for a while: use it.
+            Err(e) if stale.expires_at > self.clock.now_ms() + 10_000 => {
+                tracing::warn!(tenant = id, error = %e, "OAuth refresh failed: using the current access token");
+                Ok(TenantContext {
+                    account: account(Auth::Bearer(stale.access_token.clone())),
+                    tenant: tenant.clone(),
+                })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Lever rejected the tenant's credentials: record it where the status shows it.

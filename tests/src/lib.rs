@@ -63,6 +63,7 @@ pub fn secret_for_all(signature_token: &str) -> TenantSecret {
             .iter()
             .map(|k| (k.as_str().to_string(), vec![Redacted::new(signature_token)]))
             .collect(),
+        ..Default::default()
     }
 }
 

@@ -4,17 +4,26 @@
 
 use lever_bridge::admin::http::Group;
 use lever_bridge::admin::{Admin, Reply, Settings};
+use lever_bridge::clock::ManualClock;
 use lever_bridge::clock::SystemClock;
+use lever_bridge::config::OAuthConfig;
 use lever_bridge::events::InMemoryEvents;
+use lever_bridge::lever::calls::Lever;
+use lever_bridge::lever::oauth::OAuthClient;
+use lever_bridge::lever::{Auth, LeverRequest};
 use lever_bridge::lever::{HttpLever, RateLimiter, RetryPolicy};
 use lever_bridge::receiver::Receiver;
+use lever_bridge::secrets::Redacted;
 use lever_bridge::secrets::{CachedSecrets, InMemorySecrets, SecretStore, SecretsManagerStore};
 use lever_bridge::store::dynamo::DynamoStore;
 use lever_bridge::store::memory::InMemoryStore;
 use lever_bridge::store::{AdminStore, StatsStore, TenantStore, WebhookStore};
+use lever_bridge::store::{OAuthPending, TenantStatus};
+use lever_bridge::tenant::Tenants;
 use lever_bridge::webhook::EventKind;
 use lever_bridge_tests::simulator::{
-    CONFIDENTIAL_POSTING, DEACTIVATED_USER, KeyPerms, NewOpportunity, SimConfig, Simulator,
+    CONFIDENTIAL_POSTING, DEACTIVATED_USER, KeyPerms, NewOpportunity, SIM_CLIENT_ID,
+    SIM_CLIENT_SECRET, SimConfig, Simulator,
 };
 use lever_bridge_tests::*;
 use serde_json::{Value, json};
@@ -60,6 +69,10 @@ macro_rules! on_both_stores {
 }
 
 on_both_stores!(
+    oauth_connect_then_push_with_bearer,
+    oauth_state_is_single_use_and_expires,
+    oauth_refresh_before_expiry_and_one_winner_when_concurrent,
+    oauth_refused_refresh_disconnects_the_tenant,
     connect_then_disconnect_deletes_secret_and_data,
     status_shows_health_and_renders_in_chromium,
     roles_sync_map_and_report_mismatches,
@@ -89,6 +102,7 @@ impl<B: Backend> Rig<B> {
                 ("sandbox".into(), sim.base_url()),
             ],
             lever_budget: std::time::Duration::from_secs(20),
+            oauth: Some(Arc::new(OAuthClient::new(sim_oauth(&sim)))),
         };
         let lever = Arc::new(HttpLever::new(
             RateLimiter::new(10.0, 20),
@@ -1014,6 +1028,11 @@ fn capture_logs() {
 /// signature token appears in a log line.
 #[tokio::test]
 async fn no_secret_in_any_log_line() {
+    // On the heap: the whole flow's future is too large for a test thread's stack in debug builds.
+    Box::pin(no_secret_in_any_log_line_body()).await
+}
+
+async fn no_secret_in_any_log_line_body() {
     let rig = Rig::<DynamoStore>::new(KeyPerms::all()).await;
     let opp = rig.sim.add_opportunity(NewOpportunity {
         name: "Ada".into(),
@@ -1072,10 +1091,31 @@ async fn no_secret_in_any_log_line() {
     rig.call("GET", &format!("{t}/users"), Value::Null).await;
     rig.call("DELETE", &t, Value::Null).await;
 
+    // OAuth: authorize, callback, a refresh; neither code, state nor tokens may be logged.
+    let oauth_secrets = Box::pin(oauth_for_logs(&rig)).await;
+
     let logs = String::from_utf8_lossy(&LOGS.get().unwrap().0.lock().unwrap()).to_string();
     assert!(logs.contains("admin request"), "logs were captured: {logs}");
     assert!(!logs.contains(&rig.key), "the API key is in a log line");
     assert!(!logs.contains(&pasted), "a pasted token is in a log line");
+    assert!(logs.contains("OAuth tokens refreshed"), "{logs}");
+    for (i, secret) in oauth_secrets.iter().enumerate() {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "an OAuth secret is in a log line"
+        );
+        // The state (index 1) is in the authorize answer by design.
+        assert!(
+            i == 1
+                || !rig
+                    .answers
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a.contains(secret.as_str())),
+            "an OAuth secret is in an answer"
+        );
+    }
     for h in rig.sim.webhooks() {
         let token = h["configuration"]["signatureToken"].as_str().unwrap();
         assert!(!logs.contains(token), "a signature token is in a log line");
@@ -1087,5 +1127,462 @@ async fn no_secret_in_any_log_line() {
             .unwrap()
             .iter()
             .any(|a| a.contains(&pasted))
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// OAuth
+
+const REDIRECT: &str = "https://admin.example.test/admin/oauth/callback";
+
+fn sim_oauth(sim: &Simulator) -> OAuthConfig {
+    let mut c = OAuthConfig::new(
+        SIM_CLIENT_ID,
+        Some(Redacted::new(SIM_CLIENT_SECRET)),
+        REDIRECT,
+    );
+    c.authorize_url = sim.authorize_url();
+    c.token_url = sim.token_url();
+    c
+}
+
+impl<B: Backend> Rig<B> {
+    /// `GET /admin/oauth/authorize` for a new sandbox tenant: (tenant id, state).
+    async fn oauth_authorize(&self) -> (String, String) {
+        let id = unique("oauth");
+        let r = self
+            .raw_query(
+                "/admin/oauth/authorize",
+                &format!("tenantId={id}&environment=sandbox"),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.value();
+        (id, v["state"].as_str().unwrap().to_string())
+    }
+
+    async fn raw_query(&self, path: &str, query: &str) -> Reply {
+        let reply = self
+            .admin
+            .handle_request(&Group::ALL, "GET", path, query, b"")
+            .await;
+        self.answers.lock().unwrap().push(reply.body.clone());
+        reply
+    }
+
+    async fn callback(&self, code: &str, state: &str) -> Reply {
+        self.raw_query(
+            "/admin/oauth/callback",
+            &format!("code={code}&state={state}"),
+        )
+        .await
+    }
+
+    /// A tenant connected through the whole OAuth flow: (tenant id, code, state).
+    async fn oauth_connect(&self) -> (String, String, String) {
+        let (id, state) = self.oauth_authorize().await;
+        let code = self.sim.issue_auth_code(KeyPerms::all());
+        let r = self.callback(&code, &state).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        (id, code, state)
+    }
+
+    /// The tenants of one function instance (its own cache) on `clock`.
+    fn tenants(&self, clock: Arc<ManualClock>) -> Tenants<B, B::Secrets, Arc<ManualClock>> {
+        let mut t = Tenants::new(self.store.clone(), self.secrets.clone(), clock, 60_000);
+        t.set_oauth(Some(Arc::new(OAuthClient::new(sim_oauth(&self.sim)))));
+        t
+    }
+
+    fn grants(&self, kind: &str) -> usize {
+        self.sim
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/oauth/token" && r.body == Some(json!({"grant_type": kind})))
+            .count()
+    }
+
+    /// A note written with `auth`, as a push does.
+    async fn note_with(
+        &self,
+        auth: &Auth,
+        opp: &str,
+    ) -> Result<Value, lever_bridge::lever::LeverError> {
+        let account = lever_bridge::lever::Account {
+            base_url: self.sim.base_url(),
+            auth: auth.clone(),
+        };
+        let lever = HttpLever::new(RateLimiter::new(10.0, 20), RetryPolicy::default());
+        Lever::new(
+            &lever,
+            &account,
+            std::time::Instant::now() + std::time::Duration::from_secs(10),
+        )
+        .send(LeverRequest::create(
+            format!("/opportunities/{opp}/notes"),
+            json!({"value": "pushed with OAuth"}),
+        ))
+        .await
+    }
+}
+
+async fn oauth_connect_then_push_with_bearer<B: Backend>() {
+    let rig = Rig::<B>::new(KeyPerms::all()).await;
+    let r = rig
+        .raw_query(
+            "/admin/oauth/authorize",
+            "tenantId=acme-o&environment=sandbox",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.value();
+    let url = v["authorizeUrl"].as_str().unwrap();
+    let state = v["state"].as_str().unwrap();
+    assert_eq!(state.len(), 64);
+    assert!(v["expiresAt"].as_i64().unwrap() > now_ms() + 9 * 60_000);
+    for part in [
+        "response_type=code",
+        "client_id=sim-client",
+        "redirect_uri=https%3A%2F%2Fadmin.example.test%2Fadmin%2Foauth%2Fcallback",
+        "audience=https%3A%2F%2Fapi.lever.co%2Fv1%2F",
+        "offline_access",
+        "notes%3Awrite%3Aadmin",
+        &format!("state={state}"),
+    ] {
+        assert!(url.contains(part), "{part} in {url}");
+    }
+    for bad in ["tenantId=a%20b", "tenantId=x&environment=mars"] {
+        let r = rig.raw_query("/admin/oauth/authorize", bad).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+    }
+
+    let code = rig.sim.issue_auth_code(KeyPerms::all());
+    let r = rig.callback(&code, state).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let v = r.value();
+    assert_eq!(v["tenantId"], "acme-o");
+    assert_eq!(v["status"], "connected");
+    assert_eq!(v["leverBaseUrl"], rig.sim.base_url());
+    assert_eq!(v["webhookUrls"].as_object().unwrap().len(), 10);
+
+    let t = rig.store.tenant("acme-o").await.unwrap().unwrap();
+    assert_eq!(t.status, TenantStatus::Connected);
+    assert_eq!(t.lever_base_url, rig.sim.base_url());
+    let secret = rig.secrets.load("acme-o").await.unwrap().unwrap();
+    let tokens = secret.oauth.clone().unwrap();
+    assert!(secret.api_key.is_none());
+    assert!(tokens.expires_at > now_ms() + 3_500_000);
+    assert!(!format!("{secret:?}").contains(tokens.access_token.expose()));
+
+    // The functions use the access token as Bearer.
+    let tenants = rig.tenants(Arc::new(ManualClock::at(now_ms())));
+    let ctx = tenants.context("acme-o").await.unwrap().unwrap();
+    assert_eq!(ctx.account.auth, Auth::Bearer(tokens.access_token.clone()));
+    let opp = rig.sim.add_opportunity(NewOpportunity {
+        name: "Ada".into(),
+        ..Default::default()
+    });
+    rig.note_with(&ctx.account.auth, &opp).await.unwrap();
+    assert_eq!(rig.sim.notes(&opp).len(), 1);
+    let last = rig
+        .sim
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.path.contains("/notes"))
+        .unwrap();
+    assert_eq!(last.key.as_deref(), Some(tokens.access_token.expose()));
+    // And the admin routes too.
+    let (status, v) = rig
+        .call("POST", "/admin/tenants/acme-o/test", Value::Null)
+        .await;
+    assert_eq!((status, v["result"].as_str()), (200, Some("ok")), "{v}");
+    rig.assert_no_secret_in_answers();
+
+    // Connecting again (a new consent) updates the tenant: 200, new tokens.
+    let (_, state) = {
+        let r = rig
+            .raw_query(
+                "/admin/oauth/authorize",
+                "tenantId=acme-o&environment=sandbox",
+            )
+            .await;
+        ((), r.value()["state"].as_str().unwrap().to_string())
+    };
+    let r = rig
+        .callback(&rig.sim.issue_auth_code(KeyPerms::all()), &state)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let again = rig
+        .secrets
+        .load("acme-o")
+        .await
+        .unwrap()
+        .unwrap()
+        .oauth
+        .unwrap();
+    assert_ne!(again.refresh_token, tokens.refresh_token);
+
+    // An access token the simulator let expire is refused, like Lever's.
+    rig.sim
+        .set_access_token_lifetime(std::time::Duration::from_millis(300));
+    let (id, state) = rig.oauth_authorize().await;
+    let r = rig
+        .callback(&rig.sim.issue_auth_code(KeyPerms::all()), &state)
+        .await;
+    assert_eq!(r.status, 201);
+    let short = rig.secrets.load(&id).await.unwrap().unwrap().oauth.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let e = rig
+        .note_with(&Auth::Bearer(short.access_token), &opp)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, lever_bridge::lever::LeverError::Unauthorized(_)),
+        "{e:?}"
+    );
+}
+
+async fn oauth_state_is_single_use_and_expires<B: Backend>() {
+    let rig = Rig::<B>::new(KeyPerms::all()).await;
+    let (id, code, state) = rig.oauth_connect().await;
+    // Replayed: the state was consumed.
+    let replay = rig
+        .callback(&rig.sim.issue_auth_code(KeyPerms::all()), &state)
+        .await;
+    assert_eq!(
+        (replay.status, replay.value()["error"].as_str()),
+        (400, Some("invalid_state"))
+    );
+    // Unknown and missing.
+    let r = rig.callback(&code, &random_hex(32)).await;
+    assert_eq!(
+        (r.status, r.value()["error"].as_str()),
+        (400, Some("invalid_state"))
+    );
+    let r = rig
+        .raw_query("/admin/oauth/callback", &format!("code={code}"))
+        .await;
+    assert_eq!(
+        (r.status, r.value()["error"].as_str()),
+        (400, Some("invalid_state"))
+    );
+    // Expired: stored with an expiry in the past (checked by the store, not left to TTL).
+    let stale = random_hex(32);
+    let hash = rig_state_hash(&rig, &stale).await;
+    assert!(
+        rig.store
+            .put_oauth_state(&OAuthPending {
+                state_hash: hash,
+                tenant_id: id.clone(),
+                environment: "sandbox".into(),
+                expires_at: now_ms() - 1,
+            })
+            .await
+            .unwrap()
+    );
+    let r = rig
+        .callback(&rig.sim.issue_auth_code(KeyPerms::all()), &stale)
+        .await;
+    assert_eq!(
+        (r.status, r.value()["error"].as_str()),
+        (400, Some("invalid_state"))
+    );
+    // A bad code (and a used one): Lever's invalid_grant is a plain 400, nothing stored.
+    for code in ["not-a-code".to_string(), code] {
+        let (other, state) = rig.oauth_authorize().await;
+        let r = rig.callback(&code, &state).await;
+        assert_eq!(
+            (r.status, r.value()["error"].as_str()),
+            (400, Some("invalid_code")),
+            "{}",
+            r.body
+        );
+        assert!(rig.store.tenant(&other).await.unwrap().is_none());
+        assert!(rig.secrets.load(&other).await.unwrap().is_none());
+    }
+    // Declined on Lever's page.
+    let (_, state) = rig.oauth_authorize().await;
+    let r = rig
+        .raw_query(
+            "/admin/oauth/callback",
+            &format!("error=access_denied&state={state}"),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.value()["error"].as_str()),
+        (400, Some("authorization_denied"))
+    );
+    let r = rig
+        .callback(&rig.sim.issue_auth_code(KeyPerms::all()), &state)
+        .await;
+    assert_eq!(r.status, 400, "the declined state is used up");
+    // Wrong method.
+    let r = rig.raw("POST", "/admin/oauth/callback", "").await;
+    assert_eq!(r.status, 405);
+}
+
+/// The OAuth flow and a refresh, for the log test: the values that must not be logged (the
+/// code, the state, every token, the client secret).
+async fn oauth_for_logs(rig: &Rig<DynamoStore>) -> Vec<String> {
+    let (oauth_id, code, state) = rig.oauth_connect().await;
+    rig.call(
+        "POST",
+        &format!("/admin/tenants/{oauth_id}/test"),
+        Value::Null,
+    )
+    .await;
+    let first = rig
+        .secrets
+        .load(&oauth_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .oauth
+        .unwrap();
+    let clock = Arc::new(ManualClock::at(now_ms() + 56 * 60_000));
+    let tenants = rig.tenants(clock);
+    tenants.context(&oauth_id).await.unwrap().unwrap();
+    let second = rig
+        .secrets
+        .load(&oauth_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .oauth
+        .unwrap();
+    let bad = rig.raw("GET", "/admin/oauth/callback", "").await;
+    assert_eq!(bad.status, 400);
+    vec![
+        code,
+        state,
+        first.access_token.expose().to_string(),
+        first.refresh_token.expose().to_string(),
+        second.access_token.expose().to_string(),
+        second.refresh_token.expose().to_string(),
+        SIM_CLIENT_SECRET.to_string(),
+    ]
+}
+
+/// The store key of a state: the admin hashes it (SHA-256, hex) before storing.
+async fn rig_state_hash<B: Backend>(_rig: &Rig<B>, state: &str) -> String {
+    lever_bridge::admin::oauth::state_hash(state)
+}
+
+async fn oauth_refresh_before_expiry_and_one_winner_when_concurrent<B: Backend>() {
+    let rig = Rig::<B>::new(KeyPerms::all()).await;
+    rig.sim
+        .set_access_token_lifetime(std::time::Duration::from_secs(400));
+    let (id, _, _) = rig.oauth_connect().await;
+    let first = rig.secrets.load(&id).await.unwrap().unwrap().oauth.unwrap();
+    let opp = rig.sim.add_opportunity(NewOpportunity {
+        name: "Ada".into(),
+        ..Default::default()
+    });
+    let clock = Arc::new(ManualClock::at(now_ms()));
+    let tenants = rig.tenants(clock.clone());
+    // Still more than 5 minutes left: no refresh.
+    let ctx = tenants.context(&id).await.unwrap().unwrap();
+    assert_eq!(ctx.account.auth, Auth::Bearer(first.access_token.clone()));
+    assert_eq!(rig.grants("refresh_token"), 0);
+    // 101 s later fewer than 5 minutes are left: refreshed before use.
+    clock.advance(101_000);
+    let ctx = tenants.context(&id).await.unwrap().unwrap();
+    let second = rig.secrets.load(&id).await.unwrap().unwrap().oauth.unwrap();
+    assert_eq!(rig.grants("refresh_token"), 1);
+    assert_ne!(second.access_token, first.access_token);
+    assert_ne!(second.refresh_token, first.refresh_token);
+    assert_eq!(ctx.account.auth, Auth::Bearer(second.access_token.clone()));
+    rig.note_with(&ctx.account.auth, &opp).await.unwrap();
+    // The cache holds the new tokens: no second refresh.
+    tenants.context(&id).await.unwrap().unwrap();
+    assert_eq!(rig.grants("refresh_token"), 1);
+    // The old refresh token is dead at the simulator (rotation).
+    assert_eq!(
+        rig.sim
+            .live_refresh_tokens()
+            .iter()
+            .filter(|t| *t == first.refresh_token.expose())
+            .count(),
+        0
+    );
+
+    // Two instances (own caches) both find the token about to expire, at once.
+    clock.advance(400_000);
+    let a = rig.tenants(clock.clone());
+    let b = rig.tenants(clock.clone());
+    let (ra, rb) = tokio::join!(a.context(&id), b.context(&id));
+    let (ra, rb) = (ra.unwrap().unwrap(), rb.unwrap().unwrap());
+    assert_eq!(
+        rig.grants("refresh_token"),
+        2,
+        "exactly one more refresh grant"
+    );
+    assert_eq!(
+        ra.account.auth, rb.account.auth,
+        "both got the new access token"
+    );
+    let third = rig.secrets.load(&id).await.unwrap().unwrap().oauth.unwrap();
+    assert_eq!(ra.account.auth, Auth::Bearer(third.access_token.clone()));
+    assert_ne!(third.refresh_token, second.refresh_token);
+    assert!(
+        rig.sim
+            .live_refresh_tokens()
+            .contains(&third.refresh_token.expose().to_string()),
+        "the secret holds the newest refresh token"
+    );
+    rig.note_with(&ra.account.auth, &opp).await.unwrap();
+    rig.note_with(&rb.account.auth, &opp).await.unwrap();
+    // Each refresh was a success; nothing was disconnected.
+    assert!(
+        rig.sim
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/oauth/token")
+            .all(|r| r.status == Some(200))
+    );
+    assert_eq!(
+        rig.store.tenant(&id).await.unwrap().unwrap().status,
+        TenantStatus::Connected
+    );
+}
+
+async fn oauth_refused_refresh_disconnects_the_tenant<B: Backend>() {
+    let rig = Rig::<B>::new(KeyPerms::all()).await;
+    let (id, _, _) = rig.oauth_connect().await;
+    // The refresh token dies (revoked, idle 90 days): here, replaced by one Lever never issued.
+    let mut secret = rig.secrets.load(&id).await.unwrap().unwrap();
+    secret.oauth.as_mut().unwrap().refresh_token = Redacted::new("rt-revoked");
+    rig.secrets.save(&id, &secret).await.unwrap();
+    let clock = Arc::new(ManualClock::at(now_ms() + 3_400_000));
+    let tenants = rig.tenants(clock);
+    let ctx = tenants.context(&id).await.unwrap().unwrap();
+    assert_eq!(ctx.tenant.status, TenantStatus::Disconnected);
+    let t = rig.store.tenant(&id).await.unwrap().unwrap();
+    assert_eq!(t.status, TenantStatus::Disconnected);
+    assert!(t.status_reason.unwrap().contains("invalid_grant"));
+    let (status, v) = rig
+        .call("GET", &format!("/admin/tenants/{id}/status"), Value::Null)
+        .await;
+    assert_eq!(
+        (status, v["state"].as_str()),
+        (200, Some("disconnected")),
+        "{v}"
+    );
+    // Connecting again through OAuth brings it back.
+    let r = rig
+        .raw_query(
+            "/admin/oauth/authorize",
+            &format!("tenantId={id}&environment=sandbox"),
+        )
+        .await;
+    let state = r.value()["state"].as_str().unwrap().to_string();
+    let r = rig
+        .callback(&rig.sim.issue_auth_code(KeyPerms::all()), &state)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        rig.store.tenant(&id).await.unwrap().unwrap().status,
+        TenantStatus::Connected
     );
 }

@@ -23,15 +23,18 @@ pub enum Group {
     Roles,
     /// candidate links
     Resolve,
+    /// OAuth connect: authorize link, callback
+    OAuth,
 }
 
 impl Group {
-    pub const ALL: [Group; 5] = [
+    pub const ALL: [Group; 6] = [
         Group::Tenants,
         Group::Webhooks,
         Group::Status,
         Group::Roles,
         Group::Resolve,
+        Group::OAuth,
     ];
 }
 
@@ -50,7 +53,27 @@ where
     C: Clock,
 {
     /// Answers one request. Never panics on input; the body is never logged.
-    pub async fn handle(&self, groups: &[Group], method: &str, path: &str, body: &[u8]) -> Reply {
+    /// (Not an `async fn`: no extra layer around the route's large future.)
+    pub fn handle<'a>(
+        &'a self,
+        groups: &'a [Group],
+        method: &'a str,
+        path: &'a str,
+        body: &'a [u8],
+    ) -> impl std::future::Future<Output = Reply> + 'a {
+        self.handle_request(groups, method, path, "", body)
+    }
+
+    /// [`Admin::handle`] with the query string (the OAuth routes read theirs; it is never logged,
+    /// it carries the authorization code).
+    pub async fn handle_request(
+        &self,
+        groups: &[Group],
+        method: &str,
+        path: &str,
+        query: &str,
+        body: &[u8],
+    ) -> Reply {
         let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let Some(at) = segs.iter().position(|s| *s == "admin") else {
             return Reply::error(
@@ -77,7 +100,7 @@ where
                 &format!("this route takes {}", allowed.join(", ")),
             );
         }
-        let reply = self.dispatch(method, segs, body).await;
+        let reply = self.dispatch(method, segs, query, body).await;
         tracing::info!(
             method,
             route = route_name(segs),
@@ -87,8 +110,14 @@ where
         reply
     }
 
-    async fn dispatch(&self, method: &str, segs: &[&str], body: &[u8]) -> Reply {
+    async fn dispatch(&self, method: &str, segs: &[&str], query: &str, body: &[u8]) -> Reply {
         match (method, segs) {
+            // Boxed so the other routes' futures do not grow by the token exchange's.
+            ("GET", ["oauth", "authorize"]) => ok(Box::pin(self.oauth_authorize(query)).await),
+            ("GET", ["oauth", "callback"]) => match Box::pin(self.oauth_callback(query)).await {
+                Ok((status, v)) => Reply::json(status, v),
+                Err(e) => e.reply(),
+            },
             ("POST", ["tenants"]) => match self.connect(body).await {
                 Ok((status, v)) => Reply::json(status, v),
                 Err(e) => e.reply(),
@@ -141,6 +170,7 @@ fn route_of(segs: &[&str]) -> Option<(Group, &'static [&'static str])> {
         ["tenants", _, "roles"] => (Roles, &["GET"]),
         ["tenants", _, "roles", _] => (Roles, &["PUT"]),
         ["tenants", _, "resolve"] => (Resolve, &["POST"]),
+        ["oauth", "authorize" | "callback"] => (OAuth, &["GET"]),
         _ => return None,
     })
 }
@@ -151,7 +181,11 @@ fn route_name(segs: &[&str]) -> String {
     for (i, s) in segs.iter().enumerate() {
         out.push('/');
         // Second segment is the tenant id, fourth the event or role: plain ids, never secrets.
-        out.push_str(if i == 1 { "{id}" } else { s });
+        out.push_str(if i == 1 && segs[0] != "oauth" {
+            "{id}"
+        } else {
+            s
+        });
     }
     out
 }

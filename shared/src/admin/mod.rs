@@ -8,6 +8,7 @@
 
 pub mod connect;
 pub mod http;
+pub mod oauth;
 pub mod owner;
 pub mod probe;
 pub mod resolve;
@@ -32,6 +33,8 @@ pub struct Settings {
     pub environments: Vec<(String, String)>,
     /// Time allowed for the Lever calls of one request.
     pub lever_budget: Duration,
+    /// The OAuth client (LEVER_OAUTH_*); `None`: tenants connect with API keys only.
+    pub oauth: Option<std::sync::Arc<crate::lever::oauth::OAuthClient>>,
 }
 
 impl Settings {
@@ -40,6 +43,8 @@ impl Settings {
             webhook_base_url: c.webhook_base_url.clone(),
             environments: default_environments(),
             lever_budget: Duration::from_secs(25),
+            oauth: crate::config::OAuthConfig::from_env()
+                .map(|c| std::sync::Arc::new(crate::lever::oauth::OAuthClient::new(c))),
         }
     }
 
@@ -236,9 +241,10 @@ where
     pub async fn ctx(&self, id: &str) -> Result<Ctx, AdminError> {
         let tenant = self.tenant(id).await?;
         let secret = self.secrets.load(id).await?.unwrap_or_default();
-        let auth = match &secret.api_key {
-            Some(k) => Auth::ApiKey(k.clone()),
-            None => {
+        let auth = match (&secret.oauth, &secret.api_key) {
+            (Some(tokens), _) => Box::pin(self.oauth_auth(id, tokens)).await?,
+            (None, Some(k)) => Auth::ApiKey(k.clone()),
+            (None, None) => {
                 return Err(AdminError::new(
                     409,
                     "no_credentials",
@@ -255,6 +261,44 @@ where
             secret,
             account,
         })
+    }
+
+    /// A Bearer for an OAuth tenant, refreshing the tokens first when they are about to expire
+    /// (the same lease as the push functions: see [`crate::tenant::refresh_oauth`]).
+    async fn oauth_auth(
+        &self,
+        id: &str,
+        tokens: &crate::secrets::OAuthTokens,
+    ) -> Result<Auth, AdminError> {
+        if tokens.expires_at - self.clock.now_ms() > crate::tenant::REFRESH_MARGIN_MS {
+            return Ok(Auth::Bearer(tokens.access_token.clone()));
+        }
+        let Some(oauth) = self.settings.oauth.clone() else {
+            return Err(AdminError::new(
+                500,
+                "not_configured",
+                "the tenant uses OAuth but LEVER_OAUTH_* is not configured",
+            ));
+        };
+        // Boxed: the refresh's future is large and rarely needed.
+        let refreshed = Box::pin(crate::tenant::refresh_oauth(
+            &self.store,
+            &self.secrets,
+            &oauth,
+            &self.clock,
+            id,
+            Duration::from_secs(8),
+        ))
+        .await;
+        match refreshed {
+            Ok(crate::tenant::Refreshed::Tokens(t)) => Ok(Auth::Bearer(t.access_token)),
+            Ok(crate::tenant::Refreshed::Rejected(reason)) => {
+                Err(AdminError::new(502, "lever_unauthorized", reason))
+            }
+            Err(crate::tenant::TenantError::Store(e)) => Err(e.into()),
+            Err(crate::tenant::TenantError::Secrets(e)) => Err(e.into()),
+            Err(e) => Err(AdminError::new(503, "lever_unavailable", e.to_string())),
+        }
     }
 
     /// Turns a Lever error into an answer; a 401 also marks the tenant disconnected, which the

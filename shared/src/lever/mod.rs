@@ -7,6 +7,7 @@
 
 pub mod calls;
 pub mod models;
+pub mod oauth;
 mod ratelimit;
 
 pub use ratelimit::RateLimiter;

@@ -26,6 +26,8 @@ const SK_CANDIDATE: &str = "#CANDIDATE";
 const SK_DEDUP: &str = "#DEDUP";
 const SK_CONTACT: &str = "#CONTACT";
 const SK_TENANT: &str = "#TENANT";
+const SK_OAUTH_LEASE: &str = "#OAUTHLEASE";
+const SK_OAUTH_STATE: &str = "#OAUTHSTATE";
 const GUARD: &str = "(attribute_not_exists(changedAt) OR changedAt < :t)";
 
 #[derive(Clone)]
@@ -711,6 +713,62 @@ impl TenantStore for DynamoStore {
             transcript_quiet_minutes: get_n(item, "transcriptQuietMinutes"),
             created_at: get_n(item, "createdAt").unwrap_or(0),
         }))
+    }
+
+    async fn acquire_refresh_lease(
+        &self,
+        tenant: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("T#{tenant}")))
+            .item("sk", s(SK_OAUTH_LEASE))
+            .item("holder", s(holder))
+            .item("leaseUntil", n(until_ms))
+            // TTL cleans up a lease whose holder died; the condition below never relies on it.
+            .item("expiresAt", n(until_ms / 1000 + 3600))
+            .condition_expression("attribute_not_exists(pk) OR leaseUntil < :now")
+            .expression_attribute_values(":now", n(now_ms))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn release_refresh_lease(&self, tenant: &str, holder: &str) -> Result<(), StoreError> {
+        let res = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("T#{tenant}")))
+            .key("sk", s(SK_OAUTH_LEASE))
+            .condition_expression("holder = :h")
+            .expression_attribute_values(":h", s(holder))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable(e)),
+        }
     }
 }
 
@@ -1751,6 +1809,66 @@ impl DynamoStore {
 }
 
 impl AdminStore for DynamoStore {
+    async fn put_oauth_state(&self, p: &OAuthPending) -> Result<bool, StoreError> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("OAUTH#{}", p.state_hash)))
+            .item("sk", s(SK_OAUTH_STATE))
+            .item("tenantId", s(p.tenant_id.as_str()))
+            .item("environment", s(p.environment.as_str()))
+            .item("stateExpiresAt", n(p.expires_at))
+            .item("expiresAt", n(p.expires_at / 1000 + 3600))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn take_oauth_state(
+        &self,
+        state_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<OAuthPending>, StoreError> {
+        let res = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("OAUTH#{state_hash}")))
+            .key("sk", s(SK_OAUTH_STATE))
+            // Expiry is checked here, not left to TTL (which deletes late).
+            .condition_expression("attribute_exists(pk) AND stateExpiresAt > :now")
+            .expression_attribute_values(":now", n(now_ms))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await;
+        match res {
+            Ok(out) => Ok(out.attributes().map(|item| OAuthPending {
+                state_hash: state_hash.to_string(),
+                tenant_id: get_s(item, "tenantId").unwrap_or_default(),
+                environment: get_s(item, "environment").unwrap_or_default(),
+                expires_at: get_n(item, "stateExpiresAt").unwrap_or(0),
+            })),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     async fn set_owner(&self, tenant: &str, user: &str) -> Result<bool, StoreError> {
         let res = self
             .client

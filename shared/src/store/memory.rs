@@ -33,6 +33,10 @@ struct Inner {
     rejections: HashMap<(String, crate::webhook::EventKind), (i64, String)>,
     stats: HashMap<String, TenantStats>,
     admin: AdminData,
+    /// OAuth refresh leases: tenant → (holder, until ms).
+    leases: HashMap<String, (String, i64)>,
+    /// Pending OAuth states by hash.
+    oauth_states: HashMap<String, OAuthPending>,
 }
 
 #[derive(Default)]
@@ -551,6 +555,33 @@ impl TenantStore for InMemoryStore {
     async fn tenant(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
         Ok(self.0.lock().unwrap().tenants.get(id).cloned())
     }
+
+    async fn acquire_refresh_lease(
+        &self,
+        tenant: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        if s.leases
+            .get(tenant)
+            .is_some_and(|(_, until)| *until >= now_ms)
+        {
+            return Ok(false);
+        }
+        s.leases
+            .insert(tenant.to_string(), (holder.to_string(), until_ms));
+        Ok(true)
+    }
+
+    async fn release_refresh_lease(&self, tenant: &str, holder: &str) -> Result<(), StoreError> {
+        let mut s = self.0.lock().unwrap();
+        if s.leases.get(tenant).is_some_and(|(h, _)| h == holder) {
+            s.leases.remove(tenant);
+        }
+        Ok(())
+    }
 }
 
 impl TranscriptStore for InMemoryStore {
@@ -803,6 +834,28 @@ pub(crate) struct AdminData {
 }
 
 impl AdminStore for InMemoryStore {
+    async fn put_oauth_state(&self, pending: &OAuthPending) -> Result<bool, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        if s.oauth_states.contains_key(&pending.state_hash) {
+            return Ok(false);
+        }
+        s.oauth_states
+            .insert(pending.state_hash.clone(), pending.clone());
+        Ok(true)
+    }
+
+    async fn take_oauth_state(
+        &self,
+        state_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<OAuthPending>, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        match s.oauth_states.get(state_hash) {
+            Some(p) if p.expires_at > now_ms => Ok(s.oauth_states.remove(state_hash)),
+            _ => Ok(None),
+        }
+    }
+
     async fn set_owner(&self, tenant: &str, user: &str) -> Result<bool, StoreError> {
         Ok(match self.0.lock().unwrap().tenants.get_mut(tenant) {
             Some(t) => {

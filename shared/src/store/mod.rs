@@ -196,6 +196,32 @@ pub trait TenantStore: Send + Sync {
         reason: &str,
         now_ms: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Takes the tenant's OAuth refresh lease for `holder` until `until_ms` (a conditional put: no
+    /// lease, or only an expired one). False when another holder has a live lease.
+    fn acquire_refresh_lease(
+        &self,
+        tenant: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Gives the lease back (a conditional delete: only `holder`'s own lease).
+    fn release_refresh_lease(
+        &self,
+        tenant: &str,
+        holder: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A pending OAuth authorization: the `state` Lever sends back to the callback, bound to the
+/// tenant and environment it was issued for. Stored under a hash of the state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthPending {
+    /// Hex SHA-256 of the state.
+    pub state_hash: String,
+    pub tenant_id: String,
+    pub environment: String,
+    pub expires_at: i64,
 }
 
 impl<S: WebhookStore + ?Sized> WebhookStore for std::sync::Arc<S> {
@@ -607,6 +633,18 @@ pub trait AdminStore: Send + Sync {
         &self,
         tenant: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Stores a new OAuth state (a conditional put: false if that state exists already).
+    fn put_oauth_state(
+        &self,
+        pending: &OAuthPending,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Consumes a state (a conditional delete: it must exist and not have expired). `None` for an
+    /// unknown, used or expired state; a second take of the same state always answers `None`.
+    fn take_oauth_state(
+        &self,
+        state_hash: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Option<OAuthPending>, StoreError>> + Send;
 }
 
 impl<S: AdminStore + ?Sized> AdminStore for std::sync::Arc<S> {
@@ -649,5 +687,18 @@ impl<S: AdminStore + ?Sized> AdminStore for std::sync::Arc<S> {
         tenant: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).delete_tenant_data(tenant)
+    }
+    fn put_oauth_state(
+        &self,
+        pending: &OAuthPending,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).put_oauth_state(pending)
+    }
+    fn take_oauth_state(
+        &self,
+        state_hash: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Option<OAuthPending>, StoreError>> + Send {
+        (**self).take_oauth_state(state_hash, now_ms)
     }
 }

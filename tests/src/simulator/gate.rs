@@ -52,6 +52,7 @@ pub(crate) async fn gate(State(sim): State<Simulator>, req: Request, next: Next)
 
     let perms = key
         .as_deref()
+        .filter(|k| !sim.access_token_expired(k))
         .and_then(|k| sim.with_state(|s| s.keys.get(k).cloned()));
     let (Some(key), Some(perms)) = (key, perms) else {
         return finish(ApiError::unauthorized("Invalid or expired API key.").into_response());

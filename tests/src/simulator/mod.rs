@@ -16,6 +16,7 @@ mod error;
 mod faults;
 mod gate;
 mod handlers;
+mod oauth;
 mod paging;
 mod params;
 mod rate;
@@ -25,6 +26,7 @@ mod server;
 mod state;
 
 pub use faults::Fault;
+pub use oauth::{SIM_CLIENT_ID, SIM_CLIENT_SECRET};
 /// Fixed ids in the seeded account: a deactivated user, a confidential posting, the synthetic
 /// template with one field of each type, the recorded opportunity and its UI-made (not externally
 /// managed) panel.
@@ -131,6 +133,7 @@ struct Inner {
     limiter: Mutex<rate::RateLimiter>,
     faults: Mutex<faults::FaultPlan>,
     log: Mutex<Log>,
+    oauth: Mutex<oauth::OAuthSim>,
 }
 
 #[derive(Default)]
@@ -164,6 +167,7 @@ impl Simulator {
                 state: Mutex::new(seed::seeded_state()),
                 faults: Mutex::new(faults::FaultPlan::default()),
                 log: Mutex::new(Log::default()),
+                oauth: Mutex::new(oauth::OAuthSim::default()),
             }),
         };
         tokio::spawn(server::serve(listener, sim.router()));
@@ -174,6 +178,7 @@ impl Simulator {
         Router::new()
             .nest("/v1", handlers::routes(self.clone()))
             .nest("/_admin", admin::routes())
+            .route("/oauth/token", axum::routing::post(oauth::token))
             .fallback(handlers::unknown_route)
             .with_state(self.clone())
     }

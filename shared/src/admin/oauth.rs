@@ -1,0 +1,247 @@
+//! Connecting a tenant with OAuth (LEVER.md §2): `GET /admin/oauth/authorize` gives the link to
+//! Lever's consent page with a `state`, and `GET /admin/oauth/callback` (where Lever sends the
+//! admin back) consumes the state and exchanges the code for tokens, stored only in the tenant's
+//! secret.
+//!
+//! The state is 32 random bytes from the OS, stored (as its SHA-256) in DynamoDB with the tenant
+//! and environment it was issued for and a 10-minute expiry, by a conditional put; the callback
+//! consumes it with a conditional delete, so it works once, only before it expires, and only for
+//! the tenant it was made for: a forged or replayed callback gets 400 `invalid_state`.
+
+use super::{Admin, AdminError, valid_tenant_id};
+use crate::clock::Clock;
+use crate::lever::LeverApi;
+use crate::lever::oauth::{OAuthClient, OAuthError};
+use crate::secrets::{OAuthTokens, SecretStore};
+use crate::store::{AdminStore, OAuthPending, StatsStore, Tenant, TenantStatus, TenantStore};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// How long an authorize link (its state) stays usable.
+pub const STATE_TTL_MS: i64 = 10 * 60_000;
+
+/// The query string's parameters, decoded.
+pub fn query_params(query: &str) -> HashMap<String, String> {
+    reqwest::Url::parse(&format!("http://q/?{query}"))
+        .map(|u| u.query_pairs().into_owned().collect())
+        .unwrap_or_default()
+}
+
+/// 32 bytes from the OS's generator (`/dev/urandom`, present on Lambda), hex-encoded.
+fn random_state() -> Result<String, AdminError> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|_| AdminError::new(503, "unavailable", "no random source: try again"))?;
+    Ok(hex::encode(bytes))
+}
+
+pub fn state_hash(state: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(state.as_bytes()))
+}
+
+fn invalid_state() -> AdminError {
+    AdminError::bad_request(
+        "invalid_state",
+        "the state is unknown, was used already or expired (links last 10 minutes): start again at GET /admin/oauth/authorize",
+    )
+}
+
+impl<S, K, L, C> Admin<S, K, L, C>
+where
+    S: TenantStore + StatsStore + AdminStore,
+    K: SecretStore,
+    L: LeverApi,
+    C: Clock,
+{
+    fn oauth_client(&self) -> Result<Arc<OAuthClient>, AdminError> {
+        self.settings.oauth.clone().ok_or_else(|| {
+            AdminError::new(
+                500,
+                "not_configured",
+                "OAuth is not configured: set LEVER_OAUTH_CLIENT_ID, LEVER_OAUTH_CLIENT_SECRET (or LEVER_OAUTH_SECRET_NAME) and LEVER_OAUTH_REDIRECT_URI",
+            )
+        })
+    }
+
+    /// `GET /admin/oauth/authorize?tenantId=…&environment=…`.
+    pub async fn oauth_authorize(&self, query: &str) -> Result<Value, AdminError> {
+        let q = query_params(query);
+        let oauth = self.oauth_client()?;
+        let id = q
+            .get("tenantId")
+            .cloned()
+            .unwrap_or_else(|| format!("t-{:016x}", fastrand::u64(..)));
+        if !valid_tenant_id(&id) {
+            return Err(AdminError::bad_request(
+                "invalid_tenant_id",
+                "tenantId must be 1-64 letters, digits, `-` or `_`",
+            ));
+        }
+        let environment = q
+            .get("environment")
+            .cloned()
+            .unwrap_or_else(|| "production".into());
+        if self.settings.base_url_of(&environment).is_none() {
+            let names: Vec<&str> = self
+                .settings
+                .environments
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect();
+            return Err(AdminError::bad_request(
+                "invalid_environment",
+                format!("environment must be one of: {}", names.join(", ")),
+            ));
+        }
+        let state = random_state()?;
+        let expires_at = self.clock.now_ms() + STATE_TTL_MS;
+        let pending = OAuthPending {
+            state_hash: state_hash(&state),
+            tenant_id: id.clone(),
+            environment: environment.clone(),
+            expires_at,
+        };
+        if !self.store.put_oauth_state(&pending).await? {
+            return Err(AdminError::new(503, "unavailable", "try again"));
+        }
+        tracing::info!(
+            tenant = id.as_str(),
+            environment = environment.as_str(),
+            "OAuth authorization started"
+        );
+        Ok(json!({
+            "tenantId": id,
+            "environment": environment,
+            "authorizeUrl": oauth.authorize_url(&state),
+            "state": state,
+            "expiresAt": expires_at,
+        }))
+    }
+
+    /// `GET /admin/oauth/callback?code=…&state=…`.
+    pub async fn oauth_callback(&self, query: &str) -> Result<(u16, Value), AdminError> {
+        let q = query_params(query);
+        let oauth = self.oauth_client()?;
+        if let Some(err) = q.get("error") {
+            // The admin declined on Lever's consent page (or Lever refused the request). Consume
+            // the state anyway so the link cannot be reused.
+            if let Some(state) = q.get("state") {
+                self.store
+                    .take_oauth_state(&state_hash(state), self.clock.now_ms())
+                    .await?;
+            }
+            let err: String = err
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .take(64)
+                .collect();
+            return Err(AdminError::bad_request(
+                "authorization_denied",
+                format!(
+                    "Lever did not authorize the connection ({err}): start again at GET /admin/oauth/authorize"
+                ),
+            ));
+        }
+        let Some(state) = q.get("state").filter(|s| !s.is_empty()) else {
+            return Err(invalid_state());
+        };
+        let Some(code) = q.get("code").filter(|c| !c.is_empty()) else {
+            return Err(AdminError::bad_request(
+                "missing_code",
+                "code is required (Lever adds it to the callback URL)",
+            ));
+        };
+        let Some(pending) = self
+            .store
+            .take_oauth_state(&state_hash(state), self.clock.now_ms())
+            .await?
+        else {
+            return Err(invalid_state());
+        };
+        let id = pending.tenant_id;
+        let environment = pending.environment;
+        let Some(base_url) = self.settings.base_url_of(&environment).map(str::to_string) else {
+            return Err(invalid_state());
+        };
+        let set = oauth.exchange_code(code).await.map_err(|e| match e {
+            OAuthError::Rejected { code, .. } => AdminError::bad_request(
+                "invalid_code",
+                format!(
+                    "Lever refused the authorization code ({code}): codes work once and only for a few minutes. Start again at GET /admin/oauth/authorize"
+                ),
+            ),
+            OAuthError::Unavailable(m) => AdminError::new(
+                503,
+                "lever_unavailable",
+                format!("Lever's token endpoint did not answer ({m}): start again at GET /admin/oauth/authorize"),
+            ),
+            OAuthError::NotConfigured(m) => AdminError::new(500, "not_configured", m),
+        })?;
+        let Some(refresh_token) = set.refresh_token else {
+            return Err(AdminError::bad_request(
+                "no_refresh_token",
+                "Lever gave no refresh token: the offline_access scope must be granted. Start again at GET /admin/oauth/authorize",
+            ));
+        };
+        let now = self.clock.now_ms();
+        // Secret first: a record without a secret would be a tenant nobody can use. Webhook tokens
+        // stay; an API key stored before is dropped (OAuth replaces it).
+        let mut secret = self.secrets.load(&id).await?.unwrap_or_default();
+        secret.api_key = None;
+        secret.oauth = Some(OAuthTokens {
+            access_token: set.access_token,
+            refresh_token,
+            expires_at: now + set.expires_in * 1000,
+            obtained_at: now,
+        });
+        self.secrets.save(&id, &secret).await?;
+        let existing = self.store.tenant(&id).await?;
+        let created = existing.is_none();
+        let tenant = match existing {
+            Some(t) => Tenant {
+                lever_base_url: base_url.clone(),
+                status: TenantStatus::Connected,
+                status_reason: None,
+                ..t
+            },
+            None => Tenant {
+                id: id.clone(),
+                lever_base_url: base_url.clone(),
+                owner_user_id: None,
+                status: TenantStatus::Connected,
+                status_reason: None,
+                time_zone: None,
+                transcript_quiet_minutes: None,
+                created_at: now,
+            },
+        };
+        self.store.put_tenant(&tenant).await?;
+        tracing::info!(
+            tenant = id.as_str(),
+            environment = environment.as_str(),
+            created,
+            "tenant connected with OAuth"
+        );
+        Ok((
+            if created { 201 } else { 200 },
+            json!({
+                "tenantId": id,
+                "environment": environment,
+                "leverBaseUrl": base_url,
+                "auth": "oauth",
+                "status": "connected",
+                "connectedAt": now,
+                "webhookUrls": self.webhook_urls(&id),
+                "next": [
+                    format!("POST /admin/tenants/{id}/test"),
+                    format!("GET /admin/tenants/{id}/users, then PUT /admin/tenants/{id}/owner"),
+                    format!("POST /admin/tenants/{id}/webhooks"),
+                ],
+            }),
+        ))
+    }
+}

@@ -1,0 +1,194 @@
+//! Lever's OAuth token endpoint (LEVER.md §2): the authorize link, the code exchange and the
+//! refresh grant. Form-encoded POSTs; tokens come back as [`Redacted`] and never reach a log line
+//! or an error message (Lever's own `error`/`error_description` do, they hold no secret).
+
+use crate::config::OAuthConfig;
+use crate::secrets::Redacted;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Tokens from one grant. `refresh_token` is absent when Lever did not rotate it (kept as is then).
+#[derive(Debug, Clone)]
+pub struct TokenSet {
+    pub access_token: Redacted,
+    pub refresh_token: Option<Redacted>,
+    /// Seconds the access token lives (Lever: 3600).
+    pub expires_in: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OAuthError {
+    /// Lever refused the grant (`invalid_grant`: a wrong, used or expired code or refresh token;
+    /// `invalid_client`…): only the user connecting again helps.
+    #[error("Lever refused the grant ({code}): {message}")]
+    Rejected { code: String, message: String },
+    /// No answer, 429 or 5xx: try again later.
+    #[error("Lever's token endpoint is unavailable: {0}")]
+    Unavailable(String),
+    /// The client secret could not be read.
+    #[error("the OAuth client is not configured: {0}")]
+    NotConfigured(String),
+}
+
+/// The OAuth client: one per cold start.
+pub struct OAuthClient {
+    pub config: OAuthConfig,
+    http: reqwest::Client,
+    secret: tokio::sync::OnceCell<Redacted>,
+}
+
+impl std::fmt::Debug for OAuthClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthClient")
+            .field("client_id", &self.config.client_id)
+            .field("token_url", &self.config.token_url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: Option<Redacted>,
+    refresh_token: Option<Redacted>,
+    expires_in: Option<i64>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+impl OAuthClient {
+    pub fn new(config: OAuthConfig) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(10))
+            .user_agent(concat!("lever-bridge/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the HTTP client builds");
+        OAuthClient {
+            config,
+            http,
+            secret: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// Lever's authorize URL for `state`.
+    pub fn authorize_url(&self, state: &str) -> String {
+        let c = &self.config;
+        let scope = c.scopes.join(" ");
+        match reqwest::Url::parse_with_params(
+            &c.authorize_url,
+            &[
+                ("client_id", c.client_id.as_str()),
+                ("redirect_uri", c.redirect_uri.as_str()),
+                ("response_type", "code"),
+                ("state", state),
+                ("audience", c.audience.as_str()),
+                ("scope", scope.as_str()),
+                ("prompt", "consent"),
+            ],
+        ) {
+            Ok(u) => u.to_string(),
+            Err(_) => c.authorize_url.clone(),
+        }
+    }
+
+    /// The client secret: from the configuration, or read once from Secrets Manager.
+    async fn client_secret(&self) -> Result<&Redacted, OAuthError> {
+        self.secret
+            .get_or_try_init(|| async {
+                if let Some(s) = &self.config.client_secret {
+                    return Ok(s.clone());
+                }
+                let Some(name) = &self.config.client_secret_name else {
+                    return Err(OAuthError::NotConfigured(
+                        "set LEVER_OAUTH_CLIENT_SECRET or LEVER_OAUTH_SECRET_NAME".into(),
+                    ));
+                };
+                let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                let out = aws_sdk_secretsmanager::Client::new(&aws)
+                    .get_secret_value()
+                    .secret_id(name)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        tracing::warn!(error = %aws_sdk_secretsmanager::error::DisplayErrorContext(&e), "OAuth client secret unreadable");
+                        OAuthError::NotConfigured("the OAuth client secret could not be read".into())
+                    })?;
+                let text = out.secret_string().unwrap_or_default().trim();
+                let value = serde_json::from_str::<serde_json::Value>(text)
+                    .ok()
+                    .and_then(|v| v.get("clientSecret").and_then(|s| s.as_str()).map(str::to_string))
+                    .unwrap_or_else(|| text.to_string());
+                if value.is_empty() {
+                    return Err(OAuthError::NotConfigured("the OAuth client secret is empty".into()));
+                }
+                Ok(Redacted::new(value))
+            })
+            .await
+    }
+
+    /// `grant_type=authorization_code`.
+    pub async fn exchange_code(&self, code: &str) -> Result<TokenSet, OAuthError> {
+        self.grant(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", self.config.redirect_uri.as_str()),
+        ])
+        .await
+    }
+
+    /// `grant_type=refresh_token`. Lever rotates the refresh token: the one sent is dead afterwards.
+    pub async fn refresh(&self, refresh_token: &Redacted) -> Result<TokenSet, OAuthError> {
+        self.grant(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.expose()),
+        ])
+        .await
+    }
+
+    async fn grant(&self, params: &[(&str, &str)]) -> Result<TokenSet, OAuthError> {
+        let secret = self.client_secret().await?;
+        let mut form: Vec<(&str, &str)> = params.to_vec();
+        form.push(("client_id", self.config.client_id.as_str()));
+        form.push(("client_secret", secret.expose()));
+        let res = self
+            .http
+            .post(&self.config.token_url)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| {
+                OAuthError::Unavailable(if e.is_timeout() {
+                    "timed out".into()
+                } else {
+                    "no connection".into()
+                })
+            })?;
+        let status = res.status().as_u16();
+        let bytes = res
+            .bytes()
+            .await
+            .map_err(|_| OAuthError::Unavailable("the answer was cut off".into()))?;
+        let answer: Option<TokenAnswer> = serde_json::from_slice(&bytes).ok();
+        if status == 429 || status >= 500 {
+            return Err(OAuthError::Unavailable(format!("status {status}")));
+        }
+        let Some(answer) = answer else {
+            return Err(OAuthError::Unavailable(format!(
+                "unreadable answer (status {status})"
+            )));
+        };
+        match (status, answer.access_token) {
+            (200..=299, Some(access_token)) => Ok(TokenSet {
+                access_token,
+                refresh_token: answer.refresh_token,
+                expires_in: answer.expires_in.unwrap_or(3600).max(0),
+            }),
+            _ => Err(OAuthError::Rejected {
+                code: answer.error.unwrap_or_else(|| format!("status_{status}")),
+                message: answer
+                    .error_description
+                    .unwrap_or_else(|| "Lever refused the grant".into()),
+            }),
+        }
+    }
+}
