@@ -18,10 +18,16 @@ demo:
 test:
 	tests/stack.sh test
 
-## lint: formatting and clippy, warnings denied
+## lint: formatting and clippy (warnings denied), cfn-lint and the template checks (infra/check_template.py)
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	@if [ ! -x .venv/lint/bin/cfn-lint ]; then \
+	  echo "==> installing cfn-lint into .venv/lint"; \
+	  python3 -m venv .venv/lint && .venv/lint/bin/pip install --quiet --disable-pip-version-check "$$(grep -E '^cfn-lint==' infra/requirements.txt)"; \
+	fi
+	.venv/lint/bin/cfn-lint infra/template.yaml
+	.venv/lint/bin/python infra/check_template.py
 
 fmt:
 	cargo fmt --all

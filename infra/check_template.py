@@ -5,18 +5,27 @@
       Metadata.BuildProperties.Binary names it (rust-cargolambda, CodeUri the workspace root), and every
       function names an existing binary;
   (b) every webhook-<event> function has exactly one HttpApi event, POST /webhooks/{tenantId}/<event> with
-      <event> the binary's name in camel case (webhook-candidate-stage-change: candidateStageChange),
-      and no two routes of the template collide;
-  (c) every push-<kind> function is triggered by exactly one SQS event source (a SAM `Type: SQS` event or an
-      AWS::Lambda::EventSourceMapping) on its own queue (<PushKind>Queue, used by no other function), with
-      ReportBatchItemFailures; that queue has SSE, a dead-letter queue (maxReceiveCount 10, SSE) and a
-      visibility timeout of at least 6x the function's timeout;
+      <event> the binary's name in camel case (webhook-candidate-stage-change: candidateStageChange), and
+      no authorizer (open: deliveries are signature-checked in code; neither the event's Auth nor its API's
+      DefaultAuthorizer may set one); every admin-<group> function has only HttpApi events, exactly its
+      routes in ADMIN_ROUTES below (all under /admin/), each with `Auth: Authorizer: AWS_IAM` except those
+      in OPEN_ADMIN_ROUTES (the OAuth callback, reached by a browser redirect from Lever), which have no
+      authorizer; no other function has routes; no two routes of the template collide; and no function's
+      environment names an API it is routed on (SAM writes each routed function's ARN into the API's
+      definition: a circular dependency CloudFormation rejects and cfn-lint does not see);
+  (c) every push-<kind> function, and transcript-ingest, is triggered by exactly one SQS event source (a SAM
+      `Type: SQS` event or an AWS::Lambda::EventSourceMapping) on its own queue (<PushKind>Queue,
+      TranscriptIngestQueue; used by no other function), with ReportBatchItemFailures; that queue has SSE,
+      a dead-letter queue (maxReceiveCount 10, SSE) and a visibility timeout of at least 6x the function's
+      timeout;
   (d) no IAM statement has an Action (or NotAction) that is `*` or a wildcard such as `sqs:*`, nor a Resource
       `*` unless every action of the statement is one AWS requires it for (X-Ray); function policies are
       inline statements (a managed policy or SAM policy template could not be checked here), and no SAM
       event attaches a managed policy on every resource (SAM `Type: SQS`, Kinesis, DynamoDB events do);
   (e) every function has its own log group (LoggingConfig.LogGroup: !Ref an AWS::Logs::LogGroup) with
-      RetentionInDays.
+      RetentionInDays;
+  (f) transcript-flush has exactly one schedule event (SAM `Type: Schedule` or `ScheduleV2`), enabled, at
+      FLUSH_SCHEDULE, and no other trigger (no other event, no event source mapping).
 
 Usage: .venv/bin/python infra/check_template.py [--template PATH]
 Exits 0 and prints `template: N passed, 0 failed`, or prints one line per problem and exits 1 (2 when the
@@ -43,6 +52,46 @@ STAR_POLICY_EVENTS = {"SQS", "Kinesis", "DynamoDB"}
 SQS_VISIBILITY_FACTOR = 6
 MAX_RECEIVE_COUNT = 10
 LAMBDA_DEFAULT_TIMEOUT = 3
+# The onboarding API's routes per admin binary (README: Onboarding API; shared/src/admin/http.rs). A new
+# admin binary or route goes here too.
+ADMIN_ROUTES: dict[str, set[tuple[str, str]]] = {
+    "admin-tenants": {
+        ("POST", "/admin/tenants"),
+        ("PUT", "/admin/tenants/{id}/apiKey"),
+        ("POST", "/admin/tenants/{id}/test"),
+        ("GET", "/admin/tenants/{id}/users"),
+        ("PUT", "/admin/tenants/{id}/owner"),
+        ("DELETE", "/admin/tenants/{id}"),
+    },
+    "admin-webhooks": {
+        ("POST", "/admin/tenants/{id}/webhooks"),
+        ("PUT", "/admin/tenants/{id}/webhooks/{event}/token"),
+    },
+    "admin-status": {
+        ("GET", "/admin/tenants/{id}/status"),
+        ("GET", "/admin/tenants/{id}/status.html"),
+    },
+    "admin-roles": {
+        ("POST", "/admin/tenants/{id}/postings/sync"),
+        ("PUT", "/admin/tenants/{id}/roles/{roleId}"),
+        ("GET", "/admin/tenants/{id}/roles"),
+    },
+    "admin-resolve": {
+        ("POST", "/admin/tenants/{id}/resolve"),
+    },
+    "admin-oauth": {
+        ("GET", "/admin/oauth/authorize"),
+        ("GET", "/admin/oauth/callback"),
+    },
+}
+# Admin routes without IAM auth: Lever redirects the admin's browser here (no SigV4 possible); the
+# single-use `state` checked in code protects it.
+OPEN_ADMIN_ROUTES = {("GET", "/admin/oauth/callback")}
+# Functions fed by their own SQS queue, besides push-<kind>.
+QUEUE_FUNCTIONS = {"transcript-ingest"}
+FLUSH_BINARY = "transcript-flush"
+FLUSH_SCHEDULE = "rate(5 minutes)"
+SCHEDULE_EVENTS = {"Schedule": "Schedule", "ScheduleV2": "ScheduleExpression"}  # type -> its expression property
 
 
 class Report:
@@ -95,6 +144,33 @@ def target(value: Any) -> str | None:
     return None
 
 
+def referenced(value: Any) -> set[str]:
+    """Every logical id (or parameter) a value names through Ref, Fn::GetAtt or Fn::Sub, at any depth."""
+    out: set[str] = set()
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k == "Ref" and isinstance(v, str):
+                out.add(v)
+            elif k == "Fn::GetAtt":
+                t = target({k: v})
+                if t:
+                    out.add(t)
+            elif k == "Fn::Sub":
+                text, variables = (v, {}) if isinstance(v, str) else (v[0], v[1] if len(v) > 1 else {})
+                if isinstance(text, str):
+                    for name in re.findall(r"\$\{([^}!][^}]*)\}", text):
+                        name = name.split(".", 1)[0]
+                        if not isinstance(variables, dict) or name not in variables:
+                            out.add(name)
+                out |= referenced(variables)
+            else:
+                out |= referenced(v)
+    elif isinstance(value, list):
+        for v in value:
+            out |= referenced(v)
+    return {n for n in out if not n.startswith("AWS::")}
+
+
 def merged(base: Any, over: Any) -> Any:
     """SAM's Globals semantics: maps merge (the resource's values win), anything else is replaced."""
     if isinstance(base, dict) and isinstance(over, dict):
@@ -139,6 +215,23 @@ class Template:
     def function_timeout(self, logical_id: str) -> float:
         t = number(self.function_props(logical_id).get("Timeout"))
         return t if t is not None else LAMBDA_DEFAULT_TIMEOUT
+
+    def authorizer(self, event_props: dict[str, Any]) -> str | None:
+        """The authorizer an HttpApi event's route gets: its own Auth.Authorizer, else its API's
+        DefaultAuthorizer; None when the route is open."""
+        auth = event_props.get("Auth")
+        if isinstance(auth, dict) and "Authorizer" in auth:
+            name = auth.get("Authorizer")
+        else:
+            api_id = target(event_props.get("ApiId"))
+            api = self.resources.get(api_id) if api_id else None
+            api_props = (api.get("Properties") or {}) if isinstance(api, dict) else {}
+            if api is None:  # SAM's implicit ServerlessHttpApi takes its settings from Globals
+                api_props = (self.data.get("Globals") or {}).get("HttpApi") or {}
+            name = (api_props.get("Auth") or {}).get("DefaultAuthorizer")
+        if name is None or name == "NONE":
+            return None
+        return name if isinstance(name, str) else repr(name)
 
     def parameter_default(self, value: Any) -> Any:
         """A literal, or the default of the parameter a `!Ref` names."""
@@ -195,21 +288,22 @@ def check_webhooks(t: Template, r: Report, named: dict[str, str]) -> None:
             method = str(props.get("Method", "")).upper()
             path = re.sub(r"\{[^}/]*\}", "{}", str(props.get("Path", "")))
             routes.setdefault((api, method, path), []).append(f"{fid}.{name}")
+        if http:
+            r.check("b", fid)
+            apis = {target((ev.get("Properties") or {}).get("ApiId")) or "ServerlessHttpApi" for ev in http.values()}
+            env = (t.function_props(fid).get("Environment") or {}).get("Variables")
+            for api in sorted(apis & referenced(env)):
+                r.fail("b", fid, f"its Environment names {api}, the API it is routed on: a circular dependency "
+                       "(the API's definition names the function); route it on another API or pass the URL "
+                       "as a parameter", res)
         binary = named.get(fid)
-        if not binary or not binary.startswith("webhook-"):
-            continue
-        event = camel(binary[len("webhook-"):])
-        r.check("b", fid)
-        if len(http) != 1:
-            r.fail("b", fid, f"needs exactly one HttpApi event (found {len(http)})", res)
-            continue
-        (name, ev), = http.items()
-        props = ev.get("Properties") or {}
-        want = f"/webhooks/{{tenantId}}/{event}"
-        if str(props.get("Method", "")).upper() != "POST":
-            r.fail("b", fid, f"event {name}: Method is {props.get('Method')!r}, not POST", ev)
-        if props.get("Path") != want:
-            r.fail("b", fid, f"event {name}: Path is {props.get('Path')!r}, not {want!r} (binary {binary})", ev)
+        if binary and binary.startswith("webhook-"):
+            check_webhook(t, r, fid, res, binary, http)
+        elif binary and binary.startswith("admin-"):
+            check_admin(t, r, fid, res, binary, events, http)
+        elif http:
+            r.fail("b", fid, f"has HttpApi events ({', '.join(sorted(http))}) but only webhook-* and admin-* "
+                   "functions serve routes", res)
     for (api, method, path), users in routes.items():
         r.check("b", f"route {method} {path}")
         clashes = list(users)
@@ -217,6 +311,60 @@ def check_webhooks(t: Template, r: Report, named: dict[str, str]) -> None:
             clashes += [u for (a, m, p), us in routes.items() if a == api and p == path and m != "ANY" for u in us]
         if len(clashes) > 1:
             r.fail("b", f"route {method} {path}", f"routes collide on {api}: {', '.join(sorted(clashes))}")
+
+
+def check_webhook(t: Template, r: Report, fid: str, res: dict[str, Any], binary: str, http: dict[str, Any]) -> None:
+    """(b) for one webhook-<event> function."""
+    event = camel(binary[len("webhook-"):])
+    r.check("b", fid)
+    if len(http) != 1:
+        r.fail("b", fid, f"needs exactly one HttpApi event (found {len(http)})", res)
+        return
+    (name, ev), = http.items()
+    props = ev.get("Properties") or {}
+    want = f"/webhooks/{{tenantId}}/{event}"
+    if str(props.get("Method", "")).upper() != "POST":
+        r.fail("b", fid, f"event {name}: Method is {props.get('Method')!r}, not POST", ev)
+    if props.get("Path") != want:
+        r.fail("b", fid, f"event {name}: Path is {props.get('Path')!r}, not {want!r} (binary {binary})", ev)
+    auth = t.authorizer(props)
+    if auth is not None:
+        r.fail("b", fid, f"event {name}: the route has authorizer {auth}; webhook routes are open (Lever cannot "
+               "sign requests; deliveries are signature-checked in code)", ev)
+
+
+def check_admin(t: Template, r: Report, fid: str, res: dict[str, Any], binary: str,
+                events: dict[str, Any], http: dict[str, Any]) -> None:
+    """(b) for one admin-<group> function."""
+    r.check("b", fid)
+    want = ADMIN_ROUTES.get(binary)
+    if want is None:
+        r.fail("b", fid, f"no routes are known for {binary}: add them to ADMIN_ROUTES in infra/check_template.py", res)
+        want = set()
+    for name, ev in events.items():
+        if name not in http:
+            kind = ev.get("Type") if isinstance(ev, dict) else ev
+            r.fail("b", fid, f"event {name} is of Type {kind!r}; admin functions have only HttpApi events", ev)
+    found: set[tuple[str, str]] = set()
+    for name, ev in http.items():
+        props = ev.get("Properties") or {}
+        route = (str(props.get("Method", "")).upper(), str(props.get("Path", "")))
+        found.add(route)
+        if not route[1].startswith("/admin/"):
+            r.fail("b", fid, f"event {name}: Path {route[1]!r} is not under /admin/", ev)
+        elif route not in want:
+            r.fail("b", fid, f"event {name}: {route[0]} {route[1]} is not a route of {binary} (ADMIN_ROUTES)", ev)
+        explicit = (props.get("Auth") or {}).get("Authorizer") if isinstance(props.get("Auth"), dict) else None
+        if route in OPEN_ADMIN_ROUTES:
+            auth = t.authorizer(props)
+            if auth is not None:
+                r.fail("b", fid, f"event {name}: {route[0]} {route[1]} has authorizer {auth}; it must be open "
+                       "(`Auth: Authorizer: NONE`): Lever redirects the admin's browser there", ev)
+        elif explicit != "AWS_IAM":
+            found_auth = f"Authorizer is {explicit!r}" if explicit is not None else "it has no Auth.Authorizer"
+            r.fail("b", fid, f"event {name}: {route[0]} {route[1]} needs `Auth: Authorizer: AWS_IAM` ({found_auth})", ev)
+    for method, path in sorted(want - found):
+        r.fail("b", fid, f"no HttpApi event for {method} {path} (ADMIN_ROUTES)", res)
 
 
 def check_pushes(t: Template, r: Report, named: dict[str, str]) -> None:
@@ -239,7 +387,7 @@ def check_pushes(t: Template, r: Report, named: dict[str, str]) -> None:
             triggers.setdefault(fid, []).append((mid, m, props))
             queue_users.setdefault(queue, []).append(fid)
     for fid, binary in named.items():
-        if not binary.startswith("push-"):
+        if not (binary.startswith("push-") or binary in QUEUE_FUNCTIONS):
             continue
         r.check("c", fid)
         res = t.resources[fid]
@@ -342,6 +490,35 @@ def check_log_groups(t: Template, r: Report) -> None:
             r.fail("e", fid, f"log group {group} has no RetentionInDays", t.resources[group])
 
 
+def check_flush(t: Template, r: Report, named: dict[str, str]) -> None:
+    """(f)"""
+    mapped = {target((m.get("Properties") or {}).get("FunctionName"))
+              for m in t.of_type("AWS::Lambda::EventSourceMapping").values()}
+    for fid, binary in named.items():
+        if binary != FLUSH_BINARY:
+            continue
+        r.check("f", fid)
+        res = t.resources[fid]
+        events = (res.get("Properties") or {}).get("Events") or {}
+        schedules = {n: ev for n, ev in events.items() if isinstance(ev, dict) and ev.get("Type") in SCHEDULE_EVENTS}
+        for name, ev in events.items():
+            if name not in schedules:
+                kind = ev.get("Type") if isinstance(ev, dict) else ev
+                r.fail("f", fid, f"event {name} (Type {kind!r}): {binary} is triggered by its schedule only", ev)
+        if fid in mapped:
+            r.fail("f", fid, f"an AWS::Lambda::EventSourceMapping triggers it; {binary} is triggered by its schedule only", res)
+        if len(schedules) != 1:
+            r.fail("f", fid, f"needs exactly one schedule event (Type Schedule or ScheduleV2; found {len(schedules)})", res)
+            continue
+        (name, ev), = schedules.items()
+        props = ev.get("Properties") or {}
+        expression = props.get(SCHEDULE_EVENTS[ev["Type"]])
+        if expression != FLUSH_SCHEDULE:
+            r.fail("f", fid, f"event {name}: {SCHEDULE_EVENTS[ev['Type']]} is {expression!r}, not {FLUSH_SCHEDULE!r}", ev)
+        if props.get("Enabled") is False or str(props.get("State", "ENABLED")).upper() != "ENABLED":
+            r.fail("f", fid, f"event {name}: the schedule is disabled", ev)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help="default: infra/template.yaml")
@@ -370,6 +547,7 @@ def main(argv: list[str] | None = None) -> int:
     check_pushes(t, r, named)
     check_iam(t, r)
     check_log_groups(t, r)
+    check_flush(t, r, named)
     return r.finish()
 
 
