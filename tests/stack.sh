@@ -21,6 +21,15 @@ if [ ! -f "$stamp" ]; then
 fi
 export PATH="$venv/bin:$PATH"
 
+# Headless Chromium reads the status page in a test (Debian's package; the workplace is root).
+if [ "$mode" = test ] && ! command -v chromium >/dev/null 2>&1; then
+  echo "==> installing chromium for the status page test"
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >"$state/apt.log" 2>&1; then
+    echo "could not install chromium; see $state/apt.log" >&2
+    exit 1
+  fi
+fi
+
 if [ "$mode" = build ]; then
   # Release artefacts for Lambda (arm64, cross-compiled with zig), then their sizes.
   start=$(date +%s)

@@ -125,28 +125,37 @@ pub async fn run_push(kind: crate::push::command::PushKind) -> Result<(), Error>
     run_json(move |payload, deadline| crate::push::handle_event(pusher, payload, deadline)).await
 }
 
-/// Runs `transcript-ingest` (SQS or one message) or `transcript-flush` (the schedule).
-pub async fn run_transcripts(flush: bool) -> Result<(), Error> {
+async fn transcripts() -> crate::transcript::Transcripts<
+    crate::lever::HttpLever,
+    DynamoStore,
+    SecretsManagerStore,
+    SystemClock,
+> {
     let Cold { store, secrets, .. } = cold_start().await;
-    let transcripts = crate::transcript::Transcripts::new(
+    crate::transcript::Transcripts::new(
         lever(),
         store,
         secrets,
         SystemClock,
         crate::transcript::FlushConfig::default(),
-    );
-    let transcripts = &transcripts;
-    if flush {
-        run_json(move |_, deadline| async move {
-            serde_json::to_value(transcripts.flush(deadline).await).unwrap_or_default()
-        })
+    )
+}
+
+/// Runs `transcript-ingest` (its SQS queue, or one message invoked directly). Its own entry point,
+/// so the binary does not link the flush's rendering and time-zone data.
+pub async fn run_transcript_ingest() -> Result<(), Error> {
+    let transcripts = &transcripts().await;
+    run_json(move |payload, _| crate::queue::each_item(payload, 16, move |m| transcripts.ingest(m)))
         .await
-    } else {
-        run_json(move |payload, _| {
-            crate::queue::each_item(payload, 16, move |m| transcripts.ingest(m))
-        })
-        .await
-    }
+}
+
+/// Runs `transcript-flush` (the schedule).
+pub async fn run_transcript_flush() -> Result<(), Error> {
+    let transcripts = &transcripts().await;
+    run_json(move |_, deadline| async move {
+        serde_json::to_value(transcripts.flush(deadline).await).unwrap_or_default()
+    })
+    .await
 }
 
 /// Runs an admin function serving `groups` of the onboarding API (IAM-authorised behind API
@@ -189,13 +198,15 @@ pub async fn run_admin(groups: &'static [crate::admin::http::Group]) -> Result<(
 /// lambda_http's tracing (and tracing-subscriber), for tests that capture log lines.
 pub use lambda_http::tracing as logging;
 
-/// The invocation's deadline less a margin to record the outcome before Lambda stops the instance.
+/// The invocation's deadline less a reserve to record the outcome before Lambda stops the instance.
 fn deadline_of(ctx: &lambda_http::lambda_runtime::Context) -> std::time::Instant {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    let left = ctx.deadline.saturating_sub(now_ms).saturating_sub(2_000);
-    std::time::Instant::now() + std::time::Duration::from_millis(left.max(500))
+    // The reserve scales with the budget: 2 s of a long invocation, a quarter of a short one.
+    let left = ctx.deadline.saturating_sub(now_ms);
+    let reserve = (left / 4).min(2_000);
+    std::time::Instant::now() + std::time::Duration::from_millis(left - reserve)
 }
 
 /// The tenant id from API Gateway's path parameter, or from the raw path (`cargo lambda watch`

@@ -185,3 +185,119 @@ async fn all_ten_functions_through_cargo_lambda_watch() {
     );
     assert!(events.iter().all(|e| e["source"] == "lever-bridge"));
 }
+
+/// Invokes a function as its queue would: again while the answer says `retry` (at most three
+/// times: cargo lambda watch gives a function a short budget, and the first invocation is cold).
+async fn invoke(client: &reqwest::Client, function: &str, payload: Value) -> Value {
+    let mut answer = Value::Null;
+    for _ in 0..3 {
+        answer = invoke_once(client, function, payload.clone()).await;
+        if answer["status"] != "retry" {
+            break;
+        }
+    }
+    answer
+}
+
+/// Invokes a function the way `cargo lambda invoke` does: the Lambda Invoke API that watch serves.
+async fn invoke_once(client: &reqwest::Client, function: &str, payload: Value) -> Value {
+    let base = watch_url();
+    let root = base.trim_end_matches("/lambda-url");
+    let url = format!("{root}/2015-03-31/functions/{function}/invocations");
+    let res = client
+        .post(&url)
+        .json(&payload)
+        .send()
+        .await
+        .expect("invoke through cargo lambda watch");
+    assert!(res.status().is_success(), "{function}: {}", res.status());
+    res.json().await.expect("JSON answer")
+}
+
+/// A push and a transcript through the real Lambda runtime: the functions run under cargo lambda
+/// watch and talk to the simulator (Lever) and the emulator (AWS).
+#[tokio::test]
+async fn push_and_transcript_functions_through_cargo_lambda_watch() {
+    use lever_bridge::store::TenantStore;
+    use lever_bridge_tests::simulator::{KeyPerms, NewOpportunity, SimConfig, Simulator};
+    let config = Config::from_env();
+    let aws = aws().await;
+    let sim = Simulator::start(SimConfig::default()).await;
+    let key = random_hex(16);
+    sim.add_key(&key, KeyPerms::all());
+    let owner = sim
+        .users()
+        .iter()
+        .find(|u| u["deactivatedAt"].is_null())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tenant = unique("e2e-push");
+    let secret = lever_bridge::secrets::TenantSecret {
+        api_key: Some(lever_bridge::secrets::Redacted::new(&key)),
+        ..Default::default()
+    };
+    create_tenant(
+        &aws,
+        &config.table,
+        &config.secret_prefix,
+        &tenant,
+        &secret,
+        &sim.base_url(),
+    )
+    .await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table);
+    store
+        .put_tenant(&tenant_record(&tenant, &sim.base_url(), Some(&owner)))
+        .await
+        .unwrap();
+    let opp = sim.add_opportunity(NewOpportunity {
+        name: "Grace Hopper".into(),
+        ..Default::default()
+    });
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .build()
+        .unwrap();
+
+    let command = json!({"commandId": unique("cmd"), "tenantId": tenant, "opportunityId": opp, "text": "Scored 92/100 on the exercise."});
+    let first = invoke(&client, "push-note", command.clone()).await;
+    assert_eq!(first["status"], "done", "{first}");
+    assert_eq!(
+        invoke(&client, "push-note", command).await["status"],
+        "duplicate"
+    );
+    let notes = sim.notes(&opp);
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0]["user"], json!(owner));
+
+    // A message quiet for over an hour is due at once.
+    let message = json!({"tenantId": tenant, "opportunityId": opp, "messageId": unique("sms"), "direction": "inbound",
+        "from": "+15550100", "to": "+15550199", "body": "Thanks, see you Thursday!", "sentAt": now_ms() - 2 * 3_600_000, "senderName": "Grace Hopper"});
+    assert_eq!(
+        invoke(&client, "transcript-ingest", message).await["status"],
+        "stored"
+    );
+    // The schedule runs again until the conversation is posted (a run may stop early on watch's short budget).
+    let mut posted = 0;
+    for _ in 0..3 {
+        let report = invoke_once(
+            &client,
+            "transcript-flush",
+            json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
+        )
+        .await;
+        posted += report["conversations"].as_u64().unwrap_or(0);
+        if posted >= 1 {
+            break;
+        }
+    }
+    assert!(posted >= 1, "the conversation was not posted in three runs");
+    let transcripts: Vec<Value> = sim
+        .notes(&opp)
+        .into_iter()
+        .filter(|n| n.to_string().contains("SMS conversation with Grace Hopper"))
+        .collect();
+    assert_eq!(transcripts.len(), 1);
+}

@@ -2,7 +2,7 @@
 //! store on DynamoDB in the local emulator: exactly once, nothing lost.
 
 use futures::future::join_all;
-use lever_bridge::clock::ManualClock;
+use lever_bridge::clock::{Clock, ManualClock};
 use lever_bridge::lever::calls::Lever;
 use lever_bridge::lever::{Account, Auth, HttpLever, LeverRequest, RateLimiter, RetryPolicy};
 use lever_bridge::push::command::PushKind;
@@ -477,7 +477,7 @@ async fn a_crash_after_the_request_reached_lever_still_gives_one_note() {
     // The first attempt claims the command and sends the note, then dies before recording anything.
     let first = rig
         .store
-        .claim_command(&rig.tenant, "crash-1", "note", now_ms())
+        .claim_command(&rig.tenant, "crash-1", "note", rig.clock.now_ms())
         .await
         .unwrap();
     assert!(matches!(

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lever_bridge::lambda::Error> {
-    lever_bridge::lambda::run_transcripts(true).await
+    lever_bridge::lambda::run_transcript_flush().await
 }

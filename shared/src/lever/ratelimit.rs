@@ -17,13 +17,14 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// A bucket one token smaller than Lever's: our clock starts a network latency before Lever's,
-    /// so without that token of headroom a request can arrive just before Lever's refill (a 429).
-    /// The sustained rate is unchanged.
+    /// A bucket two tokens smaller than Lever's: our clock starts when the first request leaves,
+    /// Lever's when it arrives; if a later request travels faster than the first by more than the
+    /// headroom (200 ms at 10/s) it arrives before Lever's refill (a 429). The sustained rate is
+    /// unchanged.
     pub fn new(rate_per_sec: f64, burst: u32) -> Self {
         RateLimiter {
             rate: rate_per_sec.max(0.01),
-            burst: f64::from(burst.max(2) - 1),
+            burst: f64::from(burst.max(3) - 2),
             buckets: Mutex::default(),
         }
     }
@@ -76,7 +77,7 @@ mod tests {
     #[test]
     fn bursts_then_paces_at_the_rate() {
         let l = RateLimiter::new(10.0, 20);
-        for _ in 0..19 {
+        for _ in 0..18 {
             assert_eq!(l.reserve("k"), Duration::ZERO);
         }
         let waits: Vec<f64> = (0..10).map(|_| l.reserve("k").as_secs_f64()).collect();
@@ -85,7 +86,7 @@ mod tests {
             assert!(
                 (w - expected).abs() < 0.01,
                 "call {} waits {w}, expected about {expected}",
-                20 + i
+                19 + i
             );
         }
         assert_eq!(

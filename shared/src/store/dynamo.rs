@@ -334,42 +334,17 @@ impl DynamoStore {
     }
 
     async fn delete_all(&self, keys: Vec<(String, String)>) -> Result<(), StoreError> {
-        for chunk in keys.chunks(25) {
-            let mut requests: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|(pk, sk)| {
-                    let del = DeleteRequest::builder()
-                        .key("pk", s(pk.as_str()))
-                        .key("sk", s(sk.as_str()))
-                        .build();
-                    build(del).map(|d| WriteRequest::builder().delete_request(d).build())
-                })
-                .collect::<Result<_, _>>()?;
-            for attempt in 0.. {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, requests)
-                    .send()
-                    .await
-                    .map_err(unavailable)?;
-                requests = out
-                    .unprocessed_items()
-                    .and_then(|u| u.get(&self.table))
-                    .cloned()
-                    .unwrap_or_default();
-                if requests.is_empty() {
-                    break;
-                }
-                if attempt == 5 {
-                    return Err(StoreError::Unavailable(
-                        "batch delete left items unprocessed".into(),
-                    ));
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
-            }
-        }
-        Ok(())
+        let requests = keys
+            .into_iter()
+            .map(|(pk, sk)| {
+                let del = DeleteRequest::builder()
+                    .key("pk", s(pk))
+                    .key("sk", s(sk))
+                    .build();
+                build(del).map(|d| WriteRequest::builder().delete_request(d).build())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.write_all(requests).await
     }
 }
 

@@ -234,6 +234,11 @@ impl<
 
     /// Posts every due conversation it can before `deadline`, tenants in parallel.
     pub async fn flush(&self, deadline: Instant) -> FlushReport {
+        // Stop claiming `margin` before the deadline, or a quarter of the budget when that is short.
+        let margin = self
+            .config
+            .margin
+            .min(deadline.saturating_duration_since(Instant::now()) / 4);
         let mut report = FlushReport::default();
         let mut attempted: HashSet<ConversationKey> = HashSet::new();
         loop {
@@ -248,7 +253,7 @@ impl<
             if due.is_empty() {
                 break;
             }
-            if Instant::now() + self.config.margin >= deadline {
+            if Instant::now() + margin >= deadline {
                 report.stopped_early = true;
                 break;
             }
@@ -260,7 +265,7 @@ impl<
             let results: Vec<Vec<One>> = futures::stream::iter(by_tenant.into_values())
                 .map(|keys| async move {
                     futures::stream::iter(keys)
-                        .map(|k| async move { self.flush_one(&k, deadline).await })
+                        .map(|k| async move { self.flush_one(&k, deadline, margin).await })
                         .buffer_unordered(self.config.per_tenant)
                         .collect::<Vec<One>>()
                         .await
@@ -284,7 +289,7 @@ impl<
                     One::Skipped => {}
                 }
             }
-            if Instant::now() + self.config.margin >= deadline {
+            if Instant::now() + margin >= deadline {
                 report.stopped_early = true;
                 break;
             }
@@ -295,8 +300,8 @@ impl<
         report
     }
 
-    async fn flush_one(&self, key: &ConversationKey, deadline: Instant) -> One {
-        if Instant::now() + self.config.margin >= deadline {
+    async fn flush_one(&self, key: &ConversationKey, deadline: Instant, margin: Duration) -> One {
+        if Instant::now() + margin >= deadline {
             return One::Skipped;
         }
         let now = self.clock.now_ms();
