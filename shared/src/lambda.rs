@@ -203,8 +203,14 @@ fn deadline_of(ctx: &lambda_http::lambda_runtime::Context) -> std::time::Instant
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
+    // Lambda sends the deadline as epoch ms, always ahead of the invocation's start. cargo lambda
+    // watch sends a fixed 600000 (a budget, not a time): a deadline already past is read as one,
+    // capped at Lambda's 15 minutes.
+    let left = match ctx.deadline.checked_sub(now_ms) {
+        Some(left) => left,
+        None => ctx.deadline.min(900_000),
+    };
     // The reserve scales with the budget: 2 s of a long invocation, a quarter of a short one.
-    let left = ctx.deadline.saturating_sub(now_ms);
     let reserve = (left / 4).min(2_000);
     std::time::Instant::now() + std::time::Duration::from_millis(left - reserve)
 }
