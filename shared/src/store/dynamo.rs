@@ -311,20 +311,28 @@ impl DynamoStore {
     }
 
     async fn query_all(&self, pk: &str) -> Result<Vec<Item>, StoreError> {
+        self.query_pages(pk, None).await
+    }
+
+    /// Every item of the partition (whose sort key starts with `prefix`, if given), all pages.
+    async fn query_pages(&self, pk: &str, prefix: Option<&str>) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
-            let out = self
+            let mut q = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
                 .expression_attribute_values(":pk", s(pk))
                 .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
+                .set_exclusive_start_key(start);
+            q = match prefix {
+                Some(p) => q
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+                    .expression_attribute_values(":p", s(p)),
+                None => q.key_condition_expression("pk = :pk"),
+            };
+            let out = q.send().await.map_err(unavailable)?;
             items.extend(out.items().iter().cloned());
             start = out.last_evaluated_key().cloned();
             if start.is_none() {
@@ -1728,27 +1736,7 @@ const SK_ROLE: &str = "ROLE#";
 impl DynamoStore {
     /// Items of the partition whose sort key starts with `prefix`.
     async fn query_prefix(&self, pk: &str, prefix: &str) -> Result<Vec<Item>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
-                .expression_attribute_values(":pk", s(pk))
-                .expression_attribute_values(":p", s(prefix))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            items.extend(out.items().iter().cloned());
-            start = out.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(items);
-            }
-        }
+        self.query_pages(pk, Some(prefix)).await
     }
 
     /// Keys of the tenant's dedup records, from the deliveries index (keys only).
