@@ -26,6 +26,12 @@ pub struct VendorEvent {
     pub at: i64,
     /// True when newer state was already in place: recorded, nothing changed.
     pub stale: bool,
+    /// Filled in by the initial backfill, not by a live change.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backfill: bool,
+    /// A change no webhook delivered, found by reconciliation with Lever.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recovered: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +45,19 @@ pub trait EventSink: Send + Sync {
         kind: &str,
         detail: &str,
     ) -> impl Future<Output = Result<(), PublishError>> + Send;
+
+    /// Publishes many events, (kind, detail) each; all of them or an error.
+    fn publish_all(
+        &self,
+        events: &[(String, String)],
+    ) -> impl Future<Output = Result<(), PublishError>> + Send {
+        async move {
+            for (kind, detail) in events {
+                self.publish(kind, detail).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 pub struct EventBridgeSink {
@@ -56,6 +75,10 @@ impl EventBridgeSink {
 }
 
 impl EventSink for EventBridgeSink {
+    async fn publish_all(&self, events: &[(String, String)]) -> Result<(), PublishError> {
+        self.publish_batched(events).await
+    }
+
     async fn publish(&self, kind: &str, detail: &str) -> Result<(), PublishError> {
         let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
             .event_bus_name(&self.bus)
@@ -80,6 +103,52 @@ impl EventSink for EventBridgeSink {
                 code.unwrap_or("unknown")
             ))),
         }
+    }
+}
+
+impl EventBridgeSink {
+    fn entry(&self, kind: &str, detail: &str) -> aws_sdk_eventbridge::types::PutEventsRequestEntry {
+        aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .event_bus_name(&self.bus)
+            .source(SOURCE)
+            .detail_type(kind)
+            .detail(detail)
+            .build()
+    }
+
+    /// Ten entries per `PutEvents` (its limit); rejected entries are sent again a few times.
+    pub async fn publish_batched(&self, events: &[(String, String)]) -> Result<(), PublishError> {
+        for chunk in events.chunks(10) {
+            let mut pending: Vec<&(String, String)> = chunk.iter().collect();
+            for attempt in 0..4 {
+                let entries = pending.iter().map(|(k, d)| self.entry(k, d)).collect();
+                let out = self
+                    .client
+                    .put_events()
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        PublishError(aws_sdk_eventbridge::error::DisplayErrorContext(e).to_string())
+                    })?;
+                if out.failed_entry_count() == 0 {
+                    pending.clear();
+                    break;
+                }
+                // Entries answer in request order; keep the failed ones.
+                pending = pending
+                    .into_iter()
+                    .zip(out.entries())
+                    .filter(|(_, r)| r.error_code().is_some())
+                    .map(|(e, _)| e)
+                    .collect();
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+            }
+            if !pending.is_empty() {
+                return Err(PublishError(format!("{} entries rejected", pending.len())));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -123,5 +192,11 @@ impl<S: EventSink + ?Sized> EventSink for std::sync::Arc<S> {
         detail: &str,
     ) -> impl Future<Output = Result<(), PublishError>> + Send {
         (**self).publish(kind, detail)
+    }
+    fn publish_all(
+        &self,
+        events: &[(String, String)],
+    ) -> impl Future<Output = Result<(), PublishError>> + Send {
+        (**self).publish_all(events)
     }
 }

@@ -11,6 +11,7 @@ pub mod queue;
 pub mod receiver;
 pub mod secrets;
 pub mod store;
+pub mod sync;
 pub mod tenant;
 pub mod transcript;
 pub mod webhook;

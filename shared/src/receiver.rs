@@ -363,6 +363,23 @@ fn store_failed(d: &Delivery<'_>, e: StoreError) -> Reply {
 
 /// The normalized event: Lever's own before and after where the delivery carries them.
 pub fn vendor_event(d: &Delivery<'_>, m: &Mutation) -> VendorEvent {
+    change_event(
+        format!("{}/{}", d.tenant, d.token),
+        d.tenant,
+        d.kind,
+        m,
+        d.triggered_at,
+    )
+}
+
+/// The event of one change of kind `kind` at `at` (Lever's time), whatever found it.
+pub fn change_event(
+    id: String,
+    tenant: &str,
+    kind: EventKind,
+    m: &Mutation,
+    at: i64,
+) -> VendorEvent {
     let (before, after, contact) = match m {
         Mutation::Stage {
             from, to, contact, ..
@@ -411,14 +428,16 @@ pub fn vendor_event(d: &Delivery<'_>, m: &Mutation) -> VendorEvent {
         ),
     };
     VendorEvent {
-        id: format!("{}/{}", d.tenant, d.token),
-        tenant_id: d.tenant.to_string(),
-        kind: d.kind.as_str().to_string(),
+        id,
+        tenant_id: tenant.to_string(),
+        kind: kind.as_str().to_string(),
         opportunity_id: m.opportunity().map(str::to_string),
         contact_id: contact,
         before,
         after,
-        at: d.triggered_at,
+        at,
         stale: false,
+        backfill: false,
+        recovered: false,
     }
 }

@@ -109,6 +109,14 @@ impl<'a, L: LeverApi> Lever<'a, L> {
         }
     }
 
+    /// Pages of a list resumed at a checkpointed [`Pages::position`] (`None`: from the start).
+    pub fn pages_from(&'a self, req: LeverRequest, position: Option<String>) -> Pages<'a, L> {
+        Pages {
+            next: position,
+            ..self.pages(req)
+        }
+    }
+
     pub async fn opportunity(&self, id: &str) -> Result<Opportunity, LeverError> {
         decode(
             self.send(LeverRequest::get(format!("/opportunities/{}", seg(id)?)))

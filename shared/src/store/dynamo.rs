@@ -28,6 +28,9 @@ const SK_CONTACT: &str = "#CONTACT";
 const SK_TENANT: &str = "#TENANT";
 const SK_OAUTH_LEASE: &str = "#OAUTHLEASE";
 const SK_OAUTH_STATE: &str = "#OAUTHSTATE";
+const SK_SYNC: &str = "#SYNC";
+/// The `due` index partition of sync jobs (conversations use `DUE#<n>`).
+const SYNC_SHARD: &str = "SYNC";
 const GUARD: &str = "(attribute_not_exists(changedAt) OR changedAt < :t)";
 
 #[derive(Clone)]
@@ -51,6 +54,9 @@ fn pk_opp(t: &str, o: &str) -> String {
 fn pk_dedup(d: &Delivery<'_>) -> String {
     format!("T#{}#D#{}", d.tenant, d.token)
 }
+fn pk_tenant(t: &str) -> String {
+    format!("T#{t}")
+}
 fn pk_contact(t: &str, c: &str) -> String {
     format!("T#{t}#C#{c}")
 }
@@ -59,6 +65,17 @@ fn unavailable<E: std::error::Error + ProvideErrorMetadata + 'static, R: std::fm
     e: aws_sdk_dynamodb::error::SdkError<E, R>,
 ) -> StoreError {
     StoreError::Unavailable(DisplayErrorContext(e).to_string())
+}
+
+/// A conditional write's outcome: `Ok(Some(out))` written, `Ok(None)` when its condition failed.
+fn conditional<T, E: std::error::Error + ProvideErrorMetadata + 'static, R: std::fmt::Debug>(
+    r: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
+) -> Result<Option<T>, StoreError> {
+    match r {
+        Ok(out) => Ok(Some(out)),
+        Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(None),
+        Err(e) => Err(unavailable(e)),
+    }
 }
 
 fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
@@ -97,11 +114,25 @@ struct Change {
     sk: String,
     update: String,
     condition: String,
-    values: Vec<(&'static str, AV)>,
+    values: Vec<(String, AV)>,
 }
 
 impl Change {
     async fn send(self, client: &Client, table: &str) -> Result<(), StoreError> {
+        self.send_raw(client, table).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn send_raw(
+        self,
+        client: &Client,
+        table: &str,
+    ) -> Result<
+        aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
+        aws_sdk_dynamodb::error::SdkError<
+            aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+        >,
+    > {
         let mut b = client
             .update_item()
             .table_name(table)
@@ -112,8 +143,7 @@ impl Change {
         for (k, v) in self.values {
             b = b.expression_attribute_values(k, v);
         }
-        b.send().await.map_err(unavailable)?;
-        Ok(())
+        b.send().await
     }
 
     fn into_update(self, table: &str) -> Result<Update, StoreError> {
@@ -130,83 +160,142 @@ impl Change {
     }
 }
 
-/// The guarded update a mutation makes, and whether it needs the candidate not to be deleted.
-fn change_for(tenant: &str, m: &Mutation, t: i64, expires_at: i64) -> (Change, Option<String>) {
-    let not_deleted = "attribute_not_exists(deletedAt)";
-    let candidate = |opp: &str, set: &str, at: &str, mut values: Vec<(&'static str, AV)>| {
-        values.extend([(":o", s(opp)), (":t", n(t))]);
-        Change {
-            pk: pk_opp(tenant, opp),
-            sk: SK_CANDIDATE.into(),
-            update: format!("SET opportunityId = :o, {set}"),
-            condition: format!("{not_deleted} AND (attribute_not_exists({at}) OR {at} < :t)"),
-            values,
+const NOT_DELETED: &str = "attribute_not_exists(deletedAt)";
+
+/// The fields of the candidate item one mutation sets, the time attribute guarding them, and their
+/// values (placeholders suffixed with `i`, so several groups can share one update).
+struct Group {
+    set: String,
+    at: &'static str,
+    values: Vec<(String, AV)>,
+}
+
+impl Group {
+    /// `attribute_not_exists(at) OR at < :t`: older changes never win.
+    fn guard(&self, i: usize) -> String {
+        format!("(attribute_not_exists({at}) OR {at} < :t{i})", at = self.at)
+    }
+}
+
+fn group(m: &Mutation, t: i64, expires_at: i64, i: usize) -> Option<Group> {
+    let p = |name: &str| format!(":{name}{i}");
+    let (set, at, mut values) = match m {
+        Mutation::Stage { to, contact, .. } => {
+            let mut set = format!("stageId = {}, stageSince = {}", p("v"), p("t"));
+            let mut values = vec![(p("v"), s(to.as_str()))];
+            if let Some(c) = contact {
+                set += &format!(", contactId = if_not_exists(contactId, {})", p("c"));
+                values.push((p("c"), s(c.as_str())));
+            }
+            (set, "stageSince", values)
         }
-    };
-    match m {
-        Mutation::Stage { opportunity, to, contact, .. } => {
-            let (set, mut values) = ("stageId = :v, stageSince = :t", vec![(":v", s(to.as_str()))]);
-            let set = match contact {
-                Some(c) => {
-                    values.push((":c", s(c.as_str())));
-                    format!("{set}, contactId = if_not_exists(contactId, :c)")
-                }
-                None => set.to_string(),
-            };
-            (candidate(opportunity, &set, "stageSince", values), None)
-        }
-        Mutation::Archive { opportunity, to, .. } => {
+        Mutation::Archive { to, .. } => {
             let v = to.as_ref().map_or(AV::Null(true), |a| {
                 AV::M(HashMap::from([
                     ("reason".to_string(), opt_s(&a.reason)),
-                    ("archivedAt".to_string(), a.archived_at.map_or(AV::Null(true), n)),
+                    (
+                        "archivedAt".to_string(),
+                        a.archived_at.map_or(AV::Null(true), n),
+                    ),
                 ]))
             });
-            (candidate(opportunity, "archiveState = :v, archiveAt = :t", "archiveAt", vec![(":v", v)]), None)
+            let set = format!("archiveState = {}, archiveAt = {}", p("v"), p("t"));
+            (set, "archiveAt", vec![(p("v"), v)])
         }
-        Mutation::Hired { opportunity } => {
-            (candidate(opportunity, "isHired = :v, hiredAt = :t", "hiredAt", vec![(":v", AV::Bool(true))]), None)
+        Mutation::Hired { .. } => {
+            let set = format!("isHired = {}, hiredAt = {}", p("v"), p("t"));
+            (set, "hiredAt", vec![(p("v"), AV::Bool(true))])
         }
-        Mutation::Deleted { opportunity } => {
-            let mut c = candidate(opportunity, "deletedAt = :t, expiresAt = :x", "deletedAt", vec![(":x", n(expires_at))]);
-            c.condition = not_deleted.into();
-            (c, None)
+        Mutation::Deleted { .. } => {
+            let set = format!("deletedAt = {}, expiresAt = {}", p("t"), p("x"));
+            (set, "deletedAt", vec![(p("x"), n(expires_at))])
         }
-        Mutation::Application { opportunity, application, posting } => (
-            Change {
+        _ => return None,
+    };
+    values.push((p("t"), n(t)));
+    Some(Group { set, at, values })
+}
+
+/// The guarded update a mutation makes, and whether it needs the candidate not to be deleted.
+fn change_for(tenant: &str, m: &Mutation, t: i64, expires_at: i64) -> (Change, Option<String>) {
+    let guarded = |sk: String, update: &str, values: Vec<(&str, AV)>| Change {
+        pk: pk_opp(tenant, m.opportunity().unwrap_or_default()),
+        sk,
+        update: update.into(),
+        condition: GUARD.into(),
+        values: values
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    };
+    let parent = m.opportunity().map(|o| pk_opp(tenant, o));
+    match m {
+        Mutation::Stage { opportunity, .. }
+        | Mutation::Archive { opportunity, .. }
+        | Mutation::Hired { opportunity }
+        | Mutation::Deleted { opportunity } => {
+            let g = group(m, t, expires_at, 0).expect("a candidate-level mutation");
+            let condition = match m {
+                Mutation::Deleted { .. } => NOT_DELETED.to_string(),
+                _ => format!("{NOT_DELETED} AND {}", g.guard(0)),
+            };
+            let mut values = g.values;
+            values.push((":o".into(), s(opportunity.as_str())));
+            let change = Change {
                 pk: pk_opp(tenant, opportunity),
-                sk: format!("APP#{application}"),
-                update: "SET applicationId = :a, postingId = :p, changedAt = :t".into(),
-                condition: GUARD.into(),
-                values: vec![(":a", s(application.as_str())), (":p", opt_s(posting)), (":t", n(t))],
-            },
-            Some(pk_opp(tenant, opportunity)),
+                sk: SK_CANDIDATE.into(),
+                update: format!("SET opportunityId = :o, {}", g.set),
+                condition,
+                values,
+            };
+            (change, None)
+        }
+        Mutation::Application {
+            application,
+            posting,
+            ..
+        } => (
+            guarded(
+                format!("APP#{application}"),
+                "SET applicationId = :a, postingId = :p, changedAt = :t",
+                vec![
+                    (":a", s(application.as_str())),
+                    (":p", opt_s(posting)),
+                    (":t", n(t)),
+                ],
+            ),
+            parent,
         ),
-        Mutation::InterviewUpsert { opportunity, interview, panel, data } => (
-            Change {
-                pk: pk_opp(tenant, opportunity),
-                sk: format!("IV#{interview}"),
-                update: "SET interviewId = :i, panelId = :p, payloadJson = :d, changedAt = :t REMOVE deletedAt, expiresAt".into(),
-                condition: GUARD.into(),
-                values: vec![
+        Mutation::InterviewUpsert {
+            interview,
+            panel,
+            data,
+            ..
+        } => (
+            guarded(
+                format!("IV#{interview}"),
+                "SET interviewId = :i, panelId = :p, payloadJson = :d, changedAt = :t REMOVE deletedAt, expiresAt",
+                vec![
                     (":i", s(interview.as_str())),
                     (":p", opt_s(panel)),
                     (":d", s(Value::Object(data.clone()).to_string())),
                     (":t", n(t)),
                 ],
-            },
-            Some(pk_opp(tenant, opportunity)),
+            ),
+            parent,
         ),
         // A tombstone, so an older create or update arriving late cannot bring the interview back.
-        Mutation::InterviewDelete { opportunity, interview, .. } => (
-            Change {
-                pk: pk_opp(tenant, opportunity),
-                sk: format!("IV#{interview}"),
-                update: "SET interviewId = :i, changedAt = :t, deletedAt = :t, expiresAt = :x REMOVE payloadJson, panelId".into(),
-                condition: GUARD.into(),
-                values: vec![(":i", s(interview.as_str())), (":t", n(t)), (":x", n(expires_at))],
-            },
-            Some(pk_opp(tenant, opportunity)),
+        Mutation::InterviewDelete { interview, .. } => (
+            guarded(
+                format!("IV#{interview}"),
+                "SET interviewId = :i, changedAt = :t, deletedAt = :t, expiresAt = :x REMOVE payloadJson, panelId",
+                vec![
+                    (":i", s(interview.as_str())),
+                    (":t", n(t)),
+                    (":x", n(expires_at)),
+                ],
+            ),
+            parent,
         ),
         Mutation::Contact { contact, data } => (
             Change {
@@ -214,10 +303,26 @@ fn change_for(tenant: &str, m: &Mutation, t: i64, expires_at: i64) -> (Change, O
                 sk: SK_CONTACT.into(),
                 update: "SET contactId = :c, payloadJson = :d, changedAt = :t".into(),
                 condition: GUARD.into(),
-                values: vec![(":c", s(contact.as_str())), (":d", s(Value::Object(data.clone()).to_string())), (":t", n(t))],
+                values: vec![
+                    (":c".into(), s(contact.as_str())),
+                    (":d".into(), s(Value::Object(data.clone()).to_string())),
+                    (":t".into(), n(t)),
+                ],
             },
             None,
         ),
+    }
+}
+
+/// The candidate item's update that records an application (its id in `appIds`, for syncs),
+/// which also checks the candidate is not deleted.
+fn application_parent(pk: String, application: &str) -> Change {
+    Change {
+        pk,
+        sk: SK_CANDIDATE.into(),
+        update: "ADD appIds :app".into(),
+        condition: NOT_DELETED.into(),
+        values: vec![(":app".into(), AV::Ss(vec![application.to_string()]))],
     }
 }
 
@@ -404,18 +509,26 @@ impl WebhookStore for DynamoStore {
                 .update(change.into_update(&self.table)?)
                 .build(),
         ];
-        if let Some(pk) = parent {
-            let check = ConditionCheck::builder()
-                .table_name(&self.table)
-                .key("pk", s(pk))
-                .key("sk", s(SK_CANDIDATE))
-                .condition_expression("attribute_not_exists(deletedAt)")
-                .build();
-            items.push(
+        match (parent, m) {
+            (Some(pk), Mutation::Application { application, .. }) => items.push(
                 TransactWriteItem::builder()
-                    .condition_check(build(check)?)
+                    .update(application_parent(pk, application).into_update(&self.table)?)
                     .build(),
-            );
+            ),
+            (Some(pk), _) => {
+                let check = ConditionCheck::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(pk))
+                    .key("sk", s(SK_CANDIDATE))
+                    .condition_expression(NOT_DELETED)
+                    .build();
+                items.push(
+                    TransactWriteItem::builder()
+                        .condition_check(build(check)?)
+                        .build(),
+                );
+            }
+            (None, _) => {}
         }
         match self
             .client
@@ -1028,7 +1141,10 @@ impl CommandStore for DynamoStore {
             sk: SK_COMMAND.into(),
             update: format!("SET commandStatus = :s, updatedAt = :now, {set}"),
             condition: "attribute_exists(pk)".into(),
-            values,
+            values: values
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
         };
         let extra = match end {
             CommandEnd::Parked { command, .. } => {
@@ -1963,5 +2079,275 @@ impl AdminStore for DynamoStore {
         keys.sort();
         keys.dedup();
         self.delete_all(keys).await
+    }
+}
+
+fn synced_view(item: &Item) -> SyncedView {
+    SyncedView {
+        stage: get_s(item, "stageId")
+            .zip(get_n(item, "stageSince"))
+            .map(|(id, since)| Stage { id, since }),
+        archived: item
+            .get("archiveState")
+            .and_then(|v| v.as_m().ok())
+            .map(|m| Archived {
+                reason: get_s(m, "reason"),
+                archived_at: get_n(m, "archivedAt"),
+            }),
+        archive_at: get_n(item, "archiveAt"),
+        hired_at: get_n(item, "hiredAt"),
+        contact_id: get_s(item, "contactId"),
+        application_ids: item
+            .get("appIds")
+            .and_then(|v| v.as_ss().ok())
+            .map(|ids| ids.iter().cloned().collect())
+            .unwrap_or_default(),
+        deleted_at: get_n(item, "deletedAt"),
+        mark: get_s(item, "syncMark"),
+        owed_events: get_s(item, "syncEvents"),
+    }
+}
+
+fn sync_job_of(item: &Item) -> Result<SyncJob, StoreError> {
+    let json = get_s(item, "jobJson").unwrap_or_default();
+    let mut job: SyncJob =
+        serde_json::from_str(&json).map_err(|e| StoreError::Malformed(e.to_string()))?;
+    // The key attributes are the truth for what conditions check.
+    job.lease_until = get_n(item, "leaseUntil").unwrap_or(0);
+    job.due_at = get_n(item, "dueAt");
+    Ok(job)
+}
+
+impl DynamoStore {
+    fn sync_job_put(
+        &self,
+        job: &SyncJob,
+    ) -> Result<aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder, StoreError>
+    {
+        let json = serde_json::to_string(job).map_err(|e| StoreError::Malformed(e.to_string()))?;
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(pk_tenant(&job.tenant)))
+            .item("sk", s(SK_SYNC))
+            .item("tenantId", s(job.tenant.as_str()))
+            .item("jobId", s(job.job_id.as_str()))
+            .item("leaseUntil", n(job.lease_until))
+            .item("jobJson", s(json));
+        if let Some(due) = job.due_at {
+            put = put.item("dueShard", s(SYNC_SHARD)).item("dueAt", n(due));
+        }
+        Ok(put)
+    }
+}
+
+impl SyncStore for DynamoStore {
+    async fn sync_views(
+        &self,
+        tenant: &str,
+        opportunities: &[String],
+    ) -> Result<HashMap<String, SyncedView>, StoreError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut out = HashMap::new();
+        for chunk in opportunities.chunks(100) {
+            let mut keys = Vec::with_capacity(chunk.len());
+            for opp in chunk {
+                keys.push(HashMap::from([
+                    ("pk".to_string(), s(pk_opp(tenant, opp))),
+                    ("sk".to_string(), s(SK_CANDIDATE)),
+                ]));
+            }
+            let mut pending = Some(build(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build(),
+            )?);
+            let mut backoff = std::time::Duration::from_millis(20);
+            while let Some(request) = pending.take() {
+                let got = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                for item in got
+                    .responses()
+                    .and_then(|r| r.get(&self.table))
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(opp) = get_s(item, "opportunityId") {
+                        out.insert(opp, synced_view(item));
+                    }
+                }
+                pending = got
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .filter(|k| !k.keys().is_empty())
+                    .cloned();
+                if pending.is_some() {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn write_sync(
+        &self,
+        tenant: &str,
+        w: &SyncWrite,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        // Kept as long as a webhook's dedup record, like a deletion's tombstone.
+        let expires_at = (now_ms + crate::webhook::MAX_AGE_MS + 24 * 3600 * 1000) / 1000;
+        let pk = pk_opp(tenant, &w.opportunity);
+        let mut sets = vec![
+            "opportunityId = :o".to_string(),
+            "syncMark = :m".into(),
+            "syncEvents = :e".into(),
+        ];
+        let mut conditions = vec![NOT_DELETED.to_string()];
+        let mut values: Vec<(String, AV)> = vec![
+            (":o".into(), s(w.opportunity.as_str())),
+            (":m".into(), s(w.mark.as_str())),
+            (":e".into(), s(w.events.as_str())),
+        ];
+        let mut apps = Vec::new();
+        let mut app_items = Vec::new();
+        for (i, (m, t)) in w.changes.iter().enumerate() {
+            if let Some(g) = group(m, *t, expires_at, i) {
+                if !matches!(m, Mutation::Deleted { .. }) {
+                    conditions.push(g.guard(i));
+                }
+                sets.push(g.set);
+                values.extend(g.values);
+            } else if let Mutation::Application { application, .. } = m {
+                apps.push(application.clone());
+                app_items.push(change_for(tenant, m, *t, expires_at).0);
+            }
+        }
+        let mut update = format!("SET {}", sets.join(", "));
+        if !apps.is_empty() {
+            update += " ADD appIds :apps";
+            values.push((":apps".into(), AV::Ss(apps)));
+        }
+        let candidate = Change {
+            pk,
+            sk: SK_CANDIDATE.into(),
+            update,
+            condition: conditions.join(" AND "),
+            values,
+        };
+        if app_items.is_empty() {
+            return conditional(candidate.send_raw(&self.client, &self.table).await)
+                .map(|o| o.is_some());
+        }
+        // The candidate and its new applications in one request, all or nothing.
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .update(candidate.into_update(&self.table)?)
+                .build(),
+        ];
+        for c in app_items {
+            items.push(
+                TransactWriteItem::builder()
+                    .update(c.into_update(&self.table)?)
+                    .build(),
+            );
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) => match e.as_service_error().and_then(cancelled) {
+                Some(Cancelled::Contended) => Err(StoreError::Contended),
+                Some(_) => Ok(false),
+                None => Err(unavailable(e)),
+            },
+        }
+    }
+
+    async fn sync_job(&self, tenant: &str) -> Result<Option<SyncJob>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk_tenant(tenant)))
+            .key("sk", s(SK_SYNC))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.item().map(sync_job_of).transpose()
+    }
+
+    async fn put_sync_job(&self, job: &SyncJob) -> Result<(), StoreError> {
+        self.sync_job_put(job)?.send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn claim_sync_job(
+        &self,
+        tenant: &str,
+        until_ms: i64,
+        now_ms: i64,
+    ) -> Result<Option<SyncJob>, StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk_tenant(tenant)))
+            .key("sk", s(SK_SYNC))
+            .update_expression("SET leaseUntil = :u")
+            .condition_expression("dueAt <= :now AND leaseUntil < :now")
+            .expression_attribute_values(":u", n(until_ms))
+            .expression_attribute_values(":now", n(now_ms))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match conditional(res)? {
+            Some(out) => out.attributes().map(sync_job_of).transpose(),
+            None => Ok(None),
+        }
+    }
+
+    async fn save_sync_job(&self, job: &SyncJob, held_until: i64) -> Result<bool, StoreError> {
+        let res = self
+            .sync_job_put(job)?
+            .condition_expression("jobId = :j AND leaseUntil = :held")
+            .expression_attribute_values(":j", s(job.job_id.as_str()))
+            .expression_attribute_values(":held", n(held_until))
+            .send()
+            .await;
+        conditional(res).map(|o| o.is_some())
+    }
+
+    async fn due_sync_jobs(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(DUE_INDEX)
+            .key_condition_expression("dueShard = :s AND dueAt <= :now")
+            .expression_attribute_values(":s", s(SYNC_SHARD))
+            .expression_attribute_values(":now", n(now_ms))
+            .limit(limit.min(1000) as i32)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out
+            .items()
+            .iter()
+            .filter_map(|i| get_s(i, "tenantId"))
+            .collect())
     }
 }

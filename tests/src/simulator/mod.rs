@@ -12,6 +12,7 @@
 //! `admin` is the unauthenticated `/_admin` surface for the binary.
 
 mod admin;
+pub mod changes;
 mod error;
 mod faults;
 mod gate;
@@ -319,8 +320,20 @@ impl Simulator {
         data: Value,
         signature_token: &str,
     ) -> Result<reqwest::StatusCode, reqwest::Error> {
+        self.try_send_webhook_at(url, event, data, signature_token, crate::now_ms())
+            .await
+    }
+
+    /// A delivery triggered at `triggered_at` (a change's own time, see [`changes`]).
+    pub async fn try_send_webhook_at(
+        &self,
+        url: &str,
+        event: EventKind,
+        data: Value,
+        signature_token: &str,
+        triggered_at: i64,
+    ) -> Result<reqwest::StatusCode, reqwest::Error> {
         let token = crate::random_hex(24);
-        let triggered_at = crate::now_ms();
         let body = json!({
             "token": token,
             "triggeredAt": triggered_at,

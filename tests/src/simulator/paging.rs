@@ -101,7 +101,18 @@ pub(crate) fn page(
     cursors: &mut Cursors,
     params: &Params,
     path: &str,
-    mut items: Vec<(SortKey, Value)>,
+    items: Vec<(SortKey, Value)>,
+) -> Result<Value, ApiError> {
+    page_by(cursors, params, path, items, |v| v)
+}
+
+/// [`page`] rendering only the items on the page (large lists sort cheap keys, not objects).
+pub(crate) fn page_by<T>(
+    cursors: &mut Cursors,
+    params: &Params,
+    path: &str,
+    mut items: Vec<(SortKey, T)>,
+    render: impl Fn(T) -> Value,
 ) -> Result<Value, ApiError> {
     let limit = limit(params)?;
     let scope = params.scope(path);
@@ -118,7 +129,7 @@ pub(crate) fn page(
     let end = (start + limit).min(items.len());
     let has_next = end < items.len();
     let next = has_next.then(|| cursors.issue(scope, items[end - 1].0.clone()));
-    let data: Vec<Value> = items.drain(start..end).map(|(_, v)| v).collect();
+    let data: Vec<Value> = items.drain(start..end).map(|(_, v)| render(v)).collect();
     let mut envelope = json!({"data": data, "hasNext": has_next});
     if let Some(next) = next {
         envelope["next"] = Value::String(next);

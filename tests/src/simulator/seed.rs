@@ -97,6 +97,8 @@ pub(crate) fn seeded_state() -> State {
         panels: HashMap::new(),
         webhooks: Vec::new(),
         cursors: Cursors::default(),
+        deleted: Vec::new(),
+        last_change_at: 0,
         rng: SplitMix64::new(0x1e7e_5eed),
     };
     seed_recorded_opportunity(&mut state);

@@ -27,6 +27,10 @@ pub(crate) struct State {
     /// As created, signature tokens included (the API only returns them from POST).
     pub webhooks: Vec<Value>,
     pub cursors: Cursors,
+    /// Deleted candidates as `GET /opportunities/deleted` lists them (`id`, `deletedAt`).
+    pub deleted: Vec<Value>,
+    /// The last simulated change's time: changes get strictly increasing times.
+    pub last_change_at: i64,
     /// Drives generated names and dates, so a run is reproducible.
     pub rng: SplitMix64,
 }

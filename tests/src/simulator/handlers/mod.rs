@@ -33,6 +33,7 @@ pub(crate) fn routes(sim: Simulator) -> Router<Simulator> {
         .route("/feedback_templates", get(rf::list_templates))
         .route("/feedback_templates/{id}", get(rf::get_template))
         .route("/opportunities", get(op::list))
+        .route("/opportunities/deleted", get(op::list_deleted))
         .route("/opportunities/{opp}", get(op::get_one))
         .route("/opportunities/{opp}/stage", put(op::put_stage))
         .route("/opportunities/{opp}/archived", put(op::put_archived))

@@ -134,14 +134,49 @@ pub(crate) async fn list(
     let filters = Filters::parse(&params)?;
     let now = crate::now_ms();
     sim.with_state(|s| {
-        let items: Vec<(SortKey, Value)> = s
+        let items: Vec<(SortKey, String)> = s
             .opportunities
             .values()
             .filter(|o| confidentiality.includes(is_confidential(o), &caller))
             .filter(|o| filters.keep(s, o, now))
-            .map(|o| (SortKey::newest_first(o), expand(s, o, &params)))
+            .map(|o| (SortKey::newest_first(o), str_field(o, "id").to_string()))
             .collect();
-        paging::page(&mut s.cursors, &params, "/opportunities", items)
+        let mut cursors = std::mem::take(&mut s.cursors);
+        let out = paging::page_by(&mut cursors, &params, "/opportunities", items, |id| {
+            expand(s, &s.opportunities[&id], &params)
+        });
+        s.cursors = cursors;
+        out
+    })
+    .map(page)
+}
+
+/// Candidates deleted in the account (`deleted_at_start` / `deleted_at_end`), newest first.
+pub(crate) async fn list_deleted(
+    State(sim): State<Simulator>,
+    caller: Caller,
+    params: Params,
+) -> ApiResult {
+    caller.require("opportunities:read")?;
+    let start = params.millis("deleted_at_start")?;
+    let end = params.millis("deleted_at_end")?;
+    sim.with_state(|s| {
+        let items: Vec<(SortKey, Value)> = s
+            .deleted
+            .iter()
+            .filter(|d| {
+                let at = d["deletedAt"].as_i64().unwrap_or(0);
+                start.is_none_or(|s| at >= s) && end.is_none_or(|e| at <= e)
+            })
+            .map(|d| {
+                let key = SortKey(
+                    -d["deletedAt"].as_i64().unwrap_or(0),
+                    str_field(d, "id").to_string(),
+                );
+                (key, d.clone())
+            })
+            .collect();
+        paging::page(&mut s.cursors, &params, "/opportunities/deleted", items)
     })
     .map(page)
 }

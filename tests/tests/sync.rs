@@ -1,0 +1,520 @@
+//! Backfill and reconciliation against the simulator: the vendor's view ends equal to Lever's
+//! state, missed webhooks are recovered exactly once, a killed backfill resumes without repeating
+//! itself, and a webhook newer than a snapshot always wins.
+
+use lever_bridge::clock::{Clock, ManualClock};
+use lever_bridge::events::{InMemoryEvents, VendorEvent};
+use lever_bridge::lever::{HttpLever, RateLimiter, RetryPolicy};
+use lever_bridge::receiver::Receiver;
+use lever_bridge::secrets::{CachedSecrets, InMemorySecrets, Redacted, SecretStore, TenantSecret};
+use lever_bridge::store::dynamo::DynamoStore;
+use lever_bridge::store::{StatsStore, SyncMode, SyncStore, TenantStore, WebhookStore};
+use lever_bridge::sync::snapshot::Snapshot;
+use lever_bridge::sync::{SyncConfig, SyncReport, SyncStatus, Syncer};
+use lever_bridge::webhook::EventKind;
+use lever_bridge_tests::simulator::changes::Change;
+use lever_bridge_tests::simulator::{Fault, KeyPerms, SimConfig, Simulator};
+use lever_bridge_tests::*;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+trait Backend: SyncStore + WebhookStore + TenantStore + StatsStore + Clone + 'static {
+    async fn fresh() -> Self;
+}
+
+impl Backend for DynamoStore {
+    async fn fresh() -> Self {
+        fresh_table(&aws().await).await.0
+    }
+}
+
+impl Backend for lever_bridge::store::memory::InMemoryStore {
+    async fn fresh() -> Self {
+        Self::default()
+    }
+}
+
+type Sync<S> =
+    Syncer<Arc<HttpLever>, S, Arc<InMemorySecrets>, Arc<InMemoryEvents>, Arc<ManualClock>>;
+type Hook<S> = Receiver<S, Arc<InMemoryEvents>, Arc<InMemorySecrets>, Arc<ManualClock>>;
+
+const SIGNATURE: &str = "sync-signature-token";
+
+struct Rig<S> {
+    sim: Simulator,
+    store: S,
+    clock: Arc<ManualClock>,
+    events: Arc<InMemoryEvents>,
+    tenant: String,
+    sync: Sync<S>,
+    hooks: HashMap<EventKind, Hook<S>>,
+}
+
+async fn rig<S: Backend>(opportunities: usize) -> Rig<S> {
+    let sim = Simulator::start(SimConfig::default()).await;
+    let key = random_hex(16);
+    sim.add_key(&key, KeyPerms::all());
+    sim.add_opportunities(opportunities);
+    let store = S::fresh().await;
+    let tenant = unique("sync");
+    store
+        .put_tenant(&tenant_record(&tenant, &sim.base_url(), None))
+        .await
+        .unwrap();
+    let secrets = Arc::new(InMemorySecrets::default());
+    let mut secret = secret_for_all(SIGNATURE);
+    secret.api_key = Some(Redacted::new(&key));
+    secrets.save(&tenant, &secret).await.unwrap();
+    let _: &TenantSecret = &secret;
+    let clock = Arc::new(ManualClock::at(now_ms()));
+    let events = Arc::new(InMemoryEvents::default());
+    let lever = Arc::new(HttpLever::new(
+        RateLimiter::new(10.0, 20),
+        RetryPolicy {
+            timeout: Duration::from_secs(5),
+            ..RetryPolicy::default()
+        },
+    ));
+    let sync = Syncer::new(
+        lever,
+        store.clone(),
+        secrets.clone(),
+        events.clone(),
+        clock.clone(),
+        SyncConfig::default(),
+    );
+    let hooks = EventKind::ALL
+        .iter()
+        .map(|k| {
+            let cache = CachedSecrets::new(secrets.clone(), clock.clone(), 60_000);
+            let hook = Receiver::new(*k, store.clone(), events.clone(), cache, clock.clone());
+            (*k, hook)
+        })
+        .collect();
+    Rig {
+        sim,
+        store,
+        clock,
+        events,
+        tenant,
+        sync,
+        hooks,
+    }
+}
+
+impl<S: Backend> Rig<S> {
+    async fn run(&self, budget: Duration) -> SyncReport {
+        self.sync.run(Instant::now() + budget).await
+    }
+
+    async fn backfill(&self) -> SyncReport {
+        self.sync.start_backfill(&self.tenant).await.unwrap();
+        let report = self.run(Duration::from_secs(300)).await;
+        let job = self.store.sync_job(&self.tenant).await.unwrap().unwrap();
+        assert!(job.finished_at.is_some(), "backfill finished: {job:?}");
+        report
+    }
+
+    /// Makes the next reconciliation due and runs it.
+    async fn reconcile(&self) -> SyncReport {
+        self.clock.advance(SyncConfig::default().interval_ms + 1);
+        let report = self.run(Duration::from_secs(300)).await;
+        let job = self.store.sync_job(&self.tenant).await.unwrap().unwrap();
+        assert_eq!(job.mode, SyncMode::Reconcile);
+        assert!(
+            job.finished_at.is_some(),
+            "reconciliation finished: {job:?}"
+        );
+        report
+    }
+
+    async fn deliver(&self, change: &Change) {
+        let (_, body) = delivery(change.kind, SIGNATURE, change.at, change.data.clone());
+        let reply = self.hooks[&change.kind].receive(&self.tenant, &body).await;
+        assert_eq!(reply.status, 200, "{:?} {reply:?}", change.kind);
+    }
+
+    /// The vendor's view of every live opportunity equals Lever's; deleted ones are tombstones.
+    async fn assert_view_equals_lever(&self, deleted: &[String]) {
+        let ids = self.sim.opportunity_ids();
+        let hired = self.sim.hired_reason();
+        let views = self.store.sync_views(&self.tenant, &ids).await.unwrap();
+        assert_eq!(views.len(), ids.len(), "every opportunity has a view");
+        for id in &ids {
+            let snap = Snapshot::parse(&self.sim.opportunity(id).unwrap()).unwrap();
+            let v = &views[id];
+            assert_eq!(
+                v.stage.as_ref().map(|s| &s.id),
+                snap.stage.as_ref(),
+                "stage of {id}"
+            );
+            assert_eq!(v.archived, snap.archived, "archive state of {id}");
+            let is_hired = snap.archived.as_ref().and_then(|a| a.reason.as_ref()) == Some(&hired);
+            assert_eq!(v.hired_at.is_some(), is_hired, "hired {id}");
+            let apps: BTreeSet<String> = snap.applications.iter().map(|a| a.0.clone()).collect();
+            assert_eq!(v.application_ids, apps, "applications of {id}");
+            assert_eq!(v.deleted_at, None);
+        }
+        let views = self.store.sync_views(&self.tenant, deleted).await.unwrap();
+        for id in deleted {
+            assert!(views[id].deleted_at.is_some(), "{id} is deleted");
+            assert!(views[id].stage.is_none(), "{id} is erased");
+        }
+    }
+}
+
+fn ids_are_unique(events: &[VendorEvent]) {
+    let mut seen = HashSet::new();
+    for e in events {
+        assert!(seen.insert(&e.id), "event {} published twice", e.id);
+    }
+}
+
+macro_rules! on_both_stores {
+    ($($name:ident($memory:expr, $dynamo:expr)),* $(,)?) => {
+        mod memory_store {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name::<lever_bridge::store::memory::InMemoryStore>($memory).await })*
+        }
+        mod dynamodb_emulator {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name::<super::DynamoStore>($dynamo).await })*
+        }
+    };
+}
+
+on_both_stores!(
+    missed_webhooks_are_recovered_exactly_once((1_000, 2_000), (150, 300)),
+    a_killed_backfill_resumes_without_repeating_itself((10_000, [7, 40]), (600, [3, 5])),
+    a_webhook_during_a_backfill_wins_over_its_older_snapshot((250, 0), (250, 0)),
+    a_webhook_during_a_reconciliation_wins_over_its_older_snapshot((250, 0), (250, 0)),
+);
+
+/// Which vendor-visible facts the webhooks that did arrive left different from Lever: what a
+/// reconciliation must recover, computed from the change log alone.
+#[derive(Default)]
+struct Ledger {
+    stage: HashMap<String, (String, String)>,
+    archive: HashMap<String, (serde_json::Value, serde_json::Value)>,
+    hired: HashMap<String, (bool, bool)>,
+    missed_applications: HashSet<(String, String)>,
+    missed_deletions: HashSet<String>,
+    deleted: HashSet<String>,
+}
+
+impl Ledger {
+    /// (kind, opportunity, application) of every event a reconciliation owes.
+    fn expected(&self) -> BTreeSet<(String, String, String)> {
+        let mut out = BTreeSet::new();
+        let live = |opp: &String| !self.deleted.contains(opp);
+        for (opp, (seen, actual)) in &self.stage {
+            if seen != actual && live(opp) {
+                out.insert(("candidateStageChange".into(), opp.clone(), String::new()));
+            }
+        }
+        for (opp, (seen, actual)) in &self.archive {
+            if seen != actual && live(opp) {
+                out.insert(("candidateArchiveChange".into(), opp.clone(), String::new()));
+            }
+        }
+        for (opp, (seen, actual)) in &self.hired {
+            if !seen && *actual && live(opp) {
+                out.insert(("candidateHired".into(), opp.clone(), String::new()));
+            }
+        }
+        for (opp, app) in &self.missed_applications {
+            if live(opp) {
+                out.insert(("applicationCreated".into(), opp.clone(), app.clone()));
+            }
+        }
+        for opp in &self.missed_deletions {
+            out.insert(("candidateDeleted".into(), opp.clone(), String::new()));
+        }
+        out
+    }
+}
+
+async fn missed_webhooks_are_recovered_exactly_once<S: Backend>((opps, changes): (usize, usize)) {
+    let r = rig::<S>(opps).await;
+    r.backfill().await;
+    r.assert_view_equals_lever(&[]).await;
+    let after_backfill = r.events.events().len();
+    // The account also holds the recorded candidates it was seeded with.
+    assert_eq!(
+        after_backfill,
+        r.sim.opportunity_ids().len(),
+        "one backfill event per candidate"
+    );
+    assert!(after_backfill >= opps);
+
+    let hired_reason = r.sim.hired_reason();
+    let reasons: Vec<String> = r
+        .sim
+        .archive_reasons()
+        .iter()
+        .filter(|a| a["type"] == "non-hired" && a["status"] == "active")
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
+    let postings: Vec<String> = r
+        .sim
+        .postings()
+        .iter()
+        .filter(|p| p["confidentiality"] != "confidential")
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect();
+    let stages: Vec<String> = r
+        .sim
+        .stages()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    let mut ids = r.sim.opportunity_ids();
+    ids.sort();
+    let mut ledger = Ledger::default();
+    for id in &ids {
+        let o = r.sim.opportunity(id).unwrap();
+        let stage = o["stage"].as_str().unwrap().to_string();
+        ledger.stage.insert(id.clone(), (stage.clone(), stage));
+        ledger
+            .archive
+            .insert(id.clone(), (o["archived"].clone(), o["archived"].clone()));
+        let hired = o["archived"]["reason"] == hired_reason.as_str();
+        ledger.hired.insert(id.clone(), (hired, hired));
+    }
+    let mut rng = fastrand::Rng::with_seed(8);
+    let mut dropped = 0;
+    for _ in 0..changes {
+        let live: Vec<&String> = ids
+            .iter()
+            .filter(|i| !ledger.deleted.contains(*i))
+            .collect();
+        let opp = live[rng.usize(..live.len())].clone();
+        let is_hired = ledger.hired[&opp].1;
+        let roll = rng.u32(..100);
+        let made: Vec<Change> = match roll {
+            0..50 => vec![r.sim.move_stage(&opp, &stages[rng.usize(..stages.len())])],
+            50..70 if !is_hired => {
+                let archived = !ledger.archive[&opp].1.is_null();
+                let reason = (!archived).then(|| reasons[rng.usize(..reasons.len())].as_str());
+                vec![r.sim.archive(&opp, reason)]
+            }
+            70..75 if !is_hired => r.sim.hire(&opp),
+            75..97 => vec![r.sim.apply_to(&opp, &postings[rng.usize(..postings.len())])],
+            97.. => vec![r.sim.delete_opportunity(&opp)],
+            _ => vec![r.sim.move_stage(&opp, &stages[rng.usize(..stages.len())])],
+        };
+        for c in made {
+            let lost = rng.u32(..10) == 0;
+            dropped += usize::from(lost);
+            if !lost {
+                r.deliver(&c).await;
+            }
+            match c.kind {
+                EventKind::CandidateStageChange => {
+                    let to = c.data["toStageId"].as_str().unwrap().to_string();
+                    let e = ledger.stage.get_mut(&opp).unwrap();
+                    e.1 = to.clone();
+                    if !lost {
+                        e.0 = to;
+                    }
+                }
+                EventKind::CandidateArchiveChange => {
+                    let to = c.data["toArchived"].clone();
+                    let e = ledger.archive.get_mut(&opp).unwrap();
+                    e.1 = to.clone();
+                    if !lost {
+                        e.0 = to;
+                    }
+                }
+                EventKind::CandidateHired => {
+                    let e = ledger.hired.get_mut(&opp).unwrap();
+                    e.1 = true;
+                    e.0 |= !lost;
+                }
+                EventKind::ApplicationCreated => {
+                    if lost {
+                        let app = c.data["applicationId"].as_str().unwrap().to_string();
+                        ledger.missed_applications.insert((opp.clone(), app));
+                    }
+                }
+                EventKind::CandidateDeleted => {
+                    ledger.deleted.insert(opp.clone());
+                    if lost {
+                        ledger.missed_deletions.insert(opp.clone());
+                    }
+                }
+                _ => unreachable!(),
+            }
+        }
+    }
+    assert!(
+        dropped > changes / 20,
+        "a tenth of the webhooks were lost: {dropped}"
+    );
+    let before = r.events.events().len();
+    let report = r.reconcile().await;
+
+    let all = r.events.events();
+    ids_are_unique(&all);
+    let recovered: Vec<&VendorEvent> = all[before..].iter().collect();
+    assert!(recovered.iter().all(|e| e.recovered && !e.backfill));
+    let got: BTreeSet<(String, String, String)> = recovered
+        .iter()
+        .map(|e| {
+            let app = e.after["applicationId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            (e.kind.clone(), e.opportunity_id.clone().unwrap(), app)
+        })
+        .collect();
+    assert_eq!(got.len(), recovered.len(), "no change recovered twice");
+    let expected = ledger.expected();
+    assert_eq!(
+        got.difference(&expected).collect::<Vec<_>>(),
+        Vec::<&(String, String, String)>::new(),
+        "recovered only what was missed"
+    );
+    assert_eq!(
+        expected.difference(&got).collect::<Vec<_>>(),
+        Vec::<&(String, String, String)>::new(),
+        "recovered everything that was missed"
+    );
+    assert_eq!(report.recovered, recovered.len());
+    let deleted: Vec<String> = ledger.deleted.iter().cloned().collect();
+    r.assert_view_equals_lever(&deleted).await;
+
+    let job = r.store.sync_job(&r.tenant).await.unwrap();
+    let status = SyncStatus::of(job.as_ref(), r.clock.now_ms());
+    assert_eq!(status.changes_recovered, recovered.len() as i64);
+    assert_eq!(status.changes_recovered_last_run, recovered.len() as i64);
+
+    // Nothing is left to recover: the next run finds no difference.
+    let before = r.events.events().len();
+    let again = r.reconcile().await;
+    assert_eq!((again.recovered, r.events.events().len()), (0, before));
+}
+
+async fn a_killed_backfill_resumes_without_repeating_itself<S: Backend>(
+    (opps, kill_after_pages): (usize, [i64; 2]),
+) {
+    let r = rig::<S>(opps).await;
+    // The account also holds the recorded candidates it was seeded with.
+    let opps = r.sim.opportunity_ids().len();
+    r.sync.start_backfill(&r.tenant).await.unwrap();
+    let mut estimates = Vec::new();
+    let mut rng = fastrand::Rng::with_seed(3);
+    for pages in kill_after_pages {
+        // Killed once the job passed `pages` checkpoints, a little later: most likely mid-page.
+        let watch = async {
+            loop {
+                let job = r.store.sync_job(&r.tenant).await.unwrap().unwrap();
+                if job.pages >= pages {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(rng.u64(20..150))).await;
+        };
+        tokio::select! {
+            _ = r.run(Duration::from_secs(60)) => panic!("the run finished before it was killed"),
+            _ = watch => {}
+        }
+        let job = r.store.sync_job(&r.tenant).await.unwrap().unwrap();
+        assert!(job.finished_at.is_none() && job.pages >= pages, "{job:?}");
+        estimates.push((job.done, job.estimated_total));
+        // The dead run's lease runs out; the next scheduled run resumes.
+        r.clock.advance(3 * 60_000);
+    }
+    let report = r.run(Duration::from_secs(600)).await;
+    assert_eq!(report.continued, 0, "{report:?}");
+    let job = r.store.sync_job(&r.tenant).await.unwrap().unwrap();
+    assert!(job.finished_at.is_some());
+    assert_eq!(job.done, opps as i64, "every opportunity counted once");
+    assert_eq!(job.estimated_total, Some(opps as i64));
+    // Estimates midway were in the right range (creation dates are spread evenly, but for the
+    // few recorded candidates the account was seeded with).
+    for (done, estimate) in &estimates {
+        let e = estimate.expect("estimated") as f64;
+        assert!(
+            e > *done as f64 && (e - opps as f64).abs() <= opps as f64 * 0.35,
+            "estimate {e} after {done} of {opps}"
+        );
+    }
+    r.assert_view_equals_lever(&[]).await;
+    let events = r.events.events();
+    ids_are_unique(&events);
+    let candidates: HashSet<&str> = events
+        .iter()
+        .map(|e| e.opportunity_id.as_deref().unwrap())
+        .collect();
+    assert_eq!(candidates.len(), opps);
+    assert_eq!(
+        events.len(),
+        opps,
+        "one backfill event per candidate, none twice"
+    );
+    assert!(events.iter().all(|e| e.backfill));
+    let status = SyncStatus::of(Some(&job), r.clock.now_ms());
+    assert_eq!((status.done, status.running), (opps as i64, false));
+}
+
+async fn a_webhook_during_a_backfill_wins_over_its_older_snapshot<S: Backend>(
+    (opps, _): (usize, usize),
+) {
+    let r = rig::<S>(opps).await;
+    r.sync.start_backfill(&r.tenant).await.unwrap();
+    newer_webhook_wins(&r).await;
+}
+
+async fn a_webhook_during_a_reconciliation_wins_over_its_older_snapshot<S: Backend>(
+    (opps, _): (usize, usize),
+) {
+    let r = rig::<S>(opps).await;
+    r.backfill().await;
+    // Changes no webhook delivered, for the reconciliation to find on its first page.
+    for id in newest_first(&r.sim).iter().take(5) {
+        r.sim.move_stage(id, "lead-reached-out");
+    }
+    r.clock.advance(SyncConfig::default().interval_ms + 1);
+    newer_webhook_wins(&r).await;
+}
+
+/// The first page's answer is held back; meanwhile a candidate on it changes in Lever and its
+/// webhook arrives. The snapshot, older than the webhook, must not undo it.
+async fn newer_webhook_wins<S: Backend>(r: &Rig<S>) {
+    // The run's first request is the archive reasons; the second, its first page, is delayed
+    // after Lever computed it.
+    r.sim.push_fault(Fault::Delay(Duration::ZERO), 1);
+    r.sim
+        .push_fault(Fault::DelayAfterApply(Duration::from_millis(1_500)), 1);
+    let run = r.run(Duration::from_secs(300));
+    let webhook = async {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        // The first page holds the most recently created candidates.
+        let opp = newest_first(&r.sim)[0].clone();
+        let stages = r.sim.stages();
+        let current = r.sim.opportunity(&opp).unwrap()["stage"].clone();
+        let to = stages.iter().find(|s| s["id"] != current).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let change = r.sim.move_stage(&opp, &to);
+        r.deliver(&change).await;
+        (opp, to)
+    };
+    let (_, (opp, to)) = tokio::join!(run, webhook);
+    let view = &r.store.sync_views(&r.tenant, &[opp.clone()]).await.unwrap()[&opp];
+    assert_eq!(
+        view.stage.as_ref().unwrap().id,
+        to,
+        "the newer webhook stays"
+    );
+    r.assert_view_equals_lever(&[]).await;
+    ids_are_unique(&r.events.events());
+}
+
+fn newest_first(sim: &Simulator) -> Vec<String> {
+    let mut ids = sim.opportunity_ids();
+    ids.sort_by_key(|id| -sim.opportunity(id).unwrap()["createdAt"].as_i64().unwrap());
+    ids
+}
