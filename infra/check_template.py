@@ -24,8 +24,8 @@
       event attaches a managed policy on every resource (SAM `Type: SQS`, Kinesis, DynamoDB events do);
   (e) every function has its own log group (LoggingConfig.LogGroup: !Ref an AWS::Logs::LogGroup) with
       RetentionInDays;
-  (f) transcript-flush has exactly one schedule event (SAM `Type: Schedule` or `ScheduleV2`), enabled, at
-      FLUSH_SCHEDULE, and no other trigger (no other event, no event source mapping).
+  (f) transcript-flush and sync each have exactly one schedule event (SAM `Type: Schedule` or `ScheduleV2`),
+      enabled, at their SCHEDULED expression, and no other trigger (no other event, no event source mapping).
 
 Usage: .venv/bin/python infra/check_template.py [--template PATH]
 Exits 0 and prints `template: N passed, 0 failed`, or prints one line per problem and exits 1 (2 when the
@@ -59,6 +59,7 @@ ADMIN_ROUTES: dict[str, set[tuple[str, str]]] = {
         ("POST", "/admin/tenants"),
         ("PUT", "/admin/tenants/{id}/apiKey"),
         ("POST", "/admin/tenants/{id}/test"),
+        ("POST", "/admin/tenants/{id}/sync"),
         ("GET", "/admin/tenants/{id}/users"),
         ("PUT", "/admin/tenants/{id}/owner"),
         ("DELETE", "/admin/tenants/{id}"),
@@ -89,8 +90,8 @@ ADMIN_ROUTES: dict[str, set[tuple[str, str]]] = {
 OPEN_ADMIN_ROUTES = {("GET", "/admin/oauth/callback")}
 # Functions fed by their own SQS queue, besides push-<kind>.
 QUEUE_FUNCTIONS = {"transcript-ingest"}
-FLUSH_BINARY = "transcript-flush"
-FLUSH_SCHEDULE = "rate(5 minutes)"
+# Functions triggered by a schedule alone, and its expression.
+SCHEDULED = {"transcript-flush": "rate(5 minutes)", "sync": "rate(1 minute)"}
 SCHEDULE_EVENTS = {"Schedule": "Schedule", "ScheduleV2": "ScheduleExpression"}  # type -> its expression property
 
 
@@ -495,7 +496,7 @@ def check_flush(t: Template, r: Report, named: dict[str, str]) -> None:
     mapped = {target((m.get("Properties") or {}).get("FunctionName"))
               for m in t.of_type("AWS::Lambda::EventSourceMapping").values()}
     for fid, binary in named.items():
-        if binary != FLUSH_BINARY:
+        if binary not in SCHEDULED:
             continue
         r.check("f", fid)
         res = t.resources[fid]
@@ -513,8 +514,8 @@ def check_flush(t: Template, r: Report, named: dict[str, str]) -> None:
         (name, ev), = schedules.items()
         props = ev.get("Properties") or {}
         expression = props.get(SCHEDULE_EVENTS[ev["Type"]])
-        if expression != FLUSH_SCHEDULE:
-            r.fail("f", fid, f"event {name}: {SCHEDULE_EVENTS[ev['Type']]} is {expression!r}, not {FLUSH_SCHEDULE!r}", ev)
+        if expression != SCHEDULED[binary]:
+            r.fail("f", fid, f"event {name}: {SCHEDULE_EVENTS[ev['Type']]} is {expression!r}, not {SCHEDULED[binary]!r}", ev)
         if props.get("Enabled") is False or str(props.get("State", "ENABLED")).upper() != "ENABLED":
             r.fail("f", fid, f"event {name}: the schedule is disabled", ev)
 

@@ -158,6 +158,29 @@ pub async fn run_transcript_flush() -> Result<(), Error> {
     .await
 }
 
+/// Runs `sync` (every minute): the due backfills and reconciliations with Lever.
+pub async fn run_sync() -> Result<(), Error> {
+    let Cold {
+        config,
+        aws,
+        store,
+        secrets,
+    } = cold_start().await;
+    let events = EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&aws), &config.event_bus);
+    let syncer = &crate::sync::Syncer::new(
+        lever(),
+        store,
+        secrets,
+        events,
+        SystemClock,
+        crate::sync::SyncConfig::default(),
+    );
+    run_json(move |_, deadline| async move {
+        serde_json::to_value(syncer.run(deadline).await).unwrap_or_default()
+    })
+    .await
+}
+
 /// Runs an admin function serving `groups` of the onboarding API (IAM-authorised behind API
 /// Gateway; open on loopback under `cargo lambda watch`).
 pub async fn run_admin(groups: &'static [crate::admin::http::Group]) -> Result<(), Error> {

@@ -647,6 +647,27 @@ async fn status_shows_health_and_renders_in_chromium<B: Backend>() {
         .call("GET", &format!("/admin/tenants/{id}/status"), Value::Null)
         .await;
     assert_eq!(v["state"], "degraded", "no tokens, no owner yet: {v}");
+    // Connecting scheduled the backfill of every candidate.
+    assert_eq!(
+        (v["sync"]["mode"].as_str(), v["sync"]["running"].as_bool()),
+        (Some("backfill"), Some(true)),
+        "{v}"
+    );
+    assert!(v["sync"]["nextRunAt"].as_i64().is_some(), "due: {v}");
+    let first = rig.store.sync_job(&id).await.unwrap().unwrap().job_id;
+    let (s, started) = rig
+        .call("POST", &format!("/admin/tenants/{id}/sync"), Value::Null)
+        .await;
+    assert_eq!(
+        (s, started["backfill"].as_str()),
+        (200, Some("scheduled")),
+        "{started}"
+    );
+    assert_ne!(started["jobId"].as_str(), Some(first.as_str()), "a new job");
+    let (s, _) = rig
+        .call("POST", "/admin/tenants/nobody/sync", Value::Null)
+        .await;
+    assert_eq!(s, 404);
     rig.call(
         "POST",
         &format!("/admin/tenants/{id}/webhooks"),
@@ -733,6 +754,11 @@ async fn status_shows_health_and_renders_in_chromium<B: Backend>() {
     assert!(text.contains("State: degraded"), "{text}");
     assert!(text.contains("candidateStageChange"), "{text}");
     assert!(text.contains("Transcript messages waiting"), "{text}");
+    assert!(text.contains("backfill in progress"), "{text}");
+    assert!(
+        text.contains("Changes recovered that no webhook delivered"),
+        "{text}"
+    );
     let missing = rig
         .raw("GET", "/admin/tenants/nobody/status.html", "")
         .await;

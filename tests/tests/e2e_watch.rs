@@ -283,3 +283,65 @@ async fn push_and_transcript_functions_through_cargo_lambda_watch() {
         .collect();
     assert_eq!(transcripts.len(), 1);
 }
+
+/// A backfill through the real Lambda runtime: `sync` (invoked as its schedule would) reads every
+/// candidate from the simulator and publishes one backfill event per candidate on the vendor bus.
+#[tokio::test]
+async fn sync_function_through_cargo_lambda_watch() {
+    use lever_bridge::store::{SyncStore, TenantStore};
+    use lever_bridge_tests::simulator::{KeyPerms, SimConfig, Simulator};
+    let config = Config::from_env();
+    let aws = aws().await;
+    let sim = Simulator::start(SimConfig::default()).await;
+    let key = random_hex(16);
+    sim.add_key(&key, KeyPerms::all());
+    sim.add_opportunities(150);
+    let tenant = unique("e2e-sync");
+    let secret = lever_bridge::secrets::TenantSecret {
+        api_key: Some(lever_bridge::secrets::Redacted::new(&key)),
+        ..Default::default()
+    };
+    create_tenant(
+        &aws,
+        &config.table,
+        &config.secret_prefix,
+        &tenant,
+        &secret,
+        &sim.base_url(),
+    )
+    .await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table);
+    store
+        .put_tenant(&tenant_record(&tenant, &sim.base_url(), None))
+        .await
+        .unwrap();
+    store
+        .put_sync_job(&lever_bridge::sync::new_backfill(&tenant, None, now_ms()))
+        .await
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .build()
+        .unwrap();
+    let report = invoke(
+        &client,
+        "sync",
+        json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
+    )
+    .await;
+    let total = sim.opportunity_ids().len();
+    assert!(
+        report["opportunities"].as_u64().unwrap_or(0) >= total as u64,
+        "{report}"
+    );
+    let job = store.sync_job(&tenant).await.unwrap().expect("job");
+    assert!(job.finished_at.is_some(), "{job:?}");
+    assert_eq!(job.done, total as i64);
+    let events = vendor_events(&aws, &config.event_bus, &tenant, total).await;
+    assert_eq!(events.len(), total, "one event per candidate");
+    assert!(
+        events
+            .iter()
+            .all(|e| e["detail-type"] == "candidateBackfilled" && e["detail"]["backfill"] == true)
+    );
+}

@@ -6,7 +6,7 @@ use lever_bridge::clock::{Clock, ManualClock};
 use lever_bridge::events::{InMemoryEvents, VendorEvent};
 use lever_bridge::lever::{HttpLever, RateLimiter, RetryPolicy};
 use lever_bridge::receiver::Receiver;
-use lever_bridge::secrets::{CachedSecrets, InMemorySecrets, Redacted, SecretStore, TenantSecret};
+use lever_bridge::secrets::{CachedSecrets, InMemorySecrets, Redacted, SecretStore};
 use lever_bridge::store::dynamo::DynamoStore;
 use lever_bridge::store::{StatsStore, SyncMode, SyncStore, TenantStore, WebhookStore};
 use lever_bridge::sync::snapshot::Snapshot;
@@ -66,7 +66,6 @@ async fn rig<S: Backend>(opportunities: usize) -> Rig<S> {
     let mut secret = secret_for_all(SIGNATURE);
     secret.api_key = Some(Redacted::new(&key));
     secrets.save(&tenant, &secret).await.unwrap();
-    let _: &TenantSecret = &secret;
     let clock = Arc::new(ManualClock::at(now_ms()));
     let events = Arc::new(InMemoryEvents::default());
     let lever = Arc::new(HttpLever::new(
@@ -503,7 +502,11 @@ async fn newer_webhook_wins<S: Backend>(r: &Rig<S>) {
         (opp, to)
     };
     let (_, (opp, to)) = tokio::join!(run, webhook);
-    let view = &r.store.sync_views(&r.tenant, &[opp.clone()]).await.unwrap()[&opp];
+    let view = &r
+        .store
+        .sync_views(&r.tenant, std::slice::from_ref(&opp))
+        .await
+        .unwrap()[&opp];
     assert_eq!(
         view.stage.as_ref().unwrap().id,
         to,

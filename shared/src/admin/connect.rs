@@ -119,6 +119,7 @@ chosen environment, and that it was not deleted (Lever: Settings > Integrations 
             created_at: now,
         };
         self.store.put_tenant(&tenant).await?;
+        self.schedule_backfill(&id).await?;
         tracing::info!(
             tenant = id.as_str(),
             environment = environment.as_str(),
@@ -137,9 +138,31 @@ chosen environment, and that it was not deleted (Lever: Settings > Integrations 
                     format!("POST /admin/tenants/{id}/test"),
                     format!("GET /admin/tenants/{id}/users, then PUT /admin/tenants/{id}/owner"),
                     format!("POST /admin/tenants/{id}/webhooks"),
+                    format!("GET /admin/tenants/{id}/status (the backfill of every candidate has started)"),
                 ],
             }),
         ))
+    }
+
+    /// The vendor's view of every candidate, filled in by the sync function's next run (within a
+    /// minute); replaces a job in progress.
+    pub async fn schedule_backfill(&self, id: &str) -> Result<crate::store::SyncJob, AdminError> {
+        let previous = self.store.sync_job(id).await?;
+        let job = crate::sync::new_backfill(id, previous.as_ref(), self.clock.now_ms());
+        self.store.put_sync_job(&job).await?;
+        Ok(job)
+    }
+
+    /// `POST /admin/tenants/{id}/sync`: a new backfill now (e.g. after restoring from a backup).
+    pub async fn start_sync(&self, id: &str) -> Result<Value, AdminError> {
+        self.tenant(id).await?;
+        let job = self.schedule_backfill(id).await?;
+        Ok(json!({
+            "tenantId": id,
+            "backfill": "scheduled",
+            "jobId": job.job_id,
+            "progress": format!("GET /admin/tenants/{id}/status"),
+        }))
     }
 
     /// `PUT /admin/tenants/{id}/apiKey`: a new key (after a 401, or a rotation); the webhook tokens stay.

@@ -100,7 +100,8 @@ where
                 &format!("this route takes {}", allowed.join(", ")),
             );
         }
-        let reply = self.dispatch(method, segs, query, body).await;
+        // On the heap: the routes' futures together are too large for a small stack.
+        let reply = Box::pin(self.dispatch(method, segs, query, body)).await;
         tracing::info!(
             method,
             route = route_name(segs),
@@ -118,24 +119,25 @@ where
                 Ok((status, v)) => Reply::json(status, v),
                 Err(e) => e.reply(),
             },
-            ("POST", ["tenants"]) => match self.connect(body).await {
+            ("POST", ["tenants"]) => match Box::pin(self.connect(body)).await {
                 Ok((status, v)) => Reply::json(status, v),
                 Err(e) => e.reply(),
             },
             ("DELETE", ["tenants", id]) => ok(self.disconnect(id).await),
             ("PUT", ["tenants", id, "apiKey"]) => ok(self.replace_key(id, body).await),
             ("POST", ["tenants", id, "test"]) => ok(self.test_connection(id).await),
+            ("POST", ["tenants", id, "sync"]) => ok(self.start_sync(id).await),
             ("GET", ["tenants", id, "users"]) => ok(self.users(id).await),
             ("PUT", ["tenants", id, "owner"]) => ok(self.set_owner(id, body).await),
             ("POST", ["tenants", id, "webhooks"]) => ok(self.register_webhooks(id).await),
             ("PUT", ["tenants", id, "webhooks", event, "token"]) => {
                 ok(self.paste_token(id, event, body).await)
             }
-            ("GET", ["tenants", id, "status"]) => match self.status(id).await {
+            ("GET", ["tenants", id, "status"]) => match Box::pin(self.status(id)).await {
                 Ok(r) => Reply::json(200, serde_json::to_value(r).unwrap_or_default()),
                 Err(e) => e.reply(),
             },
-            ("GET", ["tenants", id, "status.html"]) => match self.status(id).await {
+            ("GET", ["tenants", id, "status.html"]) => match Box::pin(self.status(id)).await {
                 Ok(r) => Reply::html(200, super::status::render_html(&r)),
                 Err(e) => Reply::html(
                     e.status,
@@ -161,7 +163,7 @@ fn route_of(segs: &[&str]) -> Option<(Group, &'static [&'static str])> {
         ["tenants"] => (Tenants, &["POST"]),
         ["tenants", _] => (Tenants, &["DELETE"]),
         ["tenants", _, "apiKey" | "owner"] => (Tenants, &["PUT"]),
-        ["tenants", _, "test"] => (Tenants, &["POST"]),
+        ["tenants", _, "test" | "sync"] => (Tenants, &["POST"]),
         ["tenants", _, "users"] => (Tenants, &["GET"]),
         ["tenants", _, "webhooks"] => (Webhooks, &["POST"]),
         ["tenants", _, "webhooks", _, "token"] => (Webhooks, &["PUT"]),

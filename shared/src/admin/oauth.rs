@@ -220,6 +220,9 @@ where
             },
         };
         self.store.put_tenant(&tenant).await?;
+        if created {
+            self.schedule_backfill(&id).await?;
+        }
         tracing::info!(
             tenant = id.as_str(),
             environment = environment.as_str(),

@@ -34,6 +34,8 @@ pub struct StatusReport {
     pub connected_at: i64,
     pub webhooks: Vec<WebhookStatus>,
     pub pushes: TenantStats,
+    /// Backfill progress and reconciliation with Lever.
+    pub sync: crate::sync::SyncStatus,
     pub window_days: i64,
 }
 
@@ -54,8 +56,10 @@ where
         let stats = futures::future::join_all(
             EventKind::ALL.map(|k| self.store.webhook_stat(id, k, since)),
         );
-        let (stats, pushes) = futures::join!(stats, self.store.tenant_stats(id));
+        let (stats, pushes, job) =
+            futures::join!(stats, self.store.tenant_stats(id), self.store.sync_job(id));
         let pushes = pushes?;
+        let sync = crate::sync::SyncStatus::of(job?.as_ref(), now);
         let mut webhooks = Vec::new();
         for (kind, stat) in EventKind::ALL.iter().zip(stats) {
             webhooks.push(WebhookStatus {
@@ -116,6 +120,7 @@ where
             connected_at: tenant.created_at,
             webhooks,
             pushes,
+            sync,
             window_days: WINDOW_MS / (24 * 3600 * 1000),
         })
     }
@@ -214,6 +219,40 @@ td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}</style></head><bo
         (
             "Transcript messages waiting",
             p.transcript_messages_waiting.to_string(),
+        ),
+    ] {
+        h.push_str(&format!("<tr><th>{k}</th><td>{}</td></tr>", esc(&v)));
+    }
+    h.push_str("</table><h2>Sync with Lever</h2><table>");
+    let s = &r.sync;
+    let mode = match (s.mode, s.running) {
+        (None, _) => "never run".to_string(),
+        (Some(crate::store::SyncMode::Backfill), true) => "backfill in progress".into(),
+        (Some(crate::store::SyncMode::Backfill), false) => "backfill done".into(),
+        (Some(crate::store::SyncMode::Reconcile), true) => "reconciling".into(),
+        (Some(crate::store::SyncMode::Reconcile), false) => "reconciled".into(),
+    };
+    let progress = match s.estimated_total {
+        Some(total) if s.running => format!("{} of about {total}", s.done),
+        _ => s.done.to_string(),
+    };
+    for (k, v) in [
+        ("State", mode),
+        ("Candidates read", progress),
+        ("Started", time(s.started_at)),
+        ("Expected to finish", time(s.expected_finish_at)),
+        ("In sync with Lever as of", time(s.in_sync_as_of)),
+        ("Next run", time(s.next_run_at)),
+        (
+            "Changes recovered that no webhook delivered",
+            format!(
+                "{} (last run: {})",
+                s.changes_recovered, s.changes_recovered_last_run
+            ),
+        ),
+        (
+            "Last error",
+            s.last_error.clone().unwrap_or_else(|| "none".into()),
         ),
     ] {
         h.push_str(&format!("<tr><th>{k}</th><td>{}</td></tr>", esc(&v)));

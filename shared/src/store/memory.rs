@@ -931,6 +931,7 @@ impl AdminStore for InMemoryStore {
         s.dedup.retain(|(t, _), _| t != tenant);
         s.admin.postings.remove(tenant);
         s.admin.roles.remove(tenant);
+        s.sync_jobs.remove(tenant);
         Ok(())
     }
 }

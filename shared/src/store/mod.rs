@@ -595,7 +595,7 @@ pub struct PostingRecord {
 
 /// What the onboarding API keeps besides the tenant record: the owner, postings and the vendor's
 /// role mapping, and the erasure of a tenant.
-pub trait AdminStore: Send + Sync {
+pub trait AdminStore: SyncStore + Send + Sync {
     /// Sets the owner on an existing tenant record (an update, so a concurrent status change is
     /// not overwritten). False when the tenant does not exist.
     fn set_owner(
@@ -833,4 +833,54 @@ pub trait SyncStore: Send + Sync {
         now_ms: i64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+}
+
+impl<S: SyncStore + ?Sized> SyncStore for std::sync::Arc<S> {
+    fn sync_views(
+        &self,
+        tenant: &str,
+        opportunities: &[String],
+    ) -> impl Future<Output = Result<std::collections::HashMap<String, SyncedView>, StoreError>> + Send
+    {
+        (**self).sync_views(tenant, opportunities)
+    }
+    fn write_sync(
+        &self,
+        tenant: &str,
+        w: &SyncWrite,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).write_sync(tenant, w, now_ms)
+    }
+    fn sync_job(
+        &self,
+        tenant: &str,
+    ) -> impl Future<Output = Result<Option<SyncJob>, StoreError>> + Send {
+        (**self).sync_job(tenant)
+    }
+    fn put_sync_job(&self, job: &SyncJob) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).put_sync_job(job)
+    }
+    fn claim_sync_job(
+        &self,
+        tenant: &str,
+        until_ms: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Option<SyncJob>, StoreError>> + Send {
+        (**self).claim_sync_job(tenant, until_ms, now_ms)
+    }
+    fn save_sync_job(
+        &self,
+        job: &SyncJob,
+        held_until: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).save_sync_job(job, held_until)
+    }
+    fn due_sync_jobs(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        (**self).due_sync_jobs(now_ms, limit)
+    }
 }
