@@ -154,13 +154,22 @@ pub fn sample_data(kind: EventKind, opportunity: &str) -> Value {
     }
 }
 
-/// Counts the requests an SDK client sends (each attempt), to measure round trips.
+/// Counts the requests an SDK client sends (each attempt), to measure round trips; in all and by
+/// operation (the `X-Amz-Target` of JSON protocols such as DynamoDB's).
 #[derive(Debug, Clone, Default)]
-pub struct RequestCounter(std::sync::Arc<AtomicU64>);
+pub struct RequestCounter(
+    std::sync::Arc<AtomicU64>,
+    std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>,
+);
 
 impl RequestCounter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::SeqCst)
+    }
+
+    /// Requests by operation name (e.g. `UpdateItem`).
+    pub fn by_operation(&self) -> std::collections::BTreeMap<String, u64> {
+        self.1.lock().unwrap().clone()
     }
 }
 
@@ -170,11 +179,14 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for RequestCounter 
     }
     fn read_before_transmit(
         &self,
-        _: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        ctx: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
         _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
         _: &mut aws_smithy_types::config_bag::ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         self.0.fetch_add(1, Ordering::SeqCst);
+        let target = ctx.request().headers().get("x-amz-target").unwrap_or("other");
+        let op = target.rsplit('.').next().unwrap_or(target).to_string();
+        *self.1.lock().unwrap().entry(op).or_default() += 1;
         Ok(())
     }
 }

@@ -54,7 +54,7 @@ async fn vendor_events(
         .queue_url
         .expect("url");
     let mut seen = Vec::new();
-    for _ in 0..60 {
+    for _ in 0..120 {
         let out = sqs
             .receive_message()
             .queue_url(&url)
@@ -69,6 +69,15 @@ async fn vendor_events(
                 sqs.delete_message()
                     .queue_url(&url)
                     .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            } else {
+                // Another test's event: visible again at once, for that test to read.
+                sqs.change_message_visibility()
+                    .queue_url(&url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .visibility_timeout(0)
                     .send()
                     .await
                     .unwrap();

@@ -521,3 +521,49 @@ fn newest_first(sim: &Simulator) -> Vec<String> {
     ids.sort_by_key(|id| -sim.opportunity(id).unwrap()["createdAt"].as_i64().unwrap());
     ids
 }
+
+/// A key Lever refuses: the job records why and waits for the next interval (not every minute);
+/// a rejected key marks the tenant disconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_key_fails_visibly_and_waits() {
+    let r = rig::<lever_bridge::store::memory::InMemoryStore>(10).await;
+    let key = random_hex(16);
+    r.sim.add_key(&key, KeyPerms::only(&["stages:read"]));
+    let mut secret = secret_for_all(SIGNATURE);
+    secret.api_key = Some(Redacted::new(&key));
+    r.sync
+        .tenants
+        .secrets()
+        .inner()
+        .save(&r.tenant, &secret)
+        .await
+        .unwrap();
+    r.sync.tenants.secrets().reload(&r.tenant).await.unwrap();
+    r.sync.start_backfill(&r.tenant).await.unwrap();
+    let report = r.run(Duration::from_secs(60)).await;
+    assert_eq!(report.failed, 1, "{report:?}");
+    let job = r.store.sync_job(&r.tenant).await.unwrap().unwrap();
+    assert!(
+        job.last_error.as_deref().unwrap_or("").contains("403"),
+        "{job:?}"
+    );
+    assert_eq!(
+        job.due_at,
+        Some(r.clock.now_ms() + SyncConfig::default().interval_ms)
+    );
+    assert_eq!(
+        r.run(Duration::from_secs(60)).await.tenants,
+        0,
+        "not due again yet"
+    );
+    assert!(r.events.events().is_empty());
+
+    r.sim.remove_key(&key);
+    r.clock.advance(SyncConfig::default().interval_ms);
+    r.run(Duration::from_secs(60)).await;
+    let tenant = r.store.tenant(&r.tenant).await.unwrap().unwrap();
+    assert_eq!(
+        tenant.status,
+        lever_bridge::store::TenantStatus::Disconnected
+    );
+}

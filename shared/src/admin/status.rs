@@ -106,6 +106,9 @@ where
             if pushes.pushes_parked > 0 {
                 reasons.push(format!("{} pushes are parked", pushes.pushes_parked));
             }
+            if let Some(e) = &sync.last_error {
+                reasons.push(format!("the sync with Lever is failing: {e}"));
+            }
             if !reasons.is_empty() {
                 state = "degraded";
             }

@@ -238,12 +238,23 @@ impl<
             job.last_error = None;
             job.run += 1;
         }
+        let mut retry_after = self.config.retry_after_ms;
         let ended = match self
             .run_job(&mut job, &mut held, deadline, margin, &mut report)
             .await
         {
             Ok(ended) => ended,
             Err(e) => {
+                // What only the customer can fix (a permission, a key) is not retried every minute.
+                if let RunError::Lever(
+                    LeverError::Unauthorized(_)
+                    | LeverError::Forbidden(_)
+                    | LeverError::NotFound(_)
+                    | LeverError::Rejected { .. },
+                ) = e
+                {
+                    retry_after = self.config.interval_ms;
+                }
                 tracing::warn!(tenant, error = %e, "sync run failed; tried again later");
                 job.last_error = Some(e.to_string());
                 if let RunError::Lever(LeverError::Unauthorized(_)) = e
@@ -277,7 +288,7 @@ impl<
             }
             Ended::Failed => {
                 report.failed = 1;
-                job.due_at = Some(now + self.config.retry_after_ms);
+                job.due_at = Some(now + retry_after);
             }
         }
         job.updated_at = now;
