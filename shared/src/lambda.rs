@@ -30,6 +30,16 @@ struct Cold {
     secrets: SecretsManagerStore,
 }
 
+impl Cold {
+    /// The vendor's EventBridge bus.
+    fn vendor_bus(&self) -> EventBridgeSink {
+        EventBridgeSink::new(
+            aws_sdk_eventbridge::Client::new(&self.aws),
+            &self.config.event_bus,
+        )
+    }
+}
+
 async fn cold_start() -> Cold {
     lambda_http::tracing::init_default_subscriber();
     let config = Config::from_env();
@@ -76,16 +86,18 @@ where
 
 /// Runs the webhook function for `kind`.
 pub async fn run_webhook(kind: EventKind) -> Result<(), Error> {
+    let cold = cold_start().await;
+    let events = cold.vendor_bus();
     let Cold {
         config,
-        aws,
         store,
         secrets,
-    } = cold_start().await;
+        ..
+    } = cold;
     let receiver = Receiver::new(
         kind,
         store,
-        EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&aws), &config.event_bus),
+        events,
         CachedSecrets::new(secrets, SystemClock, config.secret_ttl_ms),
         SystemClock,
     );
@@ -160,13 +172,9 @@ pub async fn run_transcript_flush() -> Result<(), Error> {
 
 /// Runs `sync` (every minute): the due backfills and reconciliations with Lever.
 pub async fn run_sync() -> Result<(), Error> {
-    let Cold {
-        config,
-        aws,
-        store,
-        secrets,
-    } = cold_start().await;
-    let events = EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&aws), &config.event_bus);
+    let cold = cold_start().await;
+    let events = cold.vendor_bus();
+    let Cold { store, secrets, .. } = cold;
     let syncer = &crate::sync::Syncer::new(
         lever(),
         store,

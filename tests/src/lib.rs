@@ -45,6 +45,23 @@ pub async fn fresh_table(aws: &SdkConfig) -> (DynamoStore, String) {
     (DynamoStore::new(client, &name), name)
 }
 
+/// A store a test starts empty: in memory, or DynamoDB (a fresh table) in the local emulator.
+pub trait FreshStore: Sized {
+    fn fresh() -> impl std::future::Future<Output = Self>;
+}
+
+impl FreshStore for DynamoStore {
+    async fn fresh() -> Self {
+        fresh_table(&aws().await).await.0
+    }
+}
+
+impl FreshStore for lever_bridge::store::memory::InMemoryStore {
+    async fn fresh() -> Self {
+        Self::default()
+    }
+}
+
 /// Random bytes as hex, for tokens (the local stack and tests only).
 pub fn random_hex(bytes: usize) -> String {
     use std::io::Read;
@@ -184,7 +201,11 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for RequestCounter 
         _: &mut aws_smithy_types::config_bag::ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         self.0.fetch_add(1, Ordering::SeqCst);
-        let target = ctx.request().headers().get("x-amz-target").unwrap_or("other");
+        let target = ctx
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .unwrap_or("other");
         let op = target.rsplit('.').next().unwrap_or(target).to_string();
         *self.1.lock().unwrap().entry(op).or_default() += 1;
         Ok(())

@@ -210,26 +210,27 @@ async fn invoke(client: &reqwest::Client, function: &str, payload: Value) -> Val
     res.json().await.expect("JSON answer")
 }
 
-/// A push and a transcript through the real Lambda runtime: the functions run under cargo lambda
-/// watch and talk to the simulator (Lever) and the emulator (AWS).
-#[tokio::test]
-async fn push_and_transcript_functions_through_cargo_lambda_watch() {
+/// A Lever account in a fresh simulator with a key that may do everything, and a tenant on it in
+/// the stack's table and secrets (the functions under watch read them).
+struct Account {
+    config: Config,
+    aws: aws_config::SdkConfig,
+    sim: lever_bridge_tests::simulator::Simulator,
+    tenant: String,
+    store: DynamoStore,
+    /// The tenant's owner, an active user of the account (when asked for).
+    owner: Option<String>,
+}
+
+async fn account(prefix: &str, with_owner: bool) -> Account {
     use lever_bridge::store::TenantStore;
-    use lever_bridge_tests::simulator::{KeyPerms, NewOpportunity, SimConfig, Simulator};
+    use lever_bridge_tests::simulator::{KeyPerms, SimConfig, Simulator};
     let config = Config::from_env();
     let aws = aws().await;
     let sim = Simulator::start(SimConfig::default()).await;
     let key = random_hex(16);
     sim.add_key(&key, KeyPerms::all());
-    let owner = sim
-        .users()
-        .iter()
-        .find(|u| u["deactivatedAt"].is_null())
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let tenant = unique("e2e-push");
+    let tenant = unique(prefix);
     let secret = lever_bridge::secrets::TenantSecret {
         api_key: Some(lever_bridge::secrets::Redacted::new(&key)),
         ..Default::default()
@@ -244,10 +245,37 @@ async fn push_and_transcript_functions_through_cargo_lambda_watch() {
     )
     .await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table);
+    let owner = with_owner.then(|| {
+        sim.users()
+            .iter()
+            .find(|u| u["deactivatedAt"].is_null())
+            .and_then(|u| u["id"].as_str())
+            .expect("an active user")
+            .to_string()
+    });
     store
-        .put_tenant(&tenant_record(&tenant, &sim.base_url(), Some(&owner)))
+        .put_tenant(&tenant_record(&tenant, &sim.base_url(), owner.as_deref()))
         .await
         .unwrap();
+    Account {
+        config,
+        aws,
+        sim,
+        tenant,
+        store,
+        owner,
+    }
+}
+
+/// A push and a transcript through the real Lambda runtime: the functions run under cargo lambda
+/// watch and talk to the simulator (Lever) and the emulator (AWS).
+#[tokio::test]
+async fn push_and_transcript_functions_through_cargo_lambda_watch() {
+    use lever_bridge_tests::simulator::NewOpportunity;
+    let Account {
+        sim, tenant, owner, ..
+    } = account("e2e-push", true).await;
+    let owner = owner.unwrap();
     let opp = sim.add_opportunity(NewOpportunity {
         name: "Grace Hopper".into(),
         ..Default::default()
@@ -297,33 +325,16 @@ async fn push_and_transcript_functions_through_cargo_lambda_watch() {
 /// candidate from the simulator and publishes one backfill event per candidate on the vendor bus.
 #[tokio::test]
 async fn sync_function_through_cargo_lambda_watch() {
-    use lever_bridge::store::{SyncStore, TenantStore};
-    use lever_bridge_tests::simulator::{KeyPerms, SimConfig, Simulator};
-    let config = Config::from_env();
-    let aws = aws().await;
-    let sim = Simulator::start(SimConfig::default()).await;
-    let key = random_hex(16);
-    sim.add_key(&key, KeyPerms::all());
+    use lever_bridge::store::SyncStore;
+    let Account {
+        config,
+        aws,
+        sim,
+        tenant,
+        store,
+        ..
+    } = account("e2e-sync", false).await;
     sim.add_opportunities(150);
-    let tenant = unique("e2e-sync");
-    let secret = lever_bridge::secrets::TenantSecret {
-        api_key: Some(lever_bridge::secrets::Redacted::new(&key)),
-        ..Default::default()
-    };
-    create_tenant(
-        &aws,
-        &config.table,
-        &config.secret_prefix,
-        &tenant,
-        &secret,
-        &sim.base_url(),
-    )
-    .await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table);
-    store
-        .put_tenant(&tenant_record(&tenant, &sim.base_url(), None))
-        .await
-        .unwrap();
     store
         .put_sync_job(&lever_bridge::sync::new_backfill(&tenant, None, now_ms()))
         .await

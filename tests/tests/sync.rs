@@ -19,20 +19,14 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-trait Backend: SyncStore + WebhookStore + TenantStore + StatsStore + Clone + 'static {
-    async fn fresh() -> Self;
+trait Backend:
+    FreshStore + SyncStore + WebhookStore + TenantStore + StatsStore + Clone + 'static
+{
 }
 
-impl Backend for DynamoStore {
-    async fn fresh() -> Self {
-        fresh_table(&aws().await).await.0
-    }
-}
-
-impl Backend for lever_bridge::store::memory::InMemoryStore {
-    async fn fresh() -> Self {
-        Self::default()
-    }
+impl<T: FreshStore + SyncStore + WebhookStore + TenantStore + StatsStore + Clone + 'static> Backend
+    for T
+{
 }
 
 type Sync<S> =

@@ -20,21 +20,26 @@ type T<S> = Transcripts<Arc<HttpLever>, S, Arc<InMemorySecrets>, Arc<ManualClock
 
 /// Each scenario runs on both stores: in memory, and DynamoDB in the local emulator.
 trait Backend:
-    TranscriptStore + TenantStore + WebhookStore + lever_bridge::store::StatsStore + Clone + 'static
+    FreshStore
+    + TranscriptStore
+    + TenantStore
+    + WebhookStore
+    + lever_bridge::store::StatsStore
+    + Clone
+    + 'static
 {
-    async fn fresh() -> Self;
 }
 
-impl Backend for DynamoStore {
-    async fn fresh() -> Self {
-        fresh_table(&aws().await).await.0
-    }
-}
-
-impl Backend for lever_bridge::store::memory::InMemoryStore {
-    async fn fresh() -> Self {
-        Self::default()
-    }
+impl<
+    T: FreshStore
+        + TranscriptStore
+        + TenantStore
+        + WebhookStore
+        + lever_bridge::store::StatsStore
+        + Clone
+        + 'static,
+> Backend for T
+{
 }
 
 macro_rules! on_both_stores {
