@@ -373,6 +373,11 @@ async fn missed_webhooks_are_recovered_exactly_once<S: Backend>((opps, changes):
         "recovered everything that was missed"
     );
     assert_eq!(report.recovered, recovered.len());
+    println!(
+        "{changes} changes, {dropped} webhooks lost, {} changes recovered ({} candidates)",
+        recovered.len(),
+        report.changed
+    );
     let deleted: Vec<String> = ledger.deleted.iter().cloned().collect();
     r.assert_view_equals_lever(&deleted).await;
 
