@@ -32,7 +32,9 @@ lint:
 fmt:
 	cargo fmt --all
 
-## bench: warm webhook cost against the local emulator (release build)
+## bench: the webhook function as a Lambda runtime against a Python/Powertools reference (cold start, warm
+##        latency, CPU and AWS requests per event), push throughput and transcript drain against Lever's
+##        limit; writes tests/bench/RESULTS.md and latency.png (about 15 min; BENCH_QUICK=1 for a short check)
 bench:
 	tests/stack.sh bench
 

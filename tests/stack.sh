@@ -86,6 +86,17 @@ echo "==> building"
 if [ "$mode" = bench ]; then
   cargo build --release --quiet -p lever-bridge-tests --bin lever-bridge-dev
   dev_tool=target/release/lever-bridge-dev
+  # The function measured as a Lambda runtime (native release binary), and the Python reference's
+  # venv (Python 3.11, pinned in tests/bench/requirements.txt, with matplotlib for the plot).
+  cargo build --release --quiet -p lever-bridge-functions --bin webhook-candidate-stage-change
+  bench_venv="$venv/bench-py"
+  bench_stamp="$bench_venv/.installed-$(cat tests/bench/requirements.txt tests/bench/reference/requirements.txt | sha1sum | cut -c1-12)"
+  if [ ! -f "$bench_stamp" ]; then
+    echo "==> installing the Python reference's dependencies into .venv/bench-py"
+    python3.11 -m venv "$bench_venv"
+    "$bench_venv/bin/pip" install --quiet --disable-pip-version-check -r tests/bench/requirements.txt
+    touch "$bench_stamp"
+  fi
 else
   cargo build --workspace --bins --quiet
   dev_tool=target/debug/lever-bridge-dev
@@ -93,9 +104,25 @@ fi
 "$dev_tool" setup
 
 if [ "$mode" = bench ]; then
-  echo "==> cargo bench"
-  cargo bench -p lever-bridge-tests --bench webhook
-  cargo bench -p lever-bridge-tests --bench push -- "${BENCH_ARGS:-}"
+  # Each bench's tables go to tests/bench/out/; report.py assembles them with the machine into
+  # tests/bench/RESULTS.md and the latency plot (a BENCH_QUICK=1 run writes both into out/ instead).
+  out=tests/bench/out
+  mkdir -p "$out"
+  rm -f "$out"/*.md "$out"/*.json "$out"/*.txt
+  push_args=(${BENCH_ARGS:-})
+  if [ "${BENCH_QUICK:-}" = 1 ]; then
+    push_args+=(--quick)
+    results="$out/RESULTS.md" plot="$out/latency.png"
+  else
+    results=tests/bench/RESULTS.md plot=tests/bench/latency.png
+  fi
+  echo "==> cargo bench: the receiver in process"
+  cargo bench -p lever-bridge-tests --bench webhook | tee "$out/webhook.md"
+  echo "==> cargo bench: Rust and Python as Lambda runtimes"
+  cargo bench -p lever-bridge-tests --bench runtime
+  echo "==> cargo bench: push throughput and transcript drain"
+  cargo bench -p lever-bridge-tests --bench push -- "${push_args[@]}" | tee "$out/push.md"
+  "$venv/bench-py/bin/python" tests/bench/report.py "$out" "$results" "$plot"
 elif [ "$mode" = dev ]; then
   token=${DEMO_TOKEN:-demo-signature-token}
   "$dev_tool" tenant demo --token "$token"
