@@ -1,6 +1,6 @@
 //! Onboarding API, OAuth connect: GET /admin/oauth/authorize, GET /admin/oauth/callback (see the README's Onboarding API).
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lever_bridge::lambda::Error> {
     lever_bridge::lambda::run_admin(&[lever_bridge::admin::http::Group::OAuth]).await
 }

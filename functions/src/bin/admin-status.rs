@@ -1,6 +1,6 @@
 //! Onboarding API, status JSON and HTML: /admin/tenants/... (see the README's Onboarding API).
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lever_bridge::lambda::Error> {
     lever_bridge::lambda::run_admin(&[lever_bridge::admin::http::Group::Status]).await
 }

@@ -1,6 +1,6 @@
 //! Receives Lever's `candidateArchiveChange` webhook: POST /webhooks/{tenantId}/candidateArchiveChange.
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lever_bridge::lambda::Error> {
     lever_bridge::lambda::run_webhook(lever_bridge::webhook::EventKind::CandidateArchiveChange)
         .await

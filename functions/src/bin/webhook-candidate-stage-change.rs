@@ -1,6 +1,6 @@
 //! Receives Lever's `candidateStageChange` webhook: POST /webhooks/{tenantId}/candidateStageChange.
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lever_bridge::lambda::Error> {
     lever_bridge::lambda::run_webhook(lever_bridge::webhook::EventKind::CandidateStageChange).await
 }
