@@ -122,6 +122,8 @@ if [ "$mode" = bench ]; then
   cargo bench -p lever-bridge-tests --bench runtime
   echo "==> cargo bench: push throughput and transcript drain"
   cargo bench -p lever-bridge-tests --bench push -- "${push_args[@]}" | tee "$out/push.md"
+  echo "==> cargo bench: backfill against Lever's limit"
+  cargo bench -p lever-bridge-tests --bench sync -- "${push_args[@]}" | tee "$out/sync.md"
   "$venv/bench-py/bin/python" tests/bench/report.py "$out" "$results" "$plot"
 elif [ "$mode" = dev ]; then
   token=${DEMO_TOKEN:-demo-signature-token}

@@ -140,6 +140,7 @@ def main():
     rust, py = r["rust"], r["python"]
     webhook_md = (out / "webhook.md").read_text().strip() if (out / "webhook.md").exists() else ""
     push_md = (out / "push.md").read_text().strip() if (out / "push.md").exists() else ""
+    sync_md = (out / "sync.md").read_text().strip() if (out / "sync.md").exists() else ""
     plot(out, plot_path, data)
 
     cold_rust, cold_py = rust["cold"]["total_ms"]["p50"], py["cold"]["total_ms"]["p50"]
@@ -190,6 +191,7 @@ def main():
     w("cargo bench -p lever-bridge-tests --bench webhook  | tee tests/bench/out/webhook.md")
     w("cargo bench -p lever-bridge-tests --bench runtime  # BENCH_SPAWNS, BENCH_EVENTS, BENCH_DUPLICATES, BENCH_QUICK")
     w("cargo bench -p lever-bridge-tests --bench push     | tee tests/bench/out/push.md")
+    w("cargo bench -p lever-bridge-tests --bench sync     | tee tests/bench/out/sync.md")
     w("tests/bench/report.py tests/bench/out tests/bench/RESULTS.md tests/bench/latency.png")
     w("```")
     w("")
@@ -433,6 +435,20 @@ def main():
         )
         w("")
         w(push_md)
+        w("")
+    if sync_md:
+        w("## Backfill (`tests/benches/sync.rs`)")
+        w("")
+        w(
+            "A new tenant's backfill: every opportunity, pages of 100 through the Lever client (per-key bucket), "
+            "into the vendor's view, one event per candidate. `pages at 10/s` is the issue's minimum (one page per "
+            "tenth of a second), `every request at the limit` the least time Lever's bucket (burst of 20, then "
+            "10/s) allows for all requests made (pages, the archive reasons, the estimate's bisection). The "
+            "in-memory row measures the pace against Lever's limit; the DynamoDB row counts requests per "
+            "opportunity at the SDK, its time is the emulator's."
+        )
+        w("")
+        w(sync_md)
         w("")
     results_path.write_text("\n".join(L) + "\n")
     print(f"wrote {results_path} and {plot_path}")
