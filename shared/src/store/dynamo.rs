@@ -403,16 +403,7 @@ impl DynamoStore {
         for (k, v) in values {
             b = b.expression_attribute_values(*k, v.clone());
         }
-        match b.send().await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        conditional(b.send().await).map(|o| o.is_some())
     }
 
     async fn query_all(&self, pk: &str) -> Result<Vec<Item>, StoreError> {
@@ -653,16 +644,7 @@ impl WebhookStore for DynamoStore {
             .condition_expression("attribute_exists(deletedAt)")
             .send()
             .await;
-        match put {
-            Err(e)
-                if !e
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(unavailable(e))
-            }
-            _ => Ok(()),
-        }
+        conditional(put).map(drop)
     }
 
     async fn candidate(
@@ -832,16 +814,7 @@ impl TenantStore for DynamoStore {
             .expression_attribute_values(":now", n(now_ms))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        conditional(res).map(|o| o.is_some())
     }
 
     async fn release_refresh_lease(&self, tenant: &str, holder: &str) -> Result<(), StoreError> {
@@ -855,16 +828,7 @@ impl TenantStore for DynamoStore {
             .expression_attribute_values(":h", s(holder))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        conditional(res).map(drop)
     }
 }
 
@@ -893,16 +857,7 @@ impl DynamoStore {
             .expression_attribute_values(":now", n(now_ms))
             .send()
             .await;
-        match res {
-            Err(e)
-                if !e
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(unavailable(e))
-            }
-            _ => Ok(()),
-        }
+        conditional(res).map(drop)
     }
 }
 
@@ -1363,16 +1318,7 @@ impl DynamoStore {
         if all_new {
             b = b.return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
         }
-        match b.send().await {
-            Ok(out) => Ok(Some(out.attributes().cloned().unwrap_or_default())),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        Ok(conditional(b.send().await)?.map(|out| out.attributes().cloned().unwrap_or_default()))
     }
 }
 
@@ -1902,16 +1848,7 @@ impl AdminStore for DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        conditional(res).map(|o| o.is_some())
     }
 
     async fn take_oauth_state(
@@ -1931,21 +1868,14 @@ impl AdminStore for DynamoStore {
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .send()
             .await;
-        match res {
-            Ok(out) => Ok(out.attributes().map(|item| OAuthPending {
+        Ok(conditional(res)?.and_then(|out| {
+            out.attributes().map(|item| OAuthPending {
                 state_hash: state_hash.to_string(),
                 tenant_id: get_s(item, "tenantId").unwrap_or_default(),
                 environment: get_s(item, "environment").unwrap_or_default(),
                 expires_at: get_n(item, "stateExpiresAt").unwrap_or(0),
-            })),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+            })
+        }))
     }
 
     async fn set_owner(&self, tenant: &str, user: &str) -> Result<bool, StoreError> {
@@ -1960,16 +1890,7 @@ impl AdminStore for DynamoStore {
             .expression_attribute_values(":u", s(user))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        conditional(res).map(|o| o.is_some())
     }
 
     async fn put_postings(
