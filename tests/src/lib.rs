@@ -4,7 +4,7 @@
 use aws_config::{BehaviorVersion, SdkConfig};
 use lever_bridge::secrets::{Redacted, SecretStore, SecretsManagerStore, TenantSecret};
 use lever_bridge::store::dynamo::{DynamoStore, create_table};
-use lever_bridge::store::{Tenant, TenantStatus, TenantStore};
+use lever_bridge::store::{Tenant, TenantStore};
 use lever_bridge::webhook::{EventKind, sign};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -107,14 +107,8 @@ pub async fn create_tenant(
 /// A connected tenant record.
 pub fn tenant_record(id: &str, lever_base_url: &str, owner: Option<&str>) -> Tenant {
     Tenant {
-        id: id.to_string(),
-        lever_base_url: lever_base_url.to_string(),
         owner_user_id: owner.map(str::to_string),
-        status: TenantStatus::Connected,
-        status_reason: None,
-        time_zone: None,
-        transcript_quiet_minutes: None,
-        created_at: now_ms(),
+        ..Tenant::connected(id, lever_base_url, now_ms())
     }
 }
 

@@ -108,16 +108,7 @@ chosen environment, and that it was not deleted (Lever: Settings > Integrations 
         secret.api_key = Some(key);
         self.secrets.save(&id, &secret).await?;
         let now = self.clock.now_ms();
-        let tenant = Tenant {
-            id: id.clone(),
-            lever_base_url: base_url.clone(),
-            owner_user_id: None,
-            status: TenantStatus::Connected,
-            status_reason: None,
-            time_zone: None,
-            transcript_quiet_minutes: None,
-            created_at: now,
-        };
+        let tenant = Tenant::connected(&id, &base_url, now);
         self.store.put_tenant(&tenant).await?;
         self.schedule_backfill(&id).await?;
         tracing::info!(

@@ -208,16 +208,7 @@ where
                 status_reason: None,
                 ..t
             },
-            None => Tenant {
-                id: id.clone(),
-                lever_base_url: base_url.clone(),
-                owner_user_id: None,
-                status: TenantStatus::Connected,
-                status_reason: None,
-                time_zone: None,
-                transcript_quiet_minutes: None,
-                created_at: now,
-            },
+            None => Tenant::connected(&id, &base_url, now),
         };
         self.store.put_tenant(&tenant).await?;
         if created {

@@ -139,6 +139,22 @@ pub struct Tenant {
     pub created_at: i64,
 }
 
+impl Tenant {
+    /// A tenant just connected: no owner yet, default time zone and quiet period.
+    pub fn connected(id: &str, lever_base_url: &str, now_ms: i64) -> Tenant {
+        Tenant {
+            id: id.to_string(),
+            lever_base_url: lever_base_url.to_string(),
+            owner_user_id: None,
+            status: TenantStatus::Connected,
+            status_reason: None,
+            time_zone: None,
+            transcript_quiet_minutes: None,
+            created_at: now_ms,
+        }
+    }
+}
+
 pub trait WebhookStore: Send + Sync {
     /// Claims the delivery and applies its change in one atomic write. Applies nothing when the
     /// delivery was seen (`Seen`) or newer state is in place (`Stale`, claim not written).
