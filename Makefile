@@ -10,24 +10,29 @@ dev:
 ## demo: send a correctly signed candidateStageChange to the running `make dev`
 demo:
 	AWS_ENDPOINT_URL=http://127.0.0.1:$${MOTO_PORT:-4566} AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1 \
-	  TABLE_NAME=lever-bridge-dev EVENT_BUS_NAME=lever-bridge-dev SECRET_PREFIX=lever-bridge-dev/tenants/ \
+	  STACK_NAME=lever-bridge-dev TABLE_NAME=lever-bridge-dev EVENT_BUS_NAME=lever-bridge-dev SECRET_PREFIX=lever-bridge-dev/tenants/ \
 	  cargo run --quiet -p lever-bridge-tests --bin lever-bridge-dev -- send demo candidateStageChange \
-	  --token $${DEMO_TOKEN:-demo-signature-token} --url http://127.0.0.1:$${WATCH_PORT:-9000}/lambda-url
+	  --token $${DEMO_TOKEN:-demo-signature-token} --url http://127.0.0.1:$${WEBHOOK_PORT:-9001}
 
 ## test: start the stack on free ports, run every test, stop the stack
 test:
 	tests/stack.sh test
 
-## lint: formatting and clippy (warnings denied), cfn-lint and the template checks (infra/check_template.py)
-lint:
+## lint: formatting and clippy (warnings denied), the repository's own rules (tests/check_repo.py), cfn-lint,
+##       `sam validate --lint` and the template checks (infra/check_template.py). SAM CLI and cfn-lint go into
+##       .venv/sam (pinned in infra/requirements.txt) on first use.
+lint: .venv/sam/.installed
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	@if [ ! -x .venv/lint/bin/cfn-lint ]; then \
-	  echo "==> installing cfn-lint into .venv/lint"; \
-	  python3 -m venv .venv/lint && .venv/lint/bin/pip install --quiet --disable-pip-version-check "$$(grep -E '^cfn-lint==' infra/requirements.txt)"; \
-	fi
-	.venv/lint/bin/cfn-lint infra/template.yaml
-	.venv/lint/bin/python infra/check_template.py
+	python3 tests/check_repo.py
+	.venv/sam/bin/cfn-lint infra/template.yaml
+	cd infra && SAM_CLI_TELEMETRY=0 AWS_REGION=us-east-1 "$(CURDIR)/.venv/sam/bin/sam" validate --lint
+	.venv/sam/bin/python infra/check_template.py
+
+.venv/sam/.installed: infra/requirements.txt
+	@echo "==> installing SAM CLI and cfn-lint into .venv/sam"
+	python3 -m venv .venv/sam && .venv/sam/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt
+	touch $@
 
 fmt:
 	cargo fmt --all
@@ -51,12 +56,7 @@ clean:
 ##         SAM CLI and cfn-lint go into .venv/sam (pinned in infra/requirements.txt), cargo-lambda and zig into .venv.
 ##         One cargo run first links every function at once; sam build's per-function runs then find them built.
 .PHONY: deploy
-deploy:
-	@stamp=.venv/sam/.installed-$$(sha1sum infra/requirements.txt | cut -c1-12); \
-	if [ ! -f "$$stamp" ]; then \
-	  echo "==> installing SAM CLI and cfn-lint into .venv/sam"; \
-	  python3 -m venv .venv/sam && .venv/sam/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt && touch "$$stamp"; \
-	fi
+deploy: .venv/sam/.installed
 	@if [ ! -x .venv/bin/cargo-lambda ] || [ ! -x .venv/bin/python-zig ]; then \
 	  echo "==> installing cargo-lambda and zig into .venv"; \
 	  python3 -m venv .venv && grep -E '^(cargo-lambda|ziglang)==' tests/requirements.txt | xargs .venv/bin/pip install --quiet --disable-pip-version-check; \
@@ -65,4 +65,4 @@ deploy:
 	.venv/sam/bin/python infra/check_template.py
 	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 $(addprefix --bin ,$(FUNCTIONS))
 	cd infra && export PATH="$(CURDIR)/.venv/bin:$$PATH" SAM_CLI_TELEMETRY=0 && \
-	  ../.venv/sam/bin/sam build && ../.venv/sam/bin/sam deploy $(if $(GUIDED),--guided) $(DEPLOY_ARGS)
+	  "$(CURDIR)/.venv/sam/bin/sam" build && "$(CURDIR)/.venv/sam/bin/sam" deploy $(if $(GUIDED),--guided) $(DEPLOY_ARGS)

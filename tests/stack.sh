@@ -44,6 +44,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 if [ "$mode" = dev ]; then
   moto_port=${MOTO_PORT:-4566}
   watch_port=${WATCH_PORT:-9000}
+  hooks_port=${WEBHOOK_PORT:-9001}
+  admin_port=${ADMIN_PORT:-9002}
+  sim_port=${LEVER_PORT:-4010}
   suffix=dev
 elif [ "$mode" = bench ]; then
   moto_port=$(free_port)
@@ -51,13 +54,18 @@ elif [ "$mode" = bench ]; then
 else
   moto_port=$(free_port)
   watch_port=$(free_port)
+  hooks_port=$(free_port)
+  admin_port=$(free_port)
+  sim_port=$(free_port)
   suffix=test
 fi
 
 export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port"
 export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1
-export TABLE_NAME="lever-bridge-$suffix" EVENT_BUS_NAME="lever-bridge-$suffix" SECRET_PREFIX="lever-bridge-$suffix/tenants/"
-export RUST_LOG=${RUST_LOG:-info} AWS_LAMBDA_LOG_LEVEL=${AWS_LAMBDA_LOG_LEVEL:-info}
+# The local stack's own names; the functions get theirs from the template (see below).
+export STACK_NAME="lever-bridge-$suffix"
+export TABLE_NAME="$STACK_NAME" EVENT_BUS_NAME="$STACK_NAME" SECRET_PREFIX="$STACK_NAME/tenants/"
+export RUST_LOG=${RUST_LOG:-info}
 
 pids=()
 cleanup() {
@@ -103,6 +111,36 @@ else
 fi
 "$dev_tool" setup
 
+if [ "$mode" != bench ]; then
+  # Lever: the simulator, with the demo tenant's key and the OAuth client the functions are given.
+  echo "==> Lever simulator on 127.0.0.1:$sim_port"
+  setsid target/debug/lever-sim --port "$sim_port" --key demo-key >"$state/lever-sim-$suffix.log" 2>&1 &
+  pids+=($!)
+  wait_for_port "$sim_port" "lever-sim"
+  lever="http://127.0.0.1:$sim_port"
+  hooks="http://127.0.0.1:$hooks_port"
+  admin="http://127.0.0.1:$admin_port"
+  # Each function's environment and routes, from infra/template.yaml with local values for its
+  # parameters and resources. cargo lambda watch starts every function through `lever-bridge-dev
+  # exec-function` (cargo's runner), which gives it exactly that environment and what Lambda sets.
+  functions="$state/functions-$suffix.json"
+  "$venv/bin/python" infra/template_env.py --stack-name "$STACK_NAME" --region "$AWS_REGION" \
+    --param SecretPrefix="$SECRET_PREFIX" --param LogLevel="${LOG_LEVEL:-INFO}" \
+    --param LeverCustomBaseUrl="$lever/v1" \
+    --param LeverOAuthClientId=sim-client --param LeverOAuthRedirectUri="$admin/admin/oauth/callback" \
+    --param LeverOAuthAuthorizeUrl="$lever/oauth/authorize" --param LeverOAuthTokenUrl="$lever/oauth/token" \
+    --resource Table="$TABLE_NAME" --resource VendorBus="$EVENT_BUS_NAME" \
+    --resource LeverOAuthClientSecret="$STACK_NAME/lever-oauth-client" \
+    --api HttpApi="$hooks" --api AdminApi="$admin" --out "$functions"
+  export LEVER_BRIDGE_FUNCTIONS="$functions"
+  echo "==> the template's HTTP APIs on $hooks (webhooks) and $admin (admin)"
+  setsid "$dev_tool" gateway --watch "http://127.0.0.1:$watch_port" >"$state/gateway-$suffix.log" 2>&1 &
+  pids+=($!)
+  wait_for_port "$hooks_port" "the webhook API"
+  wait_for_port "$admin_port" "the admin API"
+  runner="target.'cfg(all())'.runner=['$root/$dev_tool', 'exec-function']"
+fi
+
 if [ "$mode" = bench ]; then
   # Each bench's tables go to tests/bench/out/; report.py assembles them with the machine into
   # tests/bench/RESULTS.md and the latency plot (a BENCH_QUICK=1 run writes both into out/ instead).
@@ -127,27 +165,31 @@ if [ "$mode" = bench ]; then
   "$venv/bench-py/bin/python" tests/bench/report.py "$out" "$results" "$plot"
 elif [ "$mode" = dev ]; then
   token=${DEMO_TOKEN:-demo-signature-token}
-  "$dev_tool" tenant demo --token "$token"
-  base="http://127.0.0.1:$watch_port/lambda-url"
+  "$dev_tool" tenant demo --token "$token" --api-key demo-key --lever-url "$lever/v1"
   echo
-  echo "Webhook URLs of tenant demo:"
-  "$dev_tool" urls demo --url "$base"
+  echo "Webhook URLs of tenant demo (the webhook API, as API Gateway routes them):"
+  "$dev_tool" urls demo --url "$hooks"
+  echo
+  echo "Admin API: $admin/admin/tenants/demo/status (open locally; IAM-authorised when deployed)"
+  echo "Lever simulator: $lever/v1 (API key demo-key; faults and request log under $lever/_admin)"
   echo
   echo "Send a correctly signed demo webhook (in another terminal):"
   echo "  make demo"
-  echo "or: AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL target/debug/lever-bridge-dev send demo candidateStageChange --token $token --url $base"
+  echo "or: AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL target/debug/lever-bridge-dev send demo candidateStageChange --token $token --url $hooks"
   echo
   echo "==> cargo lambda watch on 127.0.0.1:$watch_port (Ctrl-C stops everything)"
-  cargo lambda watch -A 127.0.0.1 -P "$watch_port"
+  cargo lambda watch -A 127.0.0.1 -P "$watch_port" --config "$runner"
 else
   echo "==> cargo lambda watch on 127.0.0.1:$watch_port"
-  setsid cargo lambda watch -A 127.0.0.1 -P "$watch_port" --ignore-changes >"$state/watch-test.log" 2>&1 &
+  setsid cargo lambda watch -A 127.0.0.1 -P "$watch_port" --ignore-changes --config "$runner" >"$state/watch-test.log" 2>&1 &
   pids+=($!)
   wait_for_port "$watch_port" "cargo lambda watch"
   export LEVER_BRIDGE_WATCH_URL="http://127.0.0.1:$watch_port/lambda-url"
+  export LEVER_BRIDGE_SIM_URL="$lever" LEVER_BRIDGE_WEBHOOK_API="$hooks" LEVER_BRIDGE_ADMIN_API="$admin"
   echo "==> cargo test"
   set +e
-  cargo test --workspace --no-fail-fast 2>&1 | tee "$state/test-output.log"
+  # TEST_ARGS narrows the run while working on something (e.g. `--test e2e_watch`).
+  cargo test --workspace --no-fail-fast ${TEST_ARGS:-} 2>&1 | tee "$state/test-output.log"
   rc=${PIPESTATUS[0]}
   set -e
   # One closing line for the whole run: cargo prints a result line per test binary.

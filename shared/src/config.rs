@@ -1,38 +1,209 @@
-//! Settings from the function's environment, with the local stack's names as defaults.
+//! What a function reads from its environment: read once at cold start ([`Config::load`]) and
+//! passed down, never read anywhere else (`tests/check_repo.py` keeps `std::env::var` in this file).
+//!
+//! Every variable a function reads must be set for it by `infra/template.yaml` (an empty value is a
+//! value: "not configured"). A missing one fails the cold start with an error naming it, and the
+//! tests load every function's configuration from the environment the template gives it.
 
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// `TABLE_NAME`: the DynamoDB table.
-    pub table: String,
-    /// `EVENT_BUS_NAME`: the vendor's EventBridge bus.
-    pub event_bus: String,
-    /// `SECRET_PREFIX`: tenant secrets are named `<prefix><tenantId>`.
-    pub secret_prefix: String,
-    /// `SECRET_TTL_SECONDS`: how long a warm instance trusts a cached secret.
-    pub secret_ttl_ms: i64,
-    /// `WEBHOOK_BASE_URL`: where Lever reaches this deployment; webhook URLs are
-    /// `<base>/webhooks/<tenantId>/<event>`. Unset: the onboarding API cannot register webhooks.
-    pub webhook_base_url: Option<String>,
+use crate::admin::http::Group;
+use crate::function::Function;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+
+/// A function's environment, recording what a load asked for and did not find.
+pub struct Env {
+    vars: HashMap<String, String>,
+    missing: RefCell<BTreeSet<&'static str>>,
+    invalid: RefCell<Vec<String>>,
 }
 
-impl Config {
-    pub fn from_env() -> Self {
-        let var = |k: &str, default: &str| std::env::var(k).unwrap_or_else(|_| default.to_string());
-        let opt = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        Config {
-            table: var("TABLE_NAME", "lever-bridge"),
-            event_bus: var("EVENT_BUS_NAME", "lever-bridge"),
-            secret_prefix: var("SECRET_PREFIX", "lever-bridge/tenants/"),
-            secret_ttl_ms: var("SECRET_TTL_SECONDS", "300")
-                .parse::<i64>()
-                .unwrap_or(300)
-                * 1000,
-            webhook_base_url: opt("WEBHOOK_BASE_URL").map(|u| u.trim_end_matches('/').to_string()),
+impl Env {
+    /// The process's environment.
+    pub fn process() -> Self {
+        Env::from_pairs(std::env::vars())
+    }
+
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Env {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            missing: RefCell::default(),
+            invalid: RefCell::default(),
+        }
+    }
+
+    /// The variable's value, trimmed; `""` (and recorded as missing) when it is not set.
+    fn text(&self, name: &'static str) -> String {
+        match self.vars.get(name) {
+            Some(v) => v.trim().to_string(),
+            None => {
+                self.missing.borrow_mut().insert(name);
+                String::new()
+            }
+        }
+    }
+
+    /// The value, `None` when it is empty.
+    fn optional(&self, name: &'static str) -> Option<String> {
+        Some(self.text(name)).filter(|v| !v.is_empty())
+    }
+
+    /// A number within `valid`; `default` when empty; recorded as invalid otherwise.
+    fn number<T>(&self, name: &'static str, default: T, valid: impl Fn(&T) -> bool) -> T
+    where
+        T: std::str::FromStr + Copy,
+    {
+        let Some(raw) = self.optional(name) else {
+            return default;
+        };
+        match raw.parse::<T>().ok().filter(|v| valid(v)) {
+            Some(v) => v,
+            None => {
+                self.invalid
+                    .borrow_mut()
+                    .push(format!("{name}={raw:?} is not an accepted value"));
+                default
+            }
+        }
+    }
+
+    fn finish(&self) -> Result<(), ConfigError> {
+        let missing: Vec<&'static str> = self.missing.borrow().iter().copied().collect();
+        if !missing.is_empty() {
+            return Err(ConfigError::Missing(missing));
+        }
+        let invalid = self.invalid.borrow();
+        if !invalid.is_empty() {
+            return Err(ConfigError::Invalid(invalid.join("; ")));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "the function's environment does not set {}: infra/template.yaml gives every function the variables it reads",
+        .0.join(", ")
+    )]
+    Missing(Vec<&'static str>),
+    #[error("the function's environment is invalid: {0}")]
+    Invalid(String),
+}
+
+/// Lever's per-key token bucket as one instance mirrors it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LeverLimits {
+    /// `LEVER_RATE_PER_SEC`.
+    pub rate_per_sec: f64,
+    /// `LEVER_BURST`.
+    pub burst: u32,
+}
+
+impl Default for LeverLimits {
+    /// Lever's documented 10 requests/s, bursts of 20.
+    fn default() -> Self {
+        LeverLimits {
+            rate_per_sec: 10.0,
+            burst: 20,
         }
     }
 }
 
-/// Lever's OAuth endpoints (LEVER.md §2).
+/// A function's settings. Fields a function does not read keep their defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `STACK_NAME`: the deployment; the metrics' `Service` dimension, so two stacks in one
+    /// account keep their alarms apart.
+    pub stack_name: String,
+    /// `TABLE_NAME`.
+    pub table: String,
+    /// `SECRET_PREFIX`: tenant secrets are named `<prefix><tenantId>`.
+    pub secret_prefix: String,
+    /// `EVENT_BUS_NAME`: the vendor's bus (functions that publish events).
+    pub event_bus: String,
+    /// `LEVER_RATE_PER_SEC`, `LEVER_BURST` (functions that call Lever).
+    pub lever: LeverLimits,
+    /// The OAuth client (functions that call Lever); `None` while `LEVER_OAUTH_CLIENT_ID` is empty.
+    pub oauth: Option<OAuthConfig>,
+    /// `WEBHOOK_BASE_URL`: where Lever reaches this deployment (`<base>/webhooks/<tenant>/<event>`);
+    /// read by the functions that tell webhook URLs. Empty: they cannot register webhooks.
+    pub webhook_base_url: Option<String>,
+    /// `LEVER_CUSTOM_BASE_URL`: a further environment, `custom`, tenants may connect to (a Lever
+    /// simulator or proxy); read by the functions that connect tenants. Empty: none.
+    pub custom_lever_base_url: Option<String>,
+    /// `TRANSCRIPT_MAX_NOTE_CHARS` (transcript-flush).
+    pub transcript_max_note_chars: usize,
+    /// `SYNC_INTERVAL_MINUTES`, in ms (sync).
+    pub sync_interval_ms: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            stack_name: "lever-bridge".into(),
+            table: String::new(),
+            secret_prefix: String::new(),
+            event_bus: String::new(),
+            lever: LeverLimits::default(),
+            oauth: None,
+            webhook_base_url: None,
+            custom_lever_base_url: None,
+            transcript_max_note_chars: 10_000,
+            sync_interval_ms: 60 * 60_000,
+        }
+    }
+}
+
+impl Config {
+    /// What `function` reads from `env`: an error names every variable it needs and lacks.
+    pub fn load(function: Function, env: &Env) -> Result<Config, ConfigError> {
+        let mut c = Config {
+            stack_name: env.text("STACK_NAME"),
+            table: env.text("TABLE_NAME"),
+            secret_prefix: env.text("SECRET_PREFIX"),
+            ..Config::default()
+        };
+        if function.publishes_events() {
+            c.event_bus = env.text("EVENT_BUS_NAME");
+        }
+        if function.calls_lever() {
+            c.lever = LeverLimits {
+                rate_per_sec: env.number("LEVER_RATE_PER_SEC", 10.0, |r| *r > 0.0),
+                burst: env.number("LEVER_BURST", 20, |b| *b >= 1),
+            };
+            c.oauth = OAuthConfig::load(env, function == Function::Admin(Group::OAuth));
+        }
+        if function.tells_webhook_urls() {
+            c.webhook_base_url = env
+                .optional("WEBHOOK_BASE_URL")
+                .map(|u| u.trim_end_matches('/').to_string());
+        }
+        if function.connects_tenants() {
+            c.custom_lever_base_url = env
+                .optional("LEVER_CUSTOM_BASE_URL")
+                .map(|u| u.trim_end_matches('/').to_string());
+        }
+        match function {
+            Function::TranscriptFlush => {
+                c.transcript_max_note_chars =
+                    env.number("TRANSCRIPT_MAX_NOTE_CHARS", 10_000, |n| *n >= 500);
+            }
+            Function::Sync => {
+                c.sync_interval_ms = env.number("SYNC_INTERVAL_MINUTES", 60, |m| *m > 0) * 60_000;
+            }
+            _ => {}
+        }
+        env.finish()?;
+        Ok(c)
+    }
+}
+
+/// Lever's OAuth endpoints (lever-api.md §2).
 pub const LEVER_AUTHORIZE_URL: &str = "https://auth.lever.co/authorize";
 pub const LEVER_TOKEN_URL: &str = "https://auth.lever.co/oauth/token";
 pub const LEVER_AUDIENCE: &str = "https://api.lever.co/v1/";
@@ -40,7 +211,7 @@ pub const LEVER_AUDIENCE: &str = "https://api.lever.co/v1/";
 /// What the bundle asks for when a tenant connects with OAuth: the permissions its calls need
 /// (the connection test's list), in Lever's OAuth scope form. Only `notes:write:admin`,
 /// `webhooks:write:admin`, `confidential:access:admin` and `offline_access` are confirmed by
-/// LEVER.md; the others follow the same `<resource>:<read|write>:admin` pattern (UNCERTAIN), so
+/// lever-api.md; the others follow the same `<resource>:<read|write>:admin` pattern (UNCERTAIN), so
 /// `LEVER_OAUTH_SCOPES` can replace the list without a build.
 pub const DEFAULT_SCOPES: &[&str] = &[
     "users:read:admin",
@@ -63,74 +234,188 @@ pub const DEFAULT_SCOPES: &[&str] = &[
     "offline_access",
 ];
 
+/// Where the OAuth client's secret comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientSecret {
+    /// A Secrets Manager secret (`LEVER_OAUTH_SECRET_NAME`) holding `{"clientSecret": "..."}` or the
+    /// bare secret, read on first use: never an environment variable or a template parameter.
+    Named(String),
+    /// The secret itself (tests).
+    Value(crate::secrets::Redacted),
+}
+
 /// The OAuth client the vendor registered with Lever. Debug never shows the client secret.
 #[derive(Debug, Clone)]
 pub struct OAuthConfig {
     /// `LEVER_OAUTH_CLIENT_ID`.
     pub client_id: String,
-    /// `LEVER_OAUTH_CLIENT_SECRET` (local and tests). In production leave it unset and name a
-    /// Secrets Manager secret in `LEVER_OAUTH_SECRET_NAME` instead; it is read on first use.
-    pub client_secret: Option<crate::secrets::Redacted>,
-    /// `LEVER_OAUTH_SECRET_NAME`: a secret holding `{"clientSecret": "..."}` or the bare secret.
-    pub client_secret_name: Option<String>,
-    /// `LEVER_OAUTH_REDIRECT_URI`: this deployment's `/admin/oauth/callback`, as registered with Lever.
-    pub redirect_uri: String,
-    /// `LEVER_OAUTH_AUTHORIZE_URL`.
+    pub client_secret: ClientSecret,
+    /// `LEVER_OAUTH_REDIRECT_URI`: this deployment's `/admin/oauth/callback`, as registered with
+    /// Lever. Only the authorize link and the code exchange need it (admin-oauth); a refresh does not.
+    pub redirect_uri: Option<String>,
+    /// `LEVER_OAUTH_AUTHORIZE_URL` (admin-oauth; empty: Lever's).
     pub authorize_url: String,
-    /// `LEVER_OAUTH_TOKEN_URL`.
+    /// `LEVER_OAUTH_TOKEN_URL` (empty: Lever's).
     pub token_url: String,
-    /// `LEVER_OAUTH_AUDIENCE`.
     pub audience: String,
-    /// `LEVER_OAUTH_SCOPES` (space-separated); `offline_access` is always added.
+    /// `LEVER_OAUTH_SCOPES` (admin-oauth; space-separated, empty: [`DEFAULT_SCOPES`]);
+    /// `offline_access` is always added.
     pub scopes: Vec<String>,
 }
 
 impl OAuthConfig {
-    /// `None` unless a client id, a redirect URI and a client secret (or its secret's name) are set.
-    pub fn from_env() -> Option<Self> {
-        let opt = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        let client_id = opt("LEVER_OAUTH_CLIENT_ID")?;
-        let redirect_uri = opt("LEVER_OAUTH_REDIRECT_URI")?;
-        let client_secret = opt("LEVER_OAUTH_CLIENT_SECRET").map(crate::secrets::Redacted::new);
-        let client_secret_name = opt("LEVER_OAUTH_SECRET_NAME");
-        if client_secret.is_none() && client_secret_name.is_none() {
+    /// `None` while `LEVER_OAUTH_CLIENT_ID` is empty. `connects`: the function runs the authorize
+    /// link and the code exchange (admin-oauth), so it also reads the redirect URI, the authorize
+    /// URL and the scopes.
+    fn load(env: &Env, connects: bool) -> Option<Self> {
+        let client_id = env.optional("LEVER_OAUTH_CLIENT_ID");
+        let secret_name = env.optional("LEVER_OAUTH_SECRET_NAME");
+        let token_url = env.optional("LEVER_OAUTH_TOKEN_URL");
+        let connect = connects.then(|| {
+            (
+                env.optional("LEVER_OAUTH_REDIRECT_URI"),
+                env.optional("LEVER_OAUTH_AUTHORIZE_URL"),
+                env.optional("LEVER_OAUTH_SCOPES"),
+            )
+        });
+        let client_id = client_id?;
+        let Some(secret_name) = secret_name else {
+            env.invalid.borrow_mut().push(
+                "LEVER_OAUTH_CLIENT_ID is set but LEVER_OAUTH_SECRET_NAME is empty".to_string(),
+            );
             return None;
-        }
-        let mut c = OAuthConfig::new(&client_id, client_secret, &redirect_uri);
-        c.client_secret_name = client_secret_name;
-        if let Some(u) = opt("LEVER_OAUTH_AUTHORIZE_URL") {
-            c.authorize_url = u;
-        }
-        if let Some(u) = opt("LEVER_OAUTH_TOKEN_URL") {
+        };
+        let mut c = OAuthConfig::new(&client_id, ClientSecret::Named(secret_name), None);
+        if let Some(u) = token_url {
             c.token_url = u;
         }
-        if let Some(a) = opt("LEVER_OAUTH_AUDIENCE") {
-            c.audience = a;
-        }
-        if let Some(s) = opt("LEVER_OAUTH_SCOPES") {
-            c.scopes = s.split_whitespace().map(str::to_string).collect();
-        }
-        if !c.scopes.iter().any(|s| s == "offline_access") {
-            c.scopes.push("offline_access".into());
+        if let Some((redirect, authorize, scopes)) = connect {
+            c.redirect_uri = redirect;
+            if let Some(u) = authorize {
+                c.authorize_url = u;
+            }
+            if let Some(s) = scopes {
+                c.scopes = s.split_whitespace().map(str::to_string).collect();
+                if !c.scopes.iter().any(|s| s == "offline_access") {
+                    c.scopes.push("offline_access".into());
+                }
+            }
         }
         Some(c)
     }
 
     /// Lever's endpoints and the default scopes.
-    pub fn new(
-        client_id: &str,
-        client_secret: Option<crate::secrets::Redacted>,
-        redirect_uri: &str,
-    ) -> Self {
+    pub fn new(client_id: &str, client_secret: ClientSecret, redirect_uri: Option<&str>) -> Self {
         OAuthConfig {
             client_id: client_id.to_string(),
             client_secret,
-            client_secret_name: None,
-            redirect_uri: redirect_uri.to_string(),
+            redirect_uri: redirect_uri.map(str::to_string),
             authorize_url: LEVER_AUTHORIZE_URL.into(),
             token_url: LEVER_TOKEN_URL.into(),
             audience: LEVER_AUDIENCE.into(),
             scopes: DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::push::command::PushKind;
+    use crate::webhook::EventKind;
+
+    fn base() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("STACK_NAME", "prod"),
+            ("TABLE_NAME", "t"),
+            ("SECRET_PREFIX", "p/"),
+        ]
+    }
+
+    fn lever() -> Vec<(&'static str, &'static str)> {
+        let mut v = base();
+        v.extend([
+            ("LEVER_RATE_PER_SEC", "0.8"),
+            ("LEVER_BURST", "20"),
+            ("LEVER_OAUTH_CLIENT_ID", "client"),
+            ("LEVER_OAUTH_SECRET_NAME", "prod/lever-oauth-client"),
+            ("LEVER_OAUTH_TOKEN_URL", ""),
+        ]);
+        v
+    }
+
+    #[test]
+    fn a_webhook_function_reads_the_table_secrets_and_bus_only() {
+        let mut vars = base();
+        vars.push(("EVENT_BUS_NAME", "bus"));
+        let c = Config::load(
+            Function::Webhook(EventKind::CandidateHired),
+            &Env::from_pairs(vars),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.stack_name.as_str(), c.event_bus.as_str()),
+            ("prod", "bus")
+        );
+        assert!(c.oauth.is_none());
+    }
+
+    #[test]
+    fn a_missing_variable_is_named() {
+        let err = Config::load(
+            Function::Webhook(EventKind::CandidateHired),
+            &Env::from_pairs(base()),
+        )
+        .unwrap_err();
+        assert_eq!(err, ConfigError::Missing(vec!["EVENT_BUS_NAME"]));
+        assert!(err.to_string().contains("EVENT_BUS_NAME"));
+        // A push needs the OAuth client's settings even for API-key tenants: a refresh needs them.
+        let mut vars = base();
+        vars.extend([("LEVER_RATE_PER_SEC", "10"), ("LEVER_BURST", "20")]);
+        let err = Config::load(Function::Push(PushKind::Note), &Env::from_pairs(vars)).unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::Missing(vec![
+                "LEVER_OAUTH_CLIENT_ID",
+                "LEVER_OAUTH_SECRET_NAME",
+                "LEVER_OAUTH_TOKEN_URL"
+            ])
+        );
+    }
+
+    #[test]
+    fn every_function_that_calls_lever_has_an_oauth_client_without_a_redirect_uri() {
+        let c = Config::load(Function::Push(PushKind::Note), &Env::from_pairs(lever())).unwrap();
+        let oauth = c.oauth.expect("OAuth configured");
+        assert_eq!(
+            oauth.client_secret,
+            ClientSecret::Named("prod/lever-oauth-client".into())
+        );
+        assert_eq!(oauth.token_url, LEVER_TOKEN_URL);
+        assert_eq!(oauth.redirect_uri, None);
+        assert_eq!(c.lever.rate_per_sec, 0.8);
+    }
+
+    #[test]
+    fn an_empty_client_id_means_no_oauth_and_bad_numbers_are_refused() {
+        let mut vars = lever();
+        vars.retain(|(k, _)| *k != "LEVER_OAUTH_CLIENT_ID");
+        vars.push(("LEVER_OAUTH_CLIENT_ID", ""));
+        let c = Config::load(Function::Sync, &Env::from_pairs(vars.clone()));
+        assert_eq!(
+            c.unwrap_err(),
+            ConfigError::Missing(vec!["EVENT_BUS_NAME", "SYNC_INTERVAL_MINUTES"])
+        );
+        vars.extend([("EVENT_BUS_NAME", "bus"), ("SYNC_INTERVAL_MINUTES", "15")]);
+        let c = Config::load(Function::Sync, &Env::from_pairs(vars.clone())).unwrap();
+        assert!(c.oauth.is_none());
+        assert_eq!(c.sync_interval_ms, 15 * 60_000);
+        vars.push(("LEVER_BURST", "lots"));
+        let bad: Vec<_> = vars
+            .into_iter()
+            .filter(|(k, v)| *k != "LEVER_BURST" || *v == "lots")
+            .collect();
+        let err = Config::load(Function::Sync, &Env::from_pairs(bad)).unwrap_err();
+        assert!(err.to_string().contains("LEVER_BURST"), "{err}");
     }
 }

@@ -1,33 +1,41 @@
 //! The thin glue between Lambda (lambda_http) and the handlers.
 
 use crate::clock::SystemClock;
-use crate::config::Config;
+use crate::config::{Config, Env};
 use crate::events::EventBridgeSink;
+use crate::function::Function;
 use crate::receiver::{Receiver, Reply};
 use crate::secrets::{CachedSecrets, SecretsManagerStore};
 use crate::store::dynamo::DynamoStore;
 use crate::webhook::EventKind;
 pub use lambda_http::Error;
 use lambda_http::{Body, Request, RequestExt, Response, service_fn};
+use std::sync::Arc;
 
-/// CloudWatch embedded-metric-format metrics, flushed after each invocation (namespace LeverBridge).
-fn metrics() -> &'static metrics_cloudwatch_embedded::Collector {
+/// How long a warm instance trusts a cached tenant secret.
+const SECRET_TTL_MS: i64 = 300_000;
+
+/// CloudWatch embedded-metric-format metrics, flushed after each invocation (namespace
+/// LeverBridge, dimension `Service` = the stack's name).
+fn metrics(service: &str) -> &'static metrics_cloudwatch_embedded::Collector {
     metrics_cloudwatch_embedded::Builder::new()
         .cloudwatch_namespace("LeverBridge")
-        .with_dimension("Service", "lever-bridge")
+        .with_dimension("Service", service.to_string())
         .lambda_cold_start_metric("ColdStart")
         .with_lambda_request_id("RequestId")
         .init()
         .expect("the metrics recorder is installed once")
 }
 
-/// What every function builds once per cold start: configuration, AWS clients, the store (its
+/// What every function builds once per cold start: its configuration, AWS clients, the store (its
 /// connection opened during init, so the first invocation does not pay for the TLS handshake).
 struct Cold {
     config: Config,
     aws: aws_config::SdkConfig,
     store: DynamoStore,
     secrets: SecretsManagerStore,
+    secrets_client: aws_sdk_secretsmanager::Client,
+    metrics: &'static metrics_cloudwatch_embedded::Collector,
 }
 
 impl Cold {
@@ -38,35 +46,55 @@ impl Cold {
             &self.config.event_bus,
         )
     }
+
+    /// The Lever client, paced by the configured per-key bucket.
+    fn lever(&self) -> crate::lever::HttpLever {
+        crate::lever::HttpLever::new(
+            crate::lever::RateLimiter::new(self.config.lever.rate_per_sec, self.config.lever.burst),
+            crate::lever::RetryPolicy::default(),
+        )
+    }
+
+    /// The OAuth client, when the deployment has one (its secret read on first use).
+    fn oauth(&self) -> Option<Arc<crate::lever::oauth::OAuthClient>> {
+        self.config.oauth.clone().map(|c| {
+            Arc::new(crate::lever::oauth::OAuthClient::new(
+                c,
+                Some(self.secrets_client.clone()),
+            ))
+        })
+    }
 }
 
-async fn cold_start() -> Cold {
+/// Reads the function's configuration (failing the cold start, naming what is missing, when its
+/// environment lacks a variable it reads) and builds its clients.
+async fn cold_start(function: Function) -> Result<Cold, Error> {
     lambda_http::tracing::init_default_subscriber();
-    let config = Config::from_env();
+    let config = Config::load(function, &Env::process()).map_err(|e| {
+        tracing::error!(function = function.name(), error = %e, "configuration");
+        e
+    })?;
+    let metrics = metrics(&config.stack_name);
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table);
     store.warm_up().await;
-    let secrets = SecretsManagerStore::new(
-        aws_sdk_secretsmanager::Client::new(&aws),
-        &config.secret_prefix,
-    );
-    Cold {
+    let secrets_client = aws_sdk_secretsmanager::Client::new(&aws);
+    let secrets = SecretsManagerStore::new(secrets_client.clone(), &config.secret_prefix);
+    Ok(Cold {
         config,
         aws,
         store,
         secrets,
-    }
-}
-
-fn lever() -> crate::lever::HttpLever {
-    crate::lever::HttpLever::new(
-        crate::lever::RateLimiter::from_env(),
-        crate::lever::RetryPolicy::default(),
-    )
+        secrets_client,
+        metrics,
+    })
 }
 
 /// Runs a function taking JSON events (SQS, schedule, direct invocation) with `handle`.
-async fn run_json<F, Fut>(handle: F) -> Result<(), Error>
+async fn run_json<F, Fut>(
+    metrics: &'static metrics_cloudwatch_embedded::Collector,
+    handle: F,
+) -> Result<(), Error>
 where
     F: Fn(serde_json::Value, std::time::Instant) -> Fut,
     Fut: std::future::Future<Output = serde_json::Value>,
@@ -74,7 +102,7 @@ where
     use lambda_http::lambda_runtime::LambdaEvent;
     let handle = &handle;
     metrics_cloudwatch_embedded::lambda::service::run(
-        metrics(),
+        metrics,
         service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
             Ok::<_, std::convert::Infallible>(
                 handle(event.payload, deadline_of(&event.context)).await,
@@ -86,24 +114,24 @@ where
 
 /// Runs the webhook function for `kind`.
 pub async fn run_webhook(kind: EventKind) -> Result<(), Error> {
-    let cold = cold_start().await;
+    let cold = cold_start(Function::Webhook(kind)).await?;
     let events = cold.vendor_bus();
     let Cold {
-        config,
         store,
         secrets,
+        metrics,
         ..
     } = cold;
     let receiver = Receiver::new(
         kind,
         store,
         events,
-        CachedSecrets::new(secrets, SystemClock, config.secret_ttl_ms),
+        CachedSecrets::new(secrets, SystemClock, SECRET_TTL_MS),
         SystemClock,
     );
     let receiver = &receiver;
     metrics_cloudwatch_embedded::lambda::service::run_http(
-        metrics(),
+        metrics,
         service_fn(move |req: Request| async move {
             use tracing::Instrument;
             let reply = match (req.method().as_str(), tenant_of(&req)) {
@@ -131,40 +159,58 @@ pub async fn run_webhook(kind: EventKind) -> Result<(), Error> {
 
 /// Runs the push function for `kind`, triggered by its SQS queue or invoked with one command.
 pub async fn run_push(kind: crate::push::command::PushKind) -> Result<(), Error> {
-    let Cold { store, secrets, .. } = cold_start().await;
-    let pusher = crate::push::Pusher::new(kind, lever(), store, secrets, SystemClock);
+    let cold = cold_start(Function::Push(kind)).await?;
+    let (lever, oauth) = (cold.lever(), cold.oauth());
+    let mut pusher = crate::push::Pusher::new(kind, lever, cold.store, cold.secrets, SystemClock);
+    pusher.tenants.set_oauth(oauth);
     let pusher = &pusher;
-    run_json(move |payload, deadline| crate::push::handle_event(pusher, payload, deadline)).await
+    run_json(cold.metrics, move |payload, deadline| {
+        crate::push::handle_event(pusher, payload, deadline)
+    })
+    .await
 }
 
-async fn transcripts() -> crate::transcript::Transcripts<
+type Transcripts = crate::transcript::Transcripts<
     crate::lever::HttpLever,
     DynamoStore,
     SecretsManagerStore,
     SystemClock,
-> {
-    let Cold { store, secrets, .. } = cold_start().await;
-    crate::transcript::Transcripts::new(
-        lever(),
-        store,
-        secrets,
+>;
+
+fn transcripts(cold: Cold, oauth: Option<Arc<crate::lever::oauth::OAuthClient>>) -> Transcripts {
+    let flush = crate::transcript::FlushConfig {
+        max_note_chars: cold.config.transcript_max_note_chars,
+        ..Default::default()
+    };
+    let mut t = crate::transcript::Transcripts::new(
+        cold.lever(),
+        cold.store,
+        cold.secrets,
         SystemClock,
-        crate::transcript::FlushConfig::default(),
-    )
+        flush,
+    );
+    t.tenants.set_oauth(oauth);
+    t
 }
 
 /// Runs `transcript-ingest` (its SQS queue, or one message invoked directly). Its own entry point,
-/// so the binary does not link the flush's rendering and time-zone data.
+/// so the binary does not link the flush's rendering and time-zone data. Ingest never calls Lever.
 pub async fn run_transcript_ingest() -> Result<(), Error> {
-    let transcripts = &transcripts().await;
-    run_json(move |payload, _| crate::queue::each_item(payload, 16, move |m| transcripts.ingest(m)))
-        .await
+    let cold = cold_start(Function::TranscriptIngest).await?;
+    let metrics = cold.metrics;
+    let transcripts = &transcripts(cold, None);
+    run_json(metrics, move |payload, _| {
+        crate::queue::each_item(payload, 16, move |m| transcripts.ingest(m))
+    })
+    .await
 }
 
 /// Runs `transcript-flush` (the schedule).
 pub async fn run_transcript_flush() -> Result<(), Error> {
-    let transcripts = &transcripts().await;
-    run_json(move |_, deadline| async move {
+    let cold = cold_start(Function::TranscriptFlush).await?;
+    let (metrics, oauth) = (cold.metrics, cold.oauth());
+    let transcripts = &transcripts(cold, oauth);
+    run_json(metrics, move |_, deadline| async move {
         serde_json::to_value(transcripts.flush(deadline).await).unwrap_or_default()
     })
     .await
@@ -172,18 +218,17 @@ pub async fn run_transcript_flush() -> Result<(), Error> {
 
 /// Runs `sync` (every minute): the due backfills and reconciliations with Lever.
 pub async fn run_sync() -> Result<(), Error> {
-    let cold = cold_start().await;
-    let events = cold.vendor_bus();
-    let Cold { store, secrets, .. } = cold;
-    let syncer = &crate::sync::Syncer::new(
-        lever(),
-        store,
-        secrets,
-        events,
-        SystemClock,
-        crate::sync::SyncConfig::default(),
-    );
-    run_json(move |_, deadline| async move {
+    let cold = cold_start(Function::Sync).await?;
+    let (events, lever, oauth) = (cold.vendor_bus(), cold.lever(), cold.oauth());
+    let config = crate::sync::SyncConfig {
+        interval_ms: cold.config.sync_interval_ms,
+        ..Default::default()
+    };
+    let mut syncer =
+        crate::sync::Syncer::new(lever, cold.store, cold.secrets, events, SystemClock, config);
+    syncer.tenants.set_oauth(oauth);
+    let syncer = &syncer;
+    run_json(cold.metrics, move |_, deadline| async move {
         serde_json::to_value(syncer.run(deadline).await).unwrap_or_default()
     })
     .await
@@ -191,29 +236,22 @@ pub async fn run_sync() -> Result<(), Error> {
 
 /// Runs an admin function serving `groups` of the onboarding API (IAM-authorised behind API
 /// Gateway; open on loopback under `cargo lambda watch`).
-pub async fn run_admin(groups: &'static [crate::admin::http::Group]) -> Result<(), Error> {
-    let Cold {
-        config,
-        store,
-        secrets,
-        ..
-    } = cold_start().await;
-    let admin = crate::admin::Admin::new(
-        store,
-        secrets,
-        lever(),
-        SystemClock,
-        crate::admin::Settings::from_config(&config),
-    );
+pub async fn run_admin(group: crate::admin::http::Group) -> Result<(), Error> {
+    let cold = cold_start(Function::Admin(group)).await?;
+    let (lever, oauth) = (cold.lever(), cold.oauth());
+    let settings = crate::admin::Settings::new(&cold.config, oauth);
+    let admin = crate::admin::Admin::new(cold.store, cold.secrets, lever, SystemClock, settings);
     let admin = &admin;
+    let groups = [group];
+    let groups = &groups;
     metrics_cloudwatch_embedded::lambda::service::run_http(
-        metrics(),
+        cold.metrics,
         service_fn(move |req: Request| async move {
             let path = req.raw_http_path();
             let query = req.uri().query().unwrap_or_default();
             let reply = admin
                 .handle_request(
-                    groups,
+                    groups.as_slice(),
                     req.method().as_str(),
                     path,
                     query,

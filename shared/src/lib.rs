@@ -4,6 +4,7 @@ pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod events;
+pub mod function;
 pub mod lambda;
 pub mod lever;
 pub mod push;
@@ -15,3 +16,13 @@ pub mod sync;
 pub mod tenant;
 pub mod transcript;
 pub mod webhook;
+
+/// Lever's recorded and documented bodies (`tests/fixtures/lever/`), for unit tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    pub fn read(name: &str) -> Vec<u8> {
+        let path =
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/lever/").to_string() + name;
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+}

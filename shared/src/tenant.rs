@@ -4,7 +4,7 @@
 use crate::clock::Clock;
 use crate::lever::oauth::{OAuthClient, OAuthError};
 use crate::lever::{Account, Auth};
-use crate::secrets::{CachedSecrets, OAuthTokens, SecretStore, SecretsError};
+use crate::secrets::{CachedSecrets, OAuthTokens, SecretStore, SecretsError, TenantSecret};
 use crate::store::{StoreError, Tenant, TenantStatus, TenantStore};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,6 +31,9 @@ pub enum TenantError {
     /// refreshing): worth trying again.
     #[error("OAuth refresh: {0}")]
     OAuth(String),
+    /// Another instance held the tenant's secret for longer than we could wait: try again.
+    #[error("the tenant's secret is being changed by another instance: try again")]
+    Busy,
 }
 
 /// What refreshing a tenant's OAuth tokens gave.
@@ -169,6 +172,46 @@ async fn refresh_under_lease<S: TenantStore, K: SecretStore, C: Clock>(
     }
 }
 
+/// Changes the tenant's secret without losing anyone else's change: under the tenant's secret
+/// lease (the one an OAuth refresh holds while it rotates the refresh token), re-reads the secret as
+/// stored now, applies `change` and saves the result. A writer holding an older copy would otherwise
+/// write back a refresh token Lever has already retired, or drop a token pasted meanwhile. Waits up
+/// to `wait` for the lease. Answers the secret as saved.
+pub async fn update_secret<S: TenantStore, K: SecretStore, C: Clock>(
+    store: &S,
+    secrets: &K,
+    clock: &C,
+    tenant: &str,
+    wait: Duration,
+    change: impl FnOnce(&mut TenantSecret),
+) -> Result<TenantSecret, TenantError> {
+    let holder = random_holder();
+    let give_up = Instant::now() + wait;
+    loop {
+        let now = clock.now_ms();
+        if store
+            .acquire_refresh_lease(tenant, &holder, now, now + REFRESH_LEASE_MS)
+            .await?
+        {
+            let result = async {
+                let mut secret = secrets.load(tenant).await?.unwrap_or_default();
+                change(&mut secret);
+                secrets.save(tenant, &secret).await?;
+                Ok(secret)
+            }
+            .await;
+            if let Err(e) = store.release_refresh_lease(tenant, &holder).await {
+                tracing::warn!(tenant, error = %e, "could not release the secret lease");
+            }
+            return result;
+        }
+        if Instant::now() >= give_up {
+            return Err(TenantError::Busy);
+        }
+        tokio::time::sleep(Duration::from_millis(100 + fastrand::u64(..100))).await;
+    }
+}
+
 pub struct Tenants<S, K, C> {
     store: S,
     secrets: CachedSecrets<K, C>,
@@ -188,14 +231,13 @@ impl<S: TenantStore, K: SecretStore, C: Clock + Clone> Tenants<S, K, C> {
             clock,
             ttl_ms,
             records: Mutex::default(),
-            // The functions build their tenants inside their handlers: the OAuth client comes
-            // from the environment (LEVER_OAUTH_*), unset when the deployment uses API keys only.
-            oauth: crate::config::OAuthConfig::from_env().map(|c| Arc::new(OAuthClient::new(c))),
+            oauth: None,
             refresh_wait: Duration::from_secs(8),
         }
     }
 
-    /// Replaces the OAuth client (tests point it at the simulator).
+    /// The OAuth client that refreshes OAuth tenants' tokens (the function's, from its cold start);
+    /// without one an OAuth tenant's expired token cannot be refreshed.
     pub fn set_oauth(&mut self, oauth: Option<Arc<OAuthClient>>) {
         self.oauth = oauth;
     }
@@ -271,7 +313,7 @@ impl<S: TenantStore, K: SecretStore, C: Clock + Clone> Tenants<S, K, C> {
     ) -> Result<TenantContext, TenantError> {
         let Some(oauth) = self.oauth.clone() else {
             return Err(TenantError::OAuth(
-                "the tenant uses OAuth but LEVER_OAUTH_* is not configured".into(),
+                "the tenant uses OAuth but this deployment has no OAuth client (LeverOAuthClientId)".into(),
             ));
         };
         let account = |auth| Account {

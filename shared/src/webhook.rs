@@ -1,6 +1,6 @@
 //! Lever webhooks: the ten event kinds, the envelope, the signature and what each delivery changes.
 //!
-//! Lever signs `token + decimal(triggeredAt)` with the webhook's own signature token (LEVER.md §1); the
+//! Lever signs `token + decimal(triggeredAt)` with the webhook's own signature token (lever-api.md §1); the
 //! signature does not cover `data`, so `data` is parsed leniently and treated as a hint.
 
 use hmac::{Hmac, Mac};
@@ -264,7 +264,7 @@ impl Mutation {
                     posting,
                 }
             }
-            // Interview key names are not documented (LEVER.md §1): accept the plausible spellings.
+            // Interview key names are not documented (lever-api.md §1): accept the plausible spellings.
             EventKind::InterviewCreated | EventKind::InterviewUpdated => {
                 Mutation::InterviewUpsert {
                     opportunity: opp()?,
@@ -432,11 +432,7 @@ mod tests {
                 EventKind::CandidateHired,
             ),
         ] {
-            let path = format!(
-                "{}/../../shared/lever-fixtures/{file}",
-                env!("CARGO_MANIFEST_DIR")
-            );
-            let body = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let body = crate::fixtures::read(file);
             let env = Envelope::parse(&body).unwrap();
             assert_eq!(env.event, kind.as_str());
             assert_eq!(env.signature.len(), 64);

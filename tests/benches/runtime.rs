@@ -352,6 +352,7 @@ impl Instance {
                 ("AWS_ACCESS_KEY_ID", "local".into()),
                 ("AWS_SECRET_ACCESS_KEY", "local".into()),
                 ("AWS_ENDPOINT_URL", s.proxy_url.clone()),
+                ("STACK_NAME", "lever-bridge-bench".into()),
                 ("TABLE_NAME", s.table.clone()),
                 ("EVENT_BUS_NAME", s.bus.clone()),
                 ("SECRET_PREFIX", s.secret_prefix.clone()),

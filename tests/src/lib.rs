@@ -9,6 +9,7 @@ use lever_bridge::webhook::{EventKind, sign};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub mod gateway;
 pub mod simulator;
 
 /// AWS configuration for the local emulator. `make test` and `make dev` export `AWS_ENDPOINT_URL`;
@@ -21,6 +22,39 @@ pub async fn aws() -> SdkConfig {
         "AWS_ENDPOINT_URL must point at the local emulator, not {endpoint}"
     );
     aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// The names the local stack gave its table, bus and tenant secrets (`make dev` and `make test`
+/// export them; the functions under `cargo lambda watch` get the same from the template).
+#[derive(Debug, Clone)]
+pub struct LocalStack {
+    pub table: String,
+    pub event_bus: String,
+    pub secret_prefix: String,
+}
+
+impl LocalStack {
+    pub fn from_env() -> Self {
+        let var = |k: &str| {
+            std::env::var(k).unwrap_or_else(|_| {
+                panic!("{k} is not set: run with `make test` or `make dev`, which start the local stack")
+            })
+        };
+        LocalStack {
+            table: var("TABLE_NAME"),
+            event_bus: var("EVENT_BUS_NAME"),
+            secret_prefix: var("SECRET_PREFIX"),
+        }
+    }
+}
+
+/// What `infra/template_env.py` read from the template for the local stack (LEVER_BRIDGE_FUNCTIONS):
+/// each function's environment and routes, and the local URL of each HTTP API.
+pub fn functions_file() -> Value {
+    let path = std::env::var("LEVER_BRIDGE_FUNCTIONS")
+        .expect("LEVER_BRIDGE_FUNCTIONS is not set: run with `make test` or `make dev` (tests/stack.sh writes it)");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// A name no other test uses, so tests run in parallel on one emulator.

@@ -6,7 +6,7 @@ use lever_bridge::admin::http::Group;
 use lever_bridge::admin::{Admin, Reply, Settings};
 use lever_bridge::clock::ManualClock;
 use lever_bridge::clock::SystemClock;
-use lever_bridge::config::OAuthConfig;
+use lever_bridge::config::{ClientSecret, OAuthConfig};
 use lever_bridge::events::InMemoryEvents;
 use lever_bridge::lever::calls::Lever;
 use lever_bridge::lever::oauth::OAuthClient;
@@ -73,6 +73,7 @@ on_both_stores!(
     oauth_state_is_single_use_and_expires,
     oauth_refresh_before_expiry_and_one_winner_when_concurrent,
     oauth_refused_refresh_disconnects_the_tenant,
+    a_secret_write_during_a_refresh_keeps_the_new_refresh_token,
     connect_then_disconnect_deletes_secret_and_data,
     status_shows_health_and_renders_in_chromium,
     roles_sync_map_and_report_mismatches,
@@ -102,7 +103,7 @@ impl<B: Backend> Rig<B> {
                 ("sandbox".into(), sim.base_url()),
             ],
             lever_budget: std::time::Duration::from_secs(20),
-            oauth: Some(Arc::new(OAuthClient::new(sim_oauth(&sim)))),
+            oauth: Some(Arc::new(OAuthClient::new(sim_oauth(&sim), None))),
         };
         let lever = Arc::new(HttpLever::new(
             RateLimiter::new(10.0, 20),
@@ -1164,8 +1165,8 @@ const REDIRECT: &str = "https://admin.example.test/admin/oauth/callback";
 fn sim_oauth(sim: &Simulator) -> OAuthConfig {
     let mut c = OAuthConfig::new(
         SIM_CLIENT_ID,
-        Some(Redacted::new(SIM_CLIENT_SECRET)),
-        REDIRECT,
+        ClientSecret::Value(Redacted::new(SIM_CLIENT_SECRET)),
+        Some(REDIRECT),
     );
     c.authorize_url = sim.authorize_url();
     c.token_url = sim.token_url();
@@ -1216,7 +1217,7 @@ impl<B: Backend> Rig<B> {
     /// The tenants of one function instance (its own cache) on `clock`.
     fn tenants(&self, clock: Arc<ManualClock>) -> Tenants<B, B::Secrets, Arc<ManualClock>> {
         let mut t = Tenants::new(self.store.clone(), self.secrets.clone(), clock, 60_000);
-        t.set_oauth(Some(Arc::new(OAuthClient::new(sim_oauth(&self.sim)))));
+        t.set_oauth(Some(Arc::new(OAuthClient::new(sim_oauth(&self.sim), None))));
         t
     }
 
@@ -1570,6 +1571,40 @@ async fn oauth_refresh_before_expiry_and_one_winner_when_concurrent<B: Backend>(
     assert_eq!(
         rig.store.tenant(&id).await.unwrap().unwrap().status,
         TenantStatus::Connected
+    );
+}
+
+/// Registering webhooks reads the secret, talks to Lever for a while, then stores the tokens Lever
+/// gave. A refresh by another function meanwhile rotates the refresh token: the registration must
+/// store its tokens on the secret as it is then, not write back the retired refresh token.
+async fn a_secret_write_during_a_refresh_keeps_the_new_refresh_token<B: Backend>() {
+    use lever_bridge_tests::simulator::Fault;
+    let rig = Rig::<B>::new(KeyPerms::all()).await;
+    let (id, _, _) = rig.oauth_connect().await;
+    rig.sim
+        .push_fault(Fault::Delay(std::time::Duration::from_millis(1500)), 1);
+    let path = format!("/admin/tenants/{id}/webhooks");
+    let register = rig.call("POST", &path, Value::Null);
+    let refresh = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let later = Arc::new(ManualClock::at(now_ms() + 3_400_000));
+        rig.tenants(later).context(&id).await.unwrap().unwrap();
+    };
+    let ((status, v), ()) = tokio::join!(register, refresh);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(rig.grants("refresh_token"), 1);
+    let stored = rig.secrets.load(&id).await.unwrap().unwrap();
+    let refresh_token = stored.oauth.unwrap().refresh_token;
+    assert!(
+        rig.sim
+            .live_refresh_tokens()
+            .contains(&refresh_token.expose().to_string()),
+        "the secret keeps the refresh token Lever issued last"
+    );
+    assert_eq!(
+        stored.webhook_tokens.len(),
+        10,
+        "and every token registered"
     );
 }
 

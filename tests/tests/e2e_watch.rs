@@ -2,7 +2,6 @@
 //! SDK against the emulator, vendor events read back from a queue subscribed to the bus.
 //! `make test` starts the stack and sets LEVER_BRIDGE_WATCH_URL.
 
-use lever_bridge::config::Config;
 use lever_bridge::store::WebhookStore;
 use lever_bridge::store::dynamo::DynamoStore;
 use lever_bridge::webhook::EventKind;
@@ -93,7 +92,7 @@ async fn vendor_events(
 
 #[tokio::test]
 async fn all_ten_functions_through_cargo_lambda_watch() {
-    let config = Config::from_env();
+    let config = LocalStack::from_env();
     let aws = aws().await;
     let tenant = unique("e2e");
     let signing = random_hex(24);
@@ -213,7 +212,7 @@ async fn invoke(client: &reqwest::Client, function: &str, payload: Value) -> Val
 /// A Lever account in a fresh simulator with a key that may do everything, and a tenant on it in
 /// the stack's table and secrets (the functions under watch read them).
 struct Account {
-    config: Config,
+    config: LocalStack,
     aws: aws_config::SdkConfig,
     sim: lever_bridge_tests::simulator::Simulator,
     tenant: String,
@@ -225,7 +224,7 @@ struct Account {
 async fn account(prefix: &str, with_owner: bool) -> Account {
     use lever_bridge::store::TenantStore;
     use lever_bridge_tests::simulator::{KeyPerms, SimConfig, Simulator};
-    let config = Config::from_env();
+    let config = LocalStack::from_env();
     let aws = aws().await;
     let sim = Simulator::start(SimConfig::default()).await;
     let key = random_hex(16);
@@ -364,4 +363,266 @@ async fn sync_function_through_cargo_lambda_watch() {
             .iter()
             .all(|e| e["detail-type"] == "candidateBackfilled" && e["detail"]["backfill"] == true)
     );
+}
+
+/// The local stack's Lever simulator (one for the stack, as the functions' template-derived OAuth
+/// settings point at it) and its `/_admin` surface.
+struct StackLever {
+    url: String,
+    http: reqwest::Client,
+}
+
+impl StackLever {
+    fn new(http: &reqwest::Client) -> Self {
+        StackLever {
+            url: std::env::var("LEVER_BRIDGE_SIM_URL")
+                .expect("LEVER_BRIDGE_SIM_URL is not set: run the tests with `make test`"),
+            http: http.clone(),
+        }
+    }
+
+    async fn admin(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let res = self
+            .http
+            .request(method, format!("{}/_admin{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("simulator");
+        assert!(res.status().is_success(), "{path}: {}", res.status());
+        res.json().await.unwrap_or(Value::Null)
+    }
+
+    async fn get(&self, key: &str, path: &str) -> Value {
+        self.http
+            .get(format!("{}/v1{path}", self.url))
+            .basic_auth(key, Some(""))
+            .send()
+            .await
+            .expect("simulator")
+            .json()
+            .await
+            .expect("JSON")
+    }
+
+    /// Refresh grants the token endpoint has answered so far.
+    async fn refreshes(&self) -> usize {
+        let log = self
+            .http
+            .get(format!("{}/_admin/requests", self.url))
+            .send()
+            .await
+            .expect("simulator")
+            .json::<Vec<Value>>()
+            .await
+            .expect("request log");
+        log.iter()
+            .filter(|r| r["path"] == "/oauth/token" && r["body"]["grant_type"] == "refresh_token")
+            .count()
+    }
+}
+
+/// A GET or POST on the stack's admin API (the local stand-in for API Gateway's routes).
+async fn admin_api(client: &reqwest::Client, method: reqwest::Method, path: &str) -> (u16, Value) {
+    let base = std::env::var("LEVER_BRIDGE_ADMIN_API")
+        .expect("LEVER_BRIDGE_ADMIN_API is not set: run the tests with `make test`");
+    let res = client
+        .request(method, format!("{base}{path}"))
+        .send()
+        .await
+        .expect("admin API");
+    (
+        res.status().as_u16(),
+        res.json().await.unwrap_or(Value::Null),
+    )
+}
+
+/// An OAuth tenant whose access token expires while the functions run, every function with the
+/// environment the template gives it: push-note, transcript-flush, sync and admin-webhooks each
+/// refresh the token once and carry on, and an expiry seen by all four at once costs one refresh.
+#[tokio::test]
+async fn an_oauth_tenant_is_refreshed_by_every_function_that_calls_lever() {
+    use lever_bridge::store::{AdminStore, SyncStore};
+    use reqwest::Method;
+    let stack = LocalStack::from_env();
+    let aws = aws().await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &stack.table);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .build()
+        .unwrap();
+    let lever = StackLever::new(&client);
+    // Tokens the simulator issues from now on are due for refresh 8 s after they are issued (the
+    // bridge refreshes 5 minutes before expiry) and still work at Lever until 5 minutes later.
+    let stale_after = Duration::from_secs(9);
+    lever
+        .admin(Method::PUT, "/oauth/lifetime", json!({"seconds": 308}))
+        .await;
+
+    // Connect through admin-oauth, as the customer's admin would (Lever's consent page is the
+    // simulator's issued code).
+    let tenant = unique("e2e-oauth");
+    let (status, authorize) = admin_api(
+        &client,
+        Method::GET,
+        &format!("/admin/oauth/authorize?tenantId={tenant}&environment=custom"),
+    )
+    .await;
+    assert_eq!(status, 200, "{authorize}");
+    let link = authorize["authorizeUrl"].as_str().unwrap();
+    assert!(
+        link.starts_with(&format!("{}/oauth/authorize?", lever.url)),
+        "{link}"
+    );
+    assert!(
+        link.contains("redirect_uri=http%3A%2F%2F127.0.0.1"),
+        "{link}"
+    );
+    let code = lever
+        .admin(
+            Method::POST,
+            "/oauth/codes",
+            json!({"permissions": null, "confidential": true}),
+        )
+        .await["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, connected) = admin_api(
+        &client,
+        Method::GET,
+        &format!(
+            "/admin/oauth/callback?code={code}&state={}",
+            authorize["state"].as_str().unwrap()
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{connected}");
+    assert_eq!(connected["auth"], "oauth");
+    let mut last_token_at = std::time::Instant::now();
+
+    // What the functions work on: an owner, candidates, a backfill, SMS messages.
+    let key = random_hex(16);
+    lever
+        .admin(
+            Method::POST,
+            "/keys",
+            json!({"key": key, "permissions": null, "confidential": true}),
+        )
+        .await;
+    let users = lever.get(&key, "/users").await;
+    let owner = users["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["deactivatedAt"].is_null())
+        .and_then(|u| u["id"].as_str())
+        .unwrap()
+        .to_string();
+    assert!(store.set_owner(&tenant, &owner).await.unwrap());
+    let new_opportunity = || async {
+        lever
+            .admin(
+                Method::POST,
+                "/opportunities",
+                json!({"name": "Ada Lovelace"}),
+            )
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let opp = new_opportunity().await;
+
+    let push = |n: usize| {
+        let command = json!({"commandId": unique("cmd"), "tenantId": tenant, "opportunityId": opp,
+            "text": format!("Note {n} from the OAuth tenant.")});
+        let client = client.clone();
+        async move {
+            let out = invoke(&client, "push-note", command).await;
+            assert_eq!(out["status"], "done", "push-note: {out}");
+        }
+    };
+    let flush = |opp: String| {
+        let message = json!({"tenantId": tenant, "opportunityId": opp, "messageId": unique("sms"),
+            "direction": "inbound", "from": "+15550100", "to": "+15550199", "body": "See you Thursday.",
+            "sentAt": now_ms() - 2 * 3_600_000, "senderName": "Ada Lovelace"});
+        let client = client.clone();
+        let key = key.clone();
+        let lever = &lever;
+        async move {
+            let stored = invoke(&client, "transcript-ingest", message).await;
+            assert_eq!(stored["status"], "stored", "{stored}");
+            let report = invoke(&client, "transcript-flush", json!({"source": "aws.events"})).await;
+            let notes = lever
+                .get(&key, &format!("/opportunities/{opp}/notes"))
+                .await;
+            assert!(
+                notes
+                    .to_string()
+                    .contains("SMS conversation with Ada Lovelace"),
+                "transcript-flush: {report}"
+            );
+        }
+    };
+    let sync = || {
+        let client = client.clone();
+        let store = &store;
+        let tenant = &tenant;
+        async move {
+            let previous = store.sync_job(tenant).await.unwrap();
+            let job = lever_bridge::sync::new_backfill(tenant, previous.as_ref(), now_ms());
+            store.put_sync_job(&job).await.unwrap();
+            let report = invoke(&client, "sync", json!({"source": "aws.events"})).await;
+            let done = store.sync_job(tenant).await.unwrap().unwrap();
+            assert!(
+                done.job_id == job.job_id
+                    && done.finished_at.is_some()
+                    && done.last_error.is_none(),
+                "sync: {report} {done:?}"
+            );
+        }
+    };
+    let register = || {
+        let client = client.clone();
+        let path = format!("/admin/tenants/{tenant}/webhooks");
+        async move {
+            let (status, out) = admin_api(&client, Method::POST, &path).await;
+            assert_eq!(status, 200, "admin-webhooks: {out}");
+            assert_eq!(out["webhooks"].as_array().unwrap().len(), 10, "{out}");
+        }
+    };
+
+    // Once the token is due, all four at once: one refresh reaches Lever.
+    let before = lever.refreshes().await;
+    tokio::time::sleep(stale_after.saturating_sub(last_token_at.elapsed())).await;
+    let opp1 = new_opportunity().await;
+    tokio::join!(push(1), flush(opp1), sync(), register());
+    last_token_at = std::time::Instant::now();
+    assert_eq!(
+        lever.refreshes().await,
+        before + 1,
+        "one refresh for one expiry"
+    );
+
+    // Then each alone after the next expiry: it refreshes, and carries on.
+    for which in ["push-note", "transcript-flush", "sync", "admin-webhooks"] {
+        let before = lever.refreshes().await;
+        tokio::time::sleep(stale_after.saturating_sub(last_token_at.elapsed())).await;
+        match which {
+            "push-note" => push(2).await,
+            "transcript-flush" => flush(new_opportunity().await).await,
+            "sync" => sync().await,
+            _ => register().await,
+        }
+        last_token_at = std::time::Instant::now();
+        assert_eq!(
+            lever.refreshes().await,
+            before + 1,
+            "{which} refreshed once"
+        );
+    }
+    lever
+        .admin(Method::PUT, "/oauth/lifetime", json!({"seconds": 3600}))
+        .await;
 }

@@ -17,7 +17,7 @@ const INTERVIEWER: &str = "c4bc6266-375b-4d45-9b3b-ad527ba5f3ef";
 const POSTING: &str = "75ff237f-c221-4c26-8b23-faf395f5ea1c";
 const TIMING: &str = "c97322d4-a7f3-4008-948c-4f8e9c58d372";
 const HIRED: &str = "0092d31b-502b-4f0d-b4da-3827e1a2991f";
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/lever-fixtures/");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/lever/");
 
 fn fixture(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(format!("{FIXTURES}{name}")).unwrap()).unwrap()

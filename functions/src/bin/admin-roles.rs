@@ -2,5 +2,5 @@
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lever_bridge::lambda::Error> {
-    lever_bridge::lambda::run_admin(&[lever_bridge::admin::http::Group::Roles]).await
+    lever_bridge::lambda::run_admin(lever_bridge::admin::http::Group::Roles).await
 }

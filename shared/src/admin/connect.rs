@@ -104,9 +104,7 @@ chosen environment, and that it was not deleted (Lever: Settings > Integrations 
         }
         self.verify_key(&base_url, &key).await?;
         // Secret first: a record without a secret would be a tenant nobody can use.
-        let mut secret = self.secrets.load(&id).await?.unwrap_or_default();
-        secret.api_key = Some(key);
-        self.secrets.save(&id, &secret).await?;
+        self.update_secret(&id, |s| s.api_key = Some(key)).await?;
         let now = self.clock.now_ms();
         let tenant = Tenant::connected(&id, &base_url, now);
         self.store.put_tenant(&tenant).await?;
@@ -162,9 +160,7 @@ chosen environment, and that it was not deleted (Lever: Settings > Integrations 
         let b: KeyBody = parse_body(body)?;
         let key = check_key(b.api_key)?;
         self.verify_key(&tenant.lever_base_url, &key).await?;
-        let mut secret = self.secrets.load(id).await?.unwrap_or_default();
-        secret.api_key = Some(key);
-        self.secrets.save(id, &secret).await?;
+        self.update_secret(id, |s| s.api_key = Some(key)).await?;
         self.store
             .set_tenant_status(id, TenantStatus::Connected, "", self.clock.now_ms())
             .await?;

@@ -36,6 +36,18 @@ impl Group {
         Group::Resolve,
         Group::OAuth,
     ];
+
+    /// The function that serves the group.
+    pub const fn function_name(self) -> &'static str {
+        match self {
+            Group::Tenants => "admin-tenants",
+            Group::Webhooks => "admin-webhooks",
+            Group::Status => "admin-status",
+            Group::Roles => "admin-roles",
+            Group::Resolve => "admin-resolve",
+            Group::OAuth => "admin-oauth",
+        }
+    }
 }
 
 fn ok(v: Result<Value, AdminError>) -> Reply {

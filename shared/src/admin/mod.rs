@@ -33,18 +33,24 @@ pub struct Settings {
     pub environments: Vec<(String, String)>,
     /// Time allowed for the Lever calls of one request.
     pub lever_budget: Duration,
-    /// The OAuth client (LEVER_OAUTH_*); `None`: tenants connect with API keys only.
+    /// The OAuth client; `None`: tenants connect with API keys only.
     pub oauth: Option<std::sync::Arc<crate::lever::oauth::OAuthClient>>,
 }
 
 impl Settings {
-    pub fn from_config(c: &crate::config::Config) -> Self {
+    pub fn new(
+        c: &crate::config::Config,
+        oauth: Option<std::sync::Arc<crate::lever::oauth::OAuthClient>>,
+    ) -> Self {
+        let mut environments = default_environments();
+        if let Some(url) = &c.custom_lever_base_url {
+            environments.push(("custom".into(), url.clone()));
+        }
         Settings {
             webhook_base_url: c.webhook_base_url.clone(),
-            environments: default_environments(),
+            environments,
             lever_budget: Duration::from_secs(25),
-            oauth: crate::config::OAuthConfig::from_env()
-                .map(|c| std::sync::Arc::new(crate::lever::oauth::OAuthClient::new(c))),
+            oauth,
         }
     }
 
@@ -139,6 +145,17 @@ impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> Self {
         tracing::warn!(error = %e, "store error");
         AdminError::new(503, "unavailable", "the store is unavailable: try again")
+    }
+}
+
+impl From<crate::tenant::TenantError> for AdminError {
+    fn from(e: crate::tenant::TenantError) -> Self {
+        use crate::tenant::TenantError;
+        match e {
+            TenantError::Store(e) => e.into(),
+            TenantError::Secrets(e) => e.into(),
+            e => AdminError::new(503, "unavailable", e.to_string()),
+        }
     }
 }
 
@@ -237,6 +254,24 @@ where
             .ok_or_else(|| AdminError::new(404, "unknown_tenant", format!("no tenant `{id}`")))
     }
 
+    /// Changes the tenant's secret under its lease, on the secret as stored now (see
+    /// [`crate::tenant::update_secret`]).
+    pub async fn update_secret(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut TenantSecret),
+    ) -> Result<TenantSecret, AdminError> {
+        Ok(crate::tenant::update_secret(
+            &self.store,
+            &self.secrets,
+            &self.clock,
+            id,
+            Duration::from_secs(8),
+            change,
+        )
+        .await?)
+    }
+
     /// The tenant and its credentials; 409 when it has none (disconnected and deleted, or never set).
     pub async fn ctx(&self, id: &str) -> Result<Ctx, AdminError> {
         let tenant = self.tenant(id).await?;
@@ -277,7 +312,7 @@ where
             return Err(AdminError::new(
                 500,
                 "not_configured",
-                "the tenant uses OAuth but LEVER_OAUTH_* is not configured",
+                "the tenant uses OAuth but this deployment has no OAuth client (LeverOAuthClientId)",
             ));
         };
         // Boxed: the refresh's future is large and rarely needed.
@@ -295,9 +330,10 @@ where
             Ok(crate::tenant::Refreshed::Rejected(reason)) => {
                 Err(AdminError::new(502, "lever_unauthorized", reason))
             }
-            Err(crate::tenant::TenantError::Store(e)) => Err(e.into()),
-            Err(crate::tenant::TenantError::Secrets(e)) => Err(e.into()),
-            Err(e) => Err(AdminError::new(503, "lever_unavailable", e.to_string())),
+            Err(e @ crate::tenant::TenantError::OAuth(_)) => {
+                Err(AdminError::new(503, "lever_unavailable", e.to_string()))
+            }
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -1,4 +1,4 @@
-//! Connecting a tenant with OAuth (LEVER.md §2): `GET /admin/oauth/authorize` gives the link to
+//! Connecting a tenant with OAuth (lever-api.md §2): `GET /admin/oauth/authorize` gives the link to
 //! Lever's consent page with a `state`, and `GET /admin/oauth/callback` (where Lever sends the
 //! admin back) consumes the state and exchanges the code for tokens, stored only in the tenant's
 //! secret.
@@ -62,7 +62,7 @@ where
             AdminError::new(
                 500,
                 "not_configured",
-                "OAuth is not configured: set LEVER_OAUTH_CLIENT_ID, LEVER_OAUTH_CLIENT_SECRET (or LEVER_OAUTH_SECRET_NAME) and LEVER_OAUTH_REDIRECT_URI",
+                "OAuth is not configured: deploy with LeverOAuthClientId and LeverOAuthRedirectUri, and put the client secret into the LeverOAuthClientSecretArn secret (README: OAuth)",
             )
         })
     }
@@ -71,6 +71,13 @@ where
     pub async fn oauth_authorize(&self, query: &str) -> Result<Value, AdminError> {
         let q = query_params(query);
         let oauth = self.oauth_client()?;
+        if oauth.config.redirect_uri.is_none() {
+            return Err(AdminError::new(
+                500,
+                "not_configured",
+                "OAuth has no redirect URI: deploy with LeverOAuthRedirectUri set to the AdminOAuthCallbackUrl output",
+            ));
+        }
         let id = q
             .get("tenantId")
             .cloned()
@@ -116,7 +123,7 @@ where
         Ok(json!({
             "tenantId": id,
             "environment": environment,
-            "authorizeUrl": oauth.authorize_url(&state),
+            "authorizeUrl": oauth.authorize_url(&state).unwrap_or_default(),
             "state": state,
             "expiresAt": expires_at,
         }))
@@ -190,15 +197,17 @@ where
         let now = self.clock.now_ms();
         // Secret first: a record without a secret would be a tenant nobody can use. Webhook tokens
         // stay; an API key stored before is dropped (OAuth replaces it).
-        let mut secret = self.secrets.load(&id).await?.unwrap_or_default();
-        secret.api_key = None;
-        secret.oauth = Some(OAuthTokens {
+        let tokens = OAuthTokens {
             access_token: set.access_token,
             refresh_token,
             expires_at: now + set.expires_in * 1000,
             obtained_at: now,
-        });
-        self.secrets.save(&id, &secret).await?;
+        };
+        self.update_secret(&id, |s| {
+            s.api_key = None;
+            s.oauth = Some(tokens);
+        })
+        .await?;
         let existing = self.store.tenant(&id).await?;
         let created = existing.is_none();
         let tenant = match existing {

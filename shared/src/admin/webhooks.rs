@@ -62,7 +62,7 @@ where
             Ok(w) => w,
             Err(e) => return Err(self.fail(id, e).await),
         };
-        let mut secret = ctx.secret.clone();
+        let mut created: Vec<(EventKind, Redacted)> = Vec::new();
         let mut results = Vec::new();
         let mut failure = None;
         for kind in EventKind::ALL {
@@ -71,7 +71,7 @@ where
                 .iter()
                 .filter(|w| w.url == url && w.event == kind.as_str())
                 .collect();
-            if !ours.is_empty() && !secret.tokens(kind).is_empty() {
+            if !ours.is_empty() && !ctx.secret.tokens(kind).is_empty() {
                 results.push(json!({"event": kind.as_str(), "url": url, "status": "exists", "id": ours[0].id}));
                 continue;
             }
@@ -93,11 +93,7 @@ where
                             "message": "Lever did not return a signature token: copy it from Lever's UI and paste it"}));
                         continue;
                     };
-                    let list = secret
-                        .webhook_tokens
-                        .entry(kind.as_str().to_string())
-                        .or_default();
-                    add_token(list, Redacted::new(token), true);
+                    created.push((kind, Redacted::new(token)));
                     results.push(
                         json!({"event": kind.as_str(), "url": url, "status": status, "id": w.id}),
                     );
@@ -108,9 +104,19 @@ where
                 }
             }
         }
-        // Save what was created even when a later kind failed, so no token is lost.
-        if secret != ctx.secret {
-            self.secrets.save(id, &secret).await?;
+        // Save what was created even when a later kind failed, so no token is lost; on the secret
+        // as stored now (an OAuth refresh may have rotated the tokens meanwhile).
+        if !created.is_empty() {
+            self.update_secret(id, |s| {
+                for (kind, token) in created {
+                    let list = s
+                        .webhook_tokens
+                        .entry(kind.as_str().to_string())
+                        .or_default();
+                    add_token(list, token, true);
+                }
+            })
+            .await?;
         }
         if let Some(e) = failure {
             return Err(self.fail(id, e).await);
@@ -149,14 +155,17 @@ where
             ));
         }
         self.tenant(id).await?;
-        let mut secret = self.secrets.load(id).await?.unwrap_or_default();
-        let list = secret
-            .webhook_tokens
-            .entry(kind.as_str().to_string())
-            .or_default();
-        add_token(list, token, b.keep_previous.unwrap_or(true));
-        let count = list.len();
-        self.secrets.save(id, &secret).await?;
+        let keep_previous = b.keep_previous.unwrap_or(true);
+        let saved = self
+            .update_secret(id, |s| {
+                let list = s
+                    .webhook_tokens
+                    .entry(kind.as_str().to_string())
+                    .or_default();
+                add_token(list, token, keep_previous);
+            })
+            .await?;
+        let count = saved.tokens(kind).len();
         tracing::info!(
             tenant = id,
             event = kind.as_str(),

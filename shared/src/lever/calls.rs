@@ -1,4 +1,4 @@
-//! The Lever calls the bundle makes (LEVER.md §3), typed, over [`LeverApi::send`].
+//! The Lever calls the bundle makes (lever-api.md §3), typed, over [`LeverApi::send`].
 
 use super::models::*;
 use super::{Account, LeverApi, LeverError, LeverRequest};

@@ -17,7 +17,7 @@ use serde_json::Value;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-/// Lever's environments (LEVER.md §2).
+/// Lever's environments (lever-api.md §2).
 pub const PRODUCTION: &str = "https://api.lever.co/v1";
 pub const SANDBOX: &str = "https://api.sandbox.lever.co/v1";
 /// UNCERTAIN: Lever's EU host is not confirmed by a recording.

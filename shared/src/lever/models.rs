@@ -1,5 +1,5 @@
 //! Lever's objects, read leniently: every field optional, unknown fields ignored, and the shapes
-//! the documentation shows as well as those real responses have (LEVER.md §4).
+//! the documentation shows as well as those real responses have (lever-api.md §4).
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -287,14 +287,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Value {
-        let path = format!(
-            "{}/../../shared/lever-fixtures/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        serde_json::from_str(
-            &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")),
-        )
-        .unwrap()
+        serde_json::from_slice(&crate::fixtures::read(name)).unwrap()
     }
 
     fn one<T: serde::de::DeserializeOwned>(name: &str) -> T {

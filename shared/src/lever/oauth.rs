@@ -1,8 +1,8 @@
-//! Lever's OAuth token endpoint (LEVER.md §2): the authorize link, the code exchange and the
+//! Lever's OAuth token endpoint (lever-api.md §2): the authorize link, the code exchange and the
 //! refresh grant. Form-encoded POSTs; tokens come back as [`Redacted`] and never reach a log line
 //! or an error message (Lever's own `error`/`error_description` do, they hold no secret).
 
-use crate::config::OAuthConfig;
+use crate::config::{ClientSecret, OAuthConfig};
 use crate::secrets::Redacted;
 use serde::Deserialize;
 use std::time::Duration;
@@ -34,7 +34,11 @@ pub enum OAuthError {
 pub struct OAuthClient {
     pub config: OAuthConfig,
     http: reqwest::Client,
-    secret: tokio::sync::OnceCell<Redacted>,
+    /// Reads a [`ClientSecret::Named`] secret.
+    secrets: Option<aws_sdk_secretsmanager::Client>,
+    /// The client secret once read; cleared when Lever says the client is invalid (the secret may
+    /// have been replaced since).
+    secret: tokio::sync::Mutex<Option<Redacted>>,
 }
 
 impl std::fmt::Debug for OAuthClient {
@@ -56,7 +60,9 @@ struct TokenAnswer {
 }
 
 impl OAuthClient {
-    pub fn new(config: OAuthConfig) -> Self {
+    /// `secrets` reads the client secret when the configuration names one (the functions pass the
+    /// Secrets Manager client they built at cold start).
+    pub fn new(config: OAuthConfig, secrets: Option<aws_sdk_secretsmanager::Client>) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(10))
@@ -66,72 +72,92 @@ impl OAuthClient {
         OAuthClient {
             config,
             http,
-            secret: tokio::sync::OnceCell::new(),
+            secrets,
+            secret: tokio::sync::Mutex::new(None),
         }
     }
 
-    /// Lever's authorize URL for `state`.
-    pub fn authorize_url(&self, state: &str) -> String {
+    /// Lever's authorize URL for `state`; `None` without a redirect URI.
+    pub fn authorize_url(&self, state: &str) -> Option<String> {
         let c = &self.config;
+        let redirect_uri = c.redirect_uri.as_deref()?;
         let scope = c.scopes.join(" ");
-        match reqwest::Url::parse_with_params(
-            &c.authorize_url,
-            &[
-                ("client_id", c.client_id.as_str()),
-                ("redirect_uri", c.redirect_uri.as_str()),
-                ("response_type", "code"),
-                ("state", state),
-                ("audience", c.audience.as_str()),
-                ("scope", scope.as_str()),
-                ("prompt", "consent"),
-            ],
-        ) {
-            Ok(u) => u.to_string(),
-            Err(_) => c.authorize_url.clone(),
-        }
+        Some(
+            match reqwest::Url::parse_with_params(
+                &c.authorize_url,
+                &[
+                    ("client_id", c.client_id.as_str()),
+                    ("redirect_uri", redirect_uri),
+                    ("response_type", "code"),
+                    ("state", state),
+                    ("audience", c.audience.as_str()),
+                    ("scope", scope.as_str()),
+                    ("prompt", "consent"),
+                ],
+            ) {
+                Ok(u) => u.to_string(),
+                Err(_) => c.authorize_url.clone(),
+            },
+        )
     }
 
-    /// The client secret: from the configuration, or read once from Secrets Manager.
-    async fn client_secret(&self) -> Result<&Redacted, OAuthError> {
-        self.secret
-            .get_or_try_init(|| async {
-                if let Some(s) = &self.config.client_secret {
-                    return Ok(s.clone());
-                }
-                let Some(name) = &self.config.client_secret_name else {
-                    return Err(OAuthError::NotConfigured(
-                        "set LEVER_OAUTH_CLIENT_SECRET or LEVER_OAUTH_SECRET_NAME".into(),
-                    ));
-                };
-                let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-                let out = aws_sdk_secretsmanager::Client::new(&aws)
-                    .get_secret_value()
-                    .secret_id(name)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        tracing::warn!(error = %aws_sdk_secretsmanager::error::DisplayErrorContext(&e), "OAuth client secret unreadable");
-                        OAuthError::NotConfigured("the OAuth client secret could not be read".into())
-                    })?;
-                let text = out.secret_string().unwrap_or_default().trim();
-                let value = serde_json::from_str::<serde_json::Value>(text)
-                    .ok()
-                    .and_then(|v| v.get("clientSecret").and_then(|s| s.as_str()).map(str::to_string))
-                    .unwrap_or_else(|| text.to_string());
-                if value.is_empty() {
-                    return Err(OAuthError::NotConfigured("the OAuth client secret is empty".into()));
-                }
-                Ok(Redacted::new(value))
-            })
+    /// The client secret: from the configuration, or read from Secrets Manager on first use.
+    async fn client_secret(&self) -> Result<Redacted, OAuthError> {
+        let mut cached = self.secret.lock().await;
+        if let Some(s) = cached.as_ref() {
+            return Ok(s.clone());
+        }
+        let value = match &self.config.client_secret {
+            ClientSecret::Value(s) => s.clone(),
+            ClientSecret::Named(name) => self.read_client_secret(name).await?,
+        };
+        *cached = Some(value.clone());
+        Ok(value)
+    }
+
+    async fn read_client_secret(&self, name: &str) -> Result<Redacted, OAuthError> {
+        let Some(client) = &self.secrets else {
+            return Err(OAuthError::NotConfigured(
+                "no Secrets Manager client to read the OAuth client secret".into(),
+            ));
+        };
+        let out = client
+            .get_secret_value()
+            .secret_id(name)
+            .send()
             .await
+            .map_err(|e| {
+                tracing::warn!(error = %aws_sdk_secretsmanager::error::DisplayErrorContext(&e), "OAuth client secret unreadable");
+                OAuthError::NotConfigured("the OAuth client secret could not be read".into())
+            })?;
+        let text = out.secret_string().unwrap_or_default().trim();
+        let value = serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|v| {
+                v.get("clientSecret")
+                    .and_then(|s| s.as_str())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| text.to_string());
+        if value.is_empty() {
+            return Err(OAuthError::NotConfigured(format!(
+                "the OAuth client secret {name} is empty: put the secret Lever issued into it"
+            )));
+        }
+        Ok(Redacted::new(value))
     }
 
     /// `grant_type=authorization_code`.
     pub async fn exchange_code(&self, code: &str) -> Result<TokenSet, OAuthError> {
+        let Some(redirect_uri) = self.config.redirect_uri.as_deref() else {
+            return Err(OAuthError::NotConfigured(
+                "LEVER_OAUTH_REDIRECT_URI is empty".into(),
+            ));
+        };
         self.grant(&[
             ("grant_type", "authorization_code"),
             ("code", code),
-            ("redirect_uri", self.config.redirect_uri.as_str()),
+            ("redirect_uri", redirect_uri),
         ])
         .await
     }
@@ -183,6 +209,14 @@ impl OAuthClient {
                 refresh_token: answer.refresh_token,
                 expires_in: answer.expires_in.unwrap_or(3600).max(0),
             }),
+            // The vendor's client id or secret is wrong: no tenant's fault, and the secret may
+            // have been replaced since it was read.
+            _ if answer.error.as_deref() == Some("invalid_client") => {
+                *self.secret.lock().await = None;
+                Err(OAuthError::NotConfigured(
+                    "Lever refused the OAuth client (invalid_client): check LEVER_OAUTH_CLIENT_ID and the client secret".into(),
+                ))
+            }
             _ => Err(OAuthError::Rejected {
                 code: answer.error.unwrap_or_else(|| format!("status_{status}")),
                 message: answer

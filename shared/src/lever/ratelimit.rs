@@ -29,20 +29,6 @@ impl RateLimiter {
         }
     }
 
-    /// `LEVER_RATE_PER_SEC` and `LEVER_BURST`, Lever's documented 10 and 20 by default.
-    pub fn from_env() -> Self {
-        let var = |k: &str, d: f64| {
-            std::env::var(k)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(d)
-        };
-        RateLimiter::new(
-            var("LEVER_RATE_PER_SEC", 10.0),
-            var("LEVER_BURST", 20.0) as u32,
-        )
-    }
-
     /// Takes a token for `key` and answers how long to wait before using it. Tokens may go negative:
     /// each caller waits its turn, so concurrent callers are paced in order instead of racing.
     pub fn reserve(&self, key: &str) -> Duration {

@@ -435,7 +435,7 @@ mod tests {
             let err = Command::parse(kind, cmd.clone()).expect_err(&cmd.to_string());
             assert!(err.message.contains(says), "{cmd}: {}", err.message);
         }
-        let bad_id = base(json!({"text": "x", "opportunityId": "../../users"}));
+        let bad_id = base(json!({"text": "x", "opportunityId": "../users"}));
         assert!(
             Command::parse(PushKind::Note, bad_id)
                 .unwrap_err()

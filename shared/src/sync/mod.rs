@@ -52,12 +52,7 @@ pub struct SyncConfig {
 impl Default for SyncConfig {
     fn default() -> Self {
         SyncConfig {
-            interval_ms: std::env::var("SYNC_INTERVAL_MINUTES")
-                .ok()
-                .and_then(|v| v.parse::<i64>().ok())
-                .filter(|m| *m > 0)
-                .unwrap_or(60)
-                * 60_000,
+            interval_ms: 60 * 60_000,
             overlap_ms: 5 * 60_000,
             lease_ms: 60_000,
             retry_after_ms: 60_000,
@@ -424,7 +419,7 @@ impl<
         job: &mut SyncJob,
         report: &mut SyncReport,
     ) -> Result<bool, RunError> {
-        // UNCERTAIN (LEVER.md): item fields; `id` or `opportunityId`, and `deletedAt`.
+        // UNCERTAIN (lever-api.md): item fields; `id` or `opportunityId`, and `deletedAt`.
         let mut req = LeverRequest::get("/opportunities/deleted");
         if let Some(since) = job.since {
             req = req.query("deleted_at_start", since.to_string());

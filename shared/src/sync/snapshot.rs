@@ -237,12 +237,8 @@ mod tests {
     use crate::store::Stage;
 
     fn recorded() -> Value {
-        let path = format!(
-            "{}/../../shared/lever-fixtures/api_GET_opportunity_single_real-recorded_nango.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        serde_json::from_str::<Value>(&raw).unwrap()["data"].clone()
+        let raw = crate::fixtures::read("api_GET_opportunity_single_real-recorded_nango.json");
+        serde_json::from_slice::<Value>(&raw).unwrap()["data"].clone()
     }
 
     #[test]

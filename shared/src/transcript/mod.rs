@@ -128,10 +128,7 @@ impl Default for FlushConfig {
     fn default() -> Self {
         FlushConfig {
             lease_ms: 5 * 60_000,
-            max_note_chars: std::env::var("TRANSCRIPT_MAX_NOTE_CHARS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(10_000),
+            max_note_chars: 10_000,
             max_messages: 500,
             tenants_at_once: 64,
             per_tenant: 4,

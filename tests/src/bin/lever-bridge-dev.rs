@@ -2,13 +2,15 @@
 //!
 //! ```text
 //! lever-bridge-dev setup                                     table, event bus, and a queue that receives the bus's events
-//! lever-bridge-dev tenant <id> [--token T] [--lever-url U]   creates a tenant: its record and its secret
+//! lever-bridge-dev tenant <id> [--token T] [--api-key K] [--lever-url U]   creates a tenant: its record and its secret
 //! lever-bridge-dev send <tenant> <event> --token T [--url U] [--data JSON]   sends a correctly signed delivery
 //! lever-bridge-dev urls <tenant> [--url U]                   prints the ten webhook URLs
+//! lever-bridge-dev gateway --watch URL                       serves the template's HTTP APIs locally (see gateway)
+//! lever-bridge-dev exec-function <binary> [args]             runs a function with the template's environment
 //! ```
-//! Names come from TABLE_NAME, EVENT_BUS_NAME, SECRET_PREFIX (as the functions read them).
+//! Names come from STACK_NAME, TABLE_NAME, EVENT_BUS_NAME, SECRET_PREFIX; the functions file
+//! (`infra/template_env.py`'s output) from LEVER_BRIDGE_FUNCTIONS.
 
-use lever_bridge::config::Config;
 use lever_bridge::webhook::EventKind;
 use lever_bridge_tests::*;
 use serde_json::{Value, json};
@@ -17,8 +19,9 @@ const DEFAULT_URL: &str = "http://127.0.0.1:9000/lambda-url";
 
 fn usage() -> ! {
     eprintln!(
-        "usage:\n  lever-bridge-dev setup\n  lever-bridge-dev tenant <id> [--token T] [--lever-url U]\n  \
-         lever-bridge-dev send <tenant> <event> --token T [--url U] [--data JSON]\n  lever-bridge-dev urls <tenant> [--url U]"
+        "usage:\n  lever-bridge-dev setup\n  lever-bridge-dev tenant <id> [--token T] [--api-key K] [--lever-url U]\n  \
+         lever-bridge-dev send <tenant> <event> --token T [--url U] [--data JSON]\n  lever-bridge-dev urls <tenant> [--url U]\n  \
+         lever-bridge-dev gateway [--watch URL]\n  lever-bridge-dev exec-function <binary> [args]"
     );
     std::process::exit(2)
 }
@@ -55,11 +58,99 @@ fn webhook_url(base: &str, tenant: &str, kind: EventKind) -> String {
     }
 }
 
-#[tokio::main]
-async fn main() {
+/// What Lambda itself sets in a function's environment (passed on from `cargo lambda watch`, which
+/// plays Lambda), and the local stack's AWS endpoint. Everything else comes from the template.
+const FROM_LAMBDA: &[&str] = &[
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "LD_LIBRARY_PATH",
+    // Local only: where the AWS emulator listens.
+    "AWS_ENDPOINT_URL",
+];
+
+/// cargo's runner for the functions under `cargo lambda watch`: replaces this process with
+/// `binary`, its environment being exactly what the template gives the function plus what Lambda
+/// sets (the runtime API, the region, credentials).
+fn exec_function(binary: &str, args: &[String]) -> ! {
+    use std::os::unix::process::CommandExt;
+    let name = std::path::Path::new(binary)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let functions = functions_file();
+    let Some(env) = functions["functions"][&name]["environment"].as_object() else {
+        eprintln!("lever-bridge-dev: {name} is not a function of infra/template.yaml");
+        std::process::exit(1)
+    };
+    let mut cmd = std::process::Command::new(binary);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("LANG", "en_US.UTF-8")
+        .env("TZ", ":UTC");
+    for (k, v) in std::env::vars() {
+        // cargo lambda watch also sets AWS_LAMBDA_MAX_CONCURRENCY, which Lambda sets only on
+        // managed instances.
+        let lambda = k.starts_with("AWS_LAMBDA_") && k != "AWS_LAMBDA_MAX_CONCURRENCY";
+        if lambda || FROM_LAMBDA.contains(&k.as_str()) {
+            cmd.env(k, v);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v.as_str().unwrap_or_default());
+    }
+    let err = cmd.exec();
+    eprintln!("lever-bridge-dev: cannot run {binary}: {err}");
+    std::process::exit(1)
+}
+
+/// Serves every HTTP API of the functions file on its local URL, forwarding to `watch`.
+async fn gateway(watch: &str) {
+    let functions = functions_file();
+    let apis = functions["apis"].as_object().cloned().unwrap_or_default();
+    let mut servers = Vec::new();
+    for (api, url) in apis {
+        let url = url.as_str().unwrap_or_default().to_string();
+        let addr = url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .unwrap_or_else(|e| panic!("gateway: cannot listen on {addr} for {api}: {e}"));
+        let routes = lever_bridge_tests::gateway::routes(&functions, &api);
+        println!("{api}: {url} ({} routes)", routes.len());
+        let watch = watch.to_string();
+        servers.push(tokio::spawn(async move {
+            lever_bridge_tests::gateway::serve(listener, routes, &watch).await
+        }));
+    }
+    for s in servers {
+        s.await.ok();
+    }
+}
+
+fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Before any runtime starts: it replaces the process.
+    if let [cmd, binary, rest @ ..] = args.as_slice()
+        && cmd == "exec-function"
+    {
+        exec_function(binary, rest);
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(run(args));
+}
+
+async fn run(args: Vec<String>) {
     let (pos, opts) = parse(&args);
-    let config = Config::from_env();
+    let config = LocalStack::from_env();
     match pos.as_slice() {
         ["setup"] => setup(&config).await,
         ["tenant", id] => {
@@ -74,12 +165,16 @@ async fn main() {
                 lever_bridge::receiver::valid_tenant_id(id),
                 "tenant ids are 1-64 letters, digits, '-' or '_'"
             );
+            let mut secret = secret_for_all(&token);
+            if let Some(key) = opts.get("api-key") {
+                secret.api_key = Some(lever_bridge::secrets::Redacted::new(*key));
+            }
             create_tenant(
                 &aws().await,
                 &config.table,
                 &config.secret_prefix,
                 id,
-                &secret_for_all(&token),
+                &secret,
                 lever,
             )
             .await;
@@ -111,6 +206,14 @@ async fn main() {
                 res.text().await.unwrap_or_default()
             );
         }
+        ["gateway"] => {
+            gateway(
+                opts.get("watch")
+                    .copied()
+                    .unwrap_or("http://127.0.0.1:9000"),
+            )
+            .await;
+        }
         ["urls", tenant] => {
             for kind in EventKind::ALL {
                 println!(
@@ -128,10 +231,31 @@ async fn main() {
     }
 }
 
-/// The table, the vendor bus, and a queue with a rule copying the bus's events into it, so a person
-/// (or a test) can read what the vendor's app would receive.
-async fn setup(config: &Config) {
+/// The table, the vendor bus, a queue with a rule copying the bus's events into it (so a person or a
+/// test can read what the vendor's app would receive), and the OAuth client's secret the template
+/// creates (`<stack>/lever-oauth-client`), holding the simulator's client secret.
+async fn setup(config: &LocalStack) {
     let aws = aws().await;
+    let stack = std::env::var("STACK_NAME").expect("STACK_NAME");
+    let sm = aws_sdk_secretsmanager::Client::new(&aws);
+    let name = format!("{stack}/lever-oauth-client");
+    let value =
+        json!({"clientSecret": lever_bridge_tests::simulator::SIM_CLIENT_SECRET}).to_string();
+    if sm
+        .put_secret_value()
+        .secret_id(&name)
+        .secret_string(&value)
+        .send()
+        .await
+        .is_err()
+    {
+        sm.create_secret()
+            .name(&name)
+            .secret_string(&value)
+            .send()
+            .await
+            .expect("OAuth client secret");
+    }
     lever_bridge::store::dynamo::create_table(&aws_sdk_dynamodb::Client::new(&aws), &config.table)
         .await
         .expect("table");

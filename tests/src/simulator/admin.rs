@@ -9,6 +9,9 @@
 //! POST   /_admin/opportunities   {"name", "emails", "stage", "posting", "confidential", "archivedReason"} → {"id"}
 //!                                or {"count": n} → {"ids": [...]}
 //! GET    /_admin/requests        → [LoggedRequest]     DELETE /_admin/requests
+//! POST   /_admin/oauth/codes     {"permissions": [...] | null, "confidential": false} → {"code"}
+//!                                (what Lever's consent page would redirect with)
+//! PUT    /_admin/oauth/lifetime  {"seconds": 3600}   access tokens issued from now on
 //! FAULT = {"status": 503} | {"delay_ms": 200} | {"drop": true}
 //!       | {"delay_after_apply_ms": 200} | {"drop_after_apply": true}
 //! ```
@@ -34,6 +37,8 @@ pub(crate) fn routes() -> Router<Simulator> {
             "/requests",
             axum::routing::get(requests).delete(clear_requests),
         )
+        .route("/oauth/codes", post(issue_code))
+        .route("/oauth/lifetime", axum::routing::put(token_lifetime))
 }
 
 #[derive(Deserialize)]
@@ -116,22 +121,48 @@ async fn random_faults(State(sim): State<Simulator>, Json(req): Json<RandomFault
 }
 
 #[derive(Deserialize)]
-struct AddKey {
-    key: String,
+struct Perms {
     permissions: Option<Vec<String>>,
     #[serde(default)]
     confidential: bool,
+}
+
+impl Perms {
+    fn key_perms(self) -> KeyPerms {
+        KeyPerms {
+            permissions: self.permissions.map(|p| p.into_iter().collect()),
+            confidential: self.confidential,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct AddKey {
+    key: String,
+    #[serde(flatten)]
+    perms: Perms,
 }
 
 async fn add_key(State(sim): State<Simulator>, Json(req): Json<AddKey>) -> Response {
     if req.key.is_empty() {
         return bad("key must not be empty");
     }
-    let perms = KeyPerms {
-        permissions: req.permissions.map(|p| p.into_iter().collect()),
-        confidential: req.confidential,
-    };
-    sim.add_key(&req.key, perms);
+    sim.add_key(&req.key, req.perms.key_perms());
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn issue_code(State(sim): State<Simulator>, Json(req): Json<Perms>) -> Response {
+    let code = sim.issue_auth_code(req.key_perms());
+    (StatusCode::CREATED, Json(json!({"code": code}))).into_response()
+}
+
+#[derive(Deserialize)]
+struct Lifetime {
+    seconds: u64,
+}
+
+async fn token_lifetime(State(sim): State<Simulator>, Json(req): Json<Lifetime>) -> Response {
+    sim.set_access_token_lifetime(Duration::from_secs(req.seconds));
     StatusCode::NO_CONTENT.into_response()
 }
 

@@ -1,5 +1,5 @@
 //! Changes made in the account as a recruiter makes them in Lever, each with the webhook body Lever
-//! sends for it (LEVER.md §1). Times strictly increase, so every change is newer than the last.
+//! sends for it (lever-api.md §1). Times strictly increase, so every change is newer than the last.
 
 use super::Simulator;
 use super::state::{State, application_json, new_id, str_field};

@@ -1,4 +1,4 @@
-//! Lever's error body: `{"code": "...", "message": "..."}` (LEVER.md §2, api_error_* fixtures).
+//! Lever's error body: `{"code": "...", "message": "..."}` (lever-api.md §2, api_error_* fixtures).
 
 use axum::Json;
 use axum::http::StatusCode;

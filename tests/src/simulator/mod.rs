@@ -1,5 +1,5 @@
 //! A Lever Data API v1 simulator: a real HTTP server that answers like the recordings in
-//! `shared/lever-fixtures/` (where the documentation and a recording differ, like the recording).
+//! `tests/fixtures/lever/` (where the documentation and a recording differ, like the recording).
 //!
 //! It is not a "says yes" stub: it enforces auth, permissions, per-key rate limits, validation and
 //! paging as Lever does, keeps the account's state (so a test can check what a write changed), logs
@@ -44,7 +44,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Rate limit settings. Lever: a token bucket per key, 10 requests/s steady, bursts to 20, and no
-/// documented `Retry-After` (LEVER.md §2), hence the defaults.
+/// documented `Retry-After` (lever-api.md §2), hence the defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimConfig {
     pub rate_per_sec: f64,
@@ -299,7 +299,7 @@ impl Simulator {
         self.with_state(|s| s.webhooks.clone())
     }
 
-    /// One delivery exactly as Lever sends it (LEVER.md §1). A delivery nobody answered (connection
+    /// One delivery exactly as Lever sends it (lever-api.md §1). A delivery nobody answered (connection
     /// refused, timeout) is reported as 502: use [`Simulator::try_send_webhook`] to tell them apart.
     pub async fn send_webhook(
         &self,

@@ -1,4 +1,4 @@
-//! Lever's OAuth token endpoint (`POST /oauth/token`, LEVER.md §2), enough for the bridge's flow:
+//! Lever's OAuth token endpoint (`POST /oauth/token`, lever-api.md §2), enough for the bridge's flow:
 //! authorization codes come from [`Simulator::issue_auth_code`] (there is no consent page), both
 //! grants are served, codes and refresh tokens work once (a used one answers `invalid_grant`), and
 //! refresh tokens rotate on every refresh. Access tokens are Bearer keys on `/v1` with the

@@ -95,7 +95,7 @@ impl Params {
     }
 
     /// What an offset token is bound to: the path and every parameter except paging. Lever answers
-    /// `Invalid offset token` when a cursor is reused with other filters (LEVER.md §4).
+    /// `Invalid offset token` when a cursor is reused with other filters (lever-api.md §4).
     pub fn scope(&self, path: &str) -> String {
         let mut pairs: Vec<_> = self
             .0

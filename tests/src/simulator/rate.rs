@@ -1,4 +1,4 @@
-//! Lever's rate limit: a token bucket per API key (LEVER.md §2).
+//! Lever's rate limit: a token bucket per API key (lever-api.md §2).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -1,5 +1,5 @@
 //! The account every simulator starts with, loaded at run time from the recorded fixtures
-//! (shared/lever-fixtures, or `LEVER_FIXTURES_DIR`). What the recordings lack and the simulator
+//! (`tests/fixtures/lever/`). What the recordings lack and the simulator
 //! must be able to show (a deactivated user, a confidential posting, a template with every field
 //! type) is added here, marked synthetic.
 
@@ -10,7 +10,7 @@ use super::state::{State, application_json};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
-const FIXTURES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/lever-fixtures/");
+const FIXTURES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/lever/");
 
 /// Synthetic ids, fixed so that tests and the local stack can name them.
 pub const DEACTIVATED_USER: &str = "5f0d2c1e-7a4b-4c3e-9d21-8b6f0e1a2c3d";
@@ -21,8 +21,7 @@ pub const RECORDED_OPPORTUNITY: &str = "6408dc54-7015-4e5b-8d60-23afff2b1efc";
 pub const RECORDED_PANEL: &str = "027d1217-72e7-4fbb-83fd-3022aa25d0c4";
 
 fn fixture(name: &str) -> Value {
-    let dir = std::env::var("LEVER_FIXTURES_DIR").unwrap_or_else(|_| FIXTURES_DIR.to_string());
-    let path = std::path::Path::new(&dir).join(name);
+    let path = std::path::Path::new(FIXTURES_DIR).join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "lever simulator: cannot read fixture {}: {e}",

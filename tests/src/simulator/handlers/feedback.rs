@@ -1,5 +1,5 @@
 //! Feedback forms (assessment scores). `POST` needs `perform_as`, a known template, known field ids
-//! and values of each field's type (LEVER.md §3). Value formats per type follow the documentation's
+//! and values of each field's type (lever-api.md §3). Value formats per type follow the documentation's
 //! examples (an option's text for score-system/dropdown/multiple-choice, a list of texts for
 //! multiple-select); the rest are UNCERTAIN and checked leniently by JSON type.
 

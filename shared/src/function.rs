@@ -1,0 +1,117 @@
+//! The deployed functions: one binary each (`functions/src/bin/<name>.rs`), one
+//! `AWS::Serverless::Function` each in `infra/template.yaml`. What each reads from its environment is
+//! [`crate::config::Config::load`]'s business; this is the list and the names.
+
+use crate::admin::http::Group;
+use crate::push::command::PushKind;
+use crate::webhook::EventKind;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    Webhook(EventKind),
+    Push(PushKind),
+    TranscriptIngest,
+    TranscriptFlush,
+    Sync,
+    Admin(Group),
+}
+
+impl Function {
+    /// Every function, in the template's order.
+    pub fn all() -> Vec<Function> {
+        let mut all: Vec<Function> = EventKind::ALL.into_iter().map(Function::Webhook).collect();
+        all.extend(Group::ALL.into_iter().map(Function::Admin));
+        all.extend(PushKind::ALL.into_iter().map(Function::Push));
+        all.extend([
+            Function::TranscriptIngest,
+            Function::TranscriptFlush,
+            Function::Sync,
+        ]);
+        all
+    }
+
+    /// The binary's (and the deployed function's) name, e.g. `push-note`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Function::Webhook(k) => k.function_name(),
+            Function::Push(k) => k.function_name(),
+            Function::TranscriptIngest => "transcript-ingest",
+            Function::TranscriptFlush => "transcript-flush",
+            Function::Sync => "sync",
+            Function::Admin(g) => g.function_name(),
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Function> {
+        Function::all().into_iter().find(|f| f.name() == name)
+    }
+
+    /// Whether it calls Lever with a tenant's credentials (and so may refresh OAuth tokens).
+    pub const fn calls_lever(self) -> bool {
+        match self {
+            Function::Push(_) | Function::TranscriptFlush | Function::Sync => true,
+            Function::Admin(g) => !matches!(g, Group::Status),
+            Function::Webhook(_) | Function::TranscriptIngest => false,
+        }
+    }
+
+    /// Whether it publishes vendor events on the bus.
+    pub const fn publishes_events(self) -> bool {
+        matches!(self, Function::Webhook(_) | Function::Sync)
+    }
+
+    /// Whether it connects tenants to a Lever environment (by name: production, sandbox, eu, custom).
+    pub const fn connects_tenants(self) -> bool {
+        matches!(self, Function::Admin(Group::Tenants | Group::OAuth))
+    }
+
+    /// Whether it tells webhook URLs (connect answers, registration, OAuth callback).
+    pub const fn tells_webhook_urls(self) -> bool {
+        matches!(
+            self,
+            Function::Admin(Group::Tenants | Group::Webhooks | Group::OAuth)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_parse_back() {
+        let all = Function::all();
+        assert_eq!(all.len(), 25);
+        for f in &all {
+            assert_eq!(Function::parse(f.name()), Some(*f));
+        }
+        let mut names: Vec<&str> = all.iter().map(|f| f.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), all.len());
+    }
+
+    /// Every function has its binary, and every binary is a function.
+    #[test]
+    fn one_binary_per_function() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../functions/src/bin");
+        let mut bins: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                e.unwrap()
+                    .path()
+                    .file_stem()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        bins.sort();
+        let mut names: Vec<String> = Function::all()
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(bins, names);
+    }
+}
