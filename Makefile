@@ -1,5 +1,5 @@
 # The verbs a person types. Tools (moto, cargo-lambda, zig) go into .venv on first use.
-.PHONY: dev demo test bench lint fmt build clean
+.PHONY: dev demo test bench lint fmt build clean template
 
 FUNCTIONS := $(notdir $(basename $(wildcard functions/src/bin/*.rs)))
 
@@ -25,6 +25,7 @@ lint: .venv/sam/.installed
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	python3 tests/check_repo.py
+	python3 infra/generate_template.py --check
 	.venv/sam/bin/cfn-lint infra/template.yaml
 	cd infra && SAM_CLI_TELEMETRY=0 AWS_REGION=us-east-1 "$(CURDIR)/.venv/sam/bin/sam" validate --lint
 	.venv/sam/bin/python infra/check_template.py
@@ -36,6 +37,10 @@ lint: .venv/sam/.installed
 
 fmt:
 	cargo fmt --all
+
+## template: writes infra/template.yaml from infra/template.in.yaml (one block per webhook and push function)
+template:
+	python3 infra/generate_template.py
 
 ## bench: the webhook function as a Lambda runtime against a Python/Powertools reference (cold start, warm
 ##        latency, CPU and AWS requests per event), push throughput and transcript drain against Lever's
