@@ -1,7 +1,9 @@
 //! What the vendor's app is told: one normalized event per accepted webhook, on an EventBridge bus.
 
+use crate::store::Delivery;
+use crate::webhook::{EventKind, Mutation};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::future::Future;
 use std::sync::Mutex;
 
@@ -198,5 +200,86 @@ impl<S: EventSink + ?Sized> EventSink for std::sync::Arc<S> {
         events: &[(String, String)],
     ) -> impl Future<Output = Result<(), PublishError>> + Send {
         (**self).publish_all(events)
+    }
+}
+
+/// The normalized event: Lever's own before and after where the delivery carries them.
+pub fn vendor_event(d: &Delivery<'_>, m: &Mutation) -> VendorEvent {
+    change_event(
+        format!("{}/{}", d.tenant, d.token),
+        d.tenant,
+        d.kind,
+        m,
+        d.triggered_at,
+    )
+}
+
+/// The event of one change of kind `kind` at `at` (Lever's time), whatever found it.
+pub fn change_event(
+    id: String,
+    tenant: &str,
+    kind: EventKind,
+    m: &Mutation,
+    at: i64,
+) -> VendorEvent {
+    let (before, after, contact) = match m {
+        Mutation::Stage {
+            from, to, contact, ..
+        } => (
+            json!({ "stageId": from }),
+            json!({ "stageId": to }),
+            contact.clone(),
+        ),
+        Mutation::Archive { from, to, .. } => {
+            (json!({ "archived": from }), json!({ "archived": to }), None)
+        }
+        Mutation::Hired { .. } => (Value::Null, json!({ "hired": true }), None),
+        Mutation::Deleted { opportunity } => {
+            (json!({ "opportunityId": opportunity }), Value::Null, None)
+        }
+        Mutation::Application {
+            application,
+            posting,
+            ..
+        } => (
+            Value::Null,
+            json!({ "applicationId": application, "postingId": posting }),
+            None,
+        ),
+        Mutation::InterviewUpsert {
+            interview,
+            panel,
+            data,
+            ..
+        } => (
+            Value::Null,
+            json!({ "interviewId": interview, "panelId": panel, "data": data }),
+            None,
+        ),
+        Mutation::InterviewDelete {
+            interview, panel, ..
+        } => (
+            json!({ "interviewId": interview, "panelId": panel }),
+            Value::Null,
+            None,
+        ),
+        Mutation::Contact { contact, data } => (
+            Value::Null,
+            json!({ "contactId": contact, "data": data }),
+            Some(contact.clone()),
+        ),
+    };
+    VendorEvent {
+        id,
+        tenant_id: tenant.to_string(),
+        kind: kind.as_str().to_string(),
+        opportunity_id: m.opportunity().map(str::to_string),
+        contact_id: contact,
+        before,
+        after,
+        at,
+        stale: false,
+        backfill: false,
+        recovered: false,
     }
 }

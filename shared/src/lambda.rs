@@ -125,8 +125,8 @@ pub async fn run_webhook(kind: EventKind) -> Result<(), Error> {
     let receiver = Receiver::new(
         kind,
         store,
-        events,
         CachedSecrets::new(secrets, SystemClock, SECRET_TTL_MS),
+        events,
         SystemClock,
     );
     let receiver = &receiver;
@@ -240,7 +240,7 @@ pub async fn run_admin(group: crate::admin::http::Group) -> Result<(), Error> {
     let cold = cold_start(Function::Admin(group)).await?;
     let (lever, oauth) = (cold.lever(), cold.oauth());
     let settings = crate::admin::Settings::new(&cold.config, oauth);
-    let admin = crate::admin::Admin::new(cold.store, cold.secrets, lever, SystemClock, settings);
+    let admin = crate::admin::Admin::new(lever, cold.store, cold.secrets, SystemClock, settings);
     let admin = &admin;
     let groups = [group];
     let groups = &groups;

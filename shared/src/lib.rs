@@ -5,6 +5,7 @@ pub mod clock;
 pub mod config;
 pub mod events;
 pub mod function;
+pub mod ids;
 pub mod lambda;
 pub mod lever;
 pub mod push;

@@ -5,7 +5,7 @@
 //! change is finished by Lever's retry instead of being lost.
 
 use crate::clock::Clock;
-use crate::events::{EventSink, VendorEvent};
+use crate::events::{EventSink, VendorEvent, vendor_event};
 use crate::secrets::{CachedSecrets, SecretStore};
 use crate::store::{Claim, DedupRecord, Delivery, StatsStore, StoreError, WebhookStore};
 use crate::webhook::{
@@ -60,37 +60,29 @@ fn rejected(reason: &'static str, kind: EventKind, tenant: &str, reply: Reply) -
     }
 }
 
-pub struct Receiver<S, E, K, C> {
+pub struct Receiver<S, K, E, C> {
     pub kind: EventKind,
     pub store: S,
-    pub events: E,
     pub secrets: CachedSecrets<K, C>,
+    pub events: E,
     pub clock: C,
     /// When this instance last recorded a rejection per tenant (at most one a minute).
     recorded: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
 
-/// Tenant ids are ours: short and plain, so they can sit in keys and secret names.
-pub fn valid_tenant_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-impl<S: WebhookStore + StatsStore, E: EventSink, K: SecretStore, C: Clock> Receiver<S, E, K, C> {
+impl<S: WebhookStore + StatsStore, K: SecretStore, E: EventSink, C: Clock> Receiver<S, K, E, C> {
     pub fn new(
         kind: EventKind,
         store: S,
-        events: E,
         secrets: CachedSecrets<K, C>,
+        events: E,
         clock: C,
     ) -> Self {
         Receiver {
             kind,
             store,
-            events,
             secrets,
+            events,
             clock,
             recorded: Default::default(),
         }
@@ -108,7 +100,7 @@ impl<S: WebhookStore + StatsStore, E: EventSink, K: SecretStore, C: Clock> Recei
     /// exist (no writes for made-up ids) and at most once a minute per instance.
     async fn record_rejection(&self, tenant: &str, reason: &str, reply: &Reply) {
         let now = self.clock.now_ms();
-        if !valid_tenant_id(tenant)
+        if !crate::ids::tenant_id(tenant)
             || self
                 .recorded
                 .lock()
@@ -227,7 +219,7 @@ impl<S: WebhookStore + StatsStore, E: EventSink, K: SecretStore, C: Clock> Recei
         tenant: &str,
         env: &Envelope,
     ) -> Result<bool, crate::secrets::SecretsError> {
-        if !valid_tenant_id(tenant) {
+        if !crate::ids::tenant_id(tenant) {
             return Ok(false);
         }
         let check = |s: &Option<std::sync::Arc<crate::secrets::TenantSecret>>| {
@@ -358,86 +350,5 @@ fn store_failed(d: &Delivery<'_>, e: StoreError) -> Reply {
             tracing::error!(error = %e, event = d.kind.as_str(), tenant = d.tenant, "store unavailable");
             Reply::error(503, "unavailable", "the store is unavailable; retry later")
         }
-    }
-}
-
-/// The normalized event: Lever's own before and after where the delivery carries them.
-pub fn vendor_event(d: &Delivery<'_>, m: &Mutation) -> VendorEvent {
-    change_event(
-        format!("{}/{}", d.tenant, d.token),
-        d.tenant,
-        d.kind,
-        m,
-        d.triggered_at,
-    )
-}
-
-/// The event of one change of kind `kind` at `at` (Lever's time), whatever found it.
-pub fn change_event(
-    id: String,
-    tenant: &str,
-    kind: EventKind,
-    m: &Mutation,
-    at: i64,
-) -> VendorEvent {
-    let (before, after, contact) = match m {
-        Mutation::Stage {
-            from, to, contact, ..
-        } => (
-            json!({ "stageId": from }),
-            json!({ "stageId": to }),
-            contact.clone(),
-        ),
-        Mutation::Archive { from, to, .. } => {
-            (json!({ "archived": from }), json!({ "archived": to }), None)
-        }
-        Mutation::Hired { .. } => (Value::Null, json!({ "hired": true }), None),
-        Mutation::Deleted { opportunity } => {
-            (json!({ "opportunityId": opportunity }), Value::Null, None)
-        }
-        Mutation::Application {
-            application,
-            posting,
-            ..
-        } => (
-            Value::Null,
-            json!({ "applicationId": application, "postingId": posting }),
-            None,
-        ),
-        Mutation::InterviewUpsert {
-            interview,
-            panel,
-            data,
-            ..
-        } => (
-            Value::Null,
-            json!({ "interviewId": interview, "panelId": panel, "data": data }),
-            None,
-        ),
-        Mutation::InterviewDelete {
-            interview, panel, ..
-        } => (
-            json!({ "interviewId": interview, "panelId": panel }),
-            Value::Null,
-            None,
-        ),
-        Mutation::Contact { contact, data } => (
-            Value::Null,
-            json!({ "contactId": contact, "data": data }),
-            Some(contact.clone()),
-        ),
-    };
-    VendorEvent {
-        id,
-        tenant_id: tenant.to_string(),
-        kind: kind.as_str().to_string(),
-        opportunity_id: m.opportunity().map(str::to_string),
-        contact_id: contact,
-        before,
-        after,
-        at,
-        stale: false,
-        backfill: false,
-        recovered: false,
     }
 }

@@ -58,11 +58,29 @@ pub struct OAuthTokens {
     pub obtained_at: i64,
 }
 
+/// At most this many signature tokens per kind: the current one and those of a rotation in progress.
+pub const MAX_TOKENS: usize = 3;
+
 impl TenantSecret {
     pub fn tokens(&self, kind: EventKind) -> &[Redacted] {
         self.webhook_tokens
             .get(kind.as_str())
             .map_or(&[], Vec::as_slice)
+    }
+
+    /// Puts `token` first among the kind's signature tokens, keeping the previous ones (a
+    /// rotation, at most [`MAX_TOKENS`]) when asked.
+    pub fn add_token(&mut self, kind: EventKind, token: Redacted, keep_previous: bool) {
+        let list = self
+            .webhook_tokens
+            .entry(kind.as_str().to_string())
+            .or_default();
+        list.retain(|t| t != &token);
+        if !keep_previous {
+            list.clear();
+        }
+        list.insert(0, token);
+        list.truncate(MAX_TOKENS);
     }
 }
 

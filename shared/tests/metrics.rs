@@ -27,8 +27,8 @@ async fn webhook_outcomes_are_emitted_as_emf() {
     let rx = Receiver::new(
         EventKind::CandidateHired,
         InMemoryStore::default(),
-        InMemoryEvents::default(),
         CachedSecrets::new(secrets, clock.clone(), 60_000),
+        InMemoryEvents::default(),
         clock,
     );
     let t = 1_700_000_000_000i64;

@@ -43,8 +43,8 @@ async fn main() {
     let receiver = Receiver::new(
         EventKind::CandidateStageChange,
         store,
-        EventBridgeSink::new(eb, &bus),
         CachedSecrets::new(secrets, SystemClock, 300_000),
+        EventBridgeSink::new(eb, &bus),
         SystemClock,
     );
     let token = random_hex(24);

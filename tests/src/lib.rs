@@ -96,6 +96,65 @@ impl FreshStore for lever_bridge::store::memory::InMemoryStore {
     }
 }
 
+/// A store and the secret store tests pair it with: in memory, or DynamoDB (a fresh table) and
+/// Secrets Manager (a fresh prefix) in the local emulator.
+pub trait Backend:
+    FreshStore
+    + lever_bridge::store::WebhookStore
+    + TenantStore
+    + lever_bridge::store::CommandStore
+    + lever_bridge::store::TranscriptStore
+    + lever_bridge::store::StatsStore
+    + lever_bridge::store::AdminStore
+    + lever_bridge::store::SyncStore
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+    type Secrets: SecretStore + Clone + Send + Sync + 'static;
+    fn make() -> impl std::future::Future<Output = (Self, Self::Secrets)>;
+}
+
+impl Backend for DynamoStore {
+    type Secrets = std::sync::Arc<SecretsManagerStore>;
+    async fn make() -> (Self, Self::Secrets) {
+        let aws = aws().await;
+        let (store, _) = fresh_table(&aws).await;
+        let prefix = format!("{}/", unique("secrets"));
+        let secrets = SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&aws), prefix);
+        (store, std::sync::Arc::new(secrets))
+    }
+}
+
+impl Backend for lever_bridge::store::memory::InMemoryStore {
+    type Secrets = std::sync::Arc<lever_bridge::secrets::InMemorySecrets>;
+    async fn make() -> (Self, Self::Secrets) {
+        (Self::default(), Default::default())
+    }
+}
+
+/// Runs each listed test on both stores, in memory and on DynamoDB in the local emulator: each test
+/// is generic over the store (`name::<Store>()`); one whose arguments differ per store lists them as
+/// `name(memory args; dynamo args)`.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident $(($($memory:expr),*; $($dynamo:expr),*))?),* $(,)?) => {
+        mod memory_store {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                super::$name::<lever_bridge::store::memory::InMemoryStore>($($($memory),*)?).await
+            })*
+        }
+        mod dynamodb_emulator {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                super::$name::<lever_bridge::store::dynamo::DynamoStore>($($($dynamo),*)?).await
+            })*
+        }
+    };
+}
+
 /// Random bytes as hex, for tokens (the local stack and tests only).
 pub fn random_hex(bytes: usize) -> String {
     use std::io::Read;

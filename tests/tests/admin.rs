@@ -14,10 +14,9 @@ use lever_bridge::lever::{Auth, LeverRequest};
 use lever_bridge::lever::{HttpLever, RateLimiter, RetryPolicy};
 use lever_bridge::receiver::Receiver;
 use lever_bridge::secrets::Redacted;
-use lever_bridge::secrets::{CachedSecrets, InMemorySecrets, SecretStore, SecretsManagerStore};
+use lever_bridge::secrets::{CachedSecrets, SecretStore};
+use lever_bridge::store::TenantStore;
 use lever_bridge::store::dynamo::DynamoStore;
-use lever_bridge::store::memory::InMemoryStore;
-use lever_bridge::store::{AdminStore, StatsStore, TenantStore, WebhookStore};
 use lever_bridge::store::{OAuthPending, TenantStatus};
 use lever_bridge::tenant::Tenants;
 use lever_bridge::webhook::EventKind;
@@ -30,43 +29,6 @@ use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 
 const HOOKS: &str = "https://hooks.example.test/prod";
-
-trait Backend: TenantStore + StatsStore + AdminStore + WebhookStore + Clone + 'static {
-    type Secrets: SecretStore + Clone + 'static;
-    async fn make() -> (Self, Self::Secrets);
-}
-
-impl Backend for DynamoStore {
-    type Secrets = Arc<SecretsManagerStore>;
-    async fn make() -> (Self, Self::Secrets) {
-        let aws = aws().await;
-        let (store, _) = fresh_table(&aws).await;
-        let prefix = format!("{}/", unique("admin-secrets"));
-        let secrets = SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&aws), prefix);
-        (store, Arc::new(secrets))
-    }
-}
-
-impl Backend for InMemoryStore {
-    type Secrets = Arc<InMemorySecrets>;
-    async fn make() -> (Self, Self::Secrets) {
-        (
-            InMemoryStore::default(),
-            Arc::new(InMemorySecrets::default()),
-        )
-    }
-}
-
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod memory_store {
-            $(#[tokio::test] async fn $name() { super::$name::<lever_bridge::store::memory::InMemoryStore>().await })*
-        }
-        mod dynamodb_emulator {
-            $(#[tokio::test] async fn $name() { super::$name::<super::DynamoStore>().await })*
-        }
-    };
-}
 
 on_both_stores!(
     oauth_connect_then_push_with_bearer,
@@ -84,7 +46,7 @@ struct Rig<B: Backend> {
     key: String,
     store: B,
     secrets: B::Secrets,
-    admin: Admin<B, B::Secrets, Arc<HttpLever>, SystemClock>,
+    admin: Admin<Arc<HttpLever>, B, B::Secrets, SystemClock>,
     /// Every answer body, to look for secrets in.
     answers: Mutex<Vec<String>>,
 }
@@ -109,7 +71,7 @@ impl<B: Backend> Rig<B> {
             RateLimiter::new(10.0, 20),
             RetryPolicy::default(),
         ));
-        let admin = Admin::new(store.clone(), secrets.clone(), lever, SystemClock, settings);
+        let admin = Admin::new(lever, store.clone(), secrets.clone(), SystemClock, settings);
         Rig {
             sim,
             key,
@@ -154,12 +116,12 @@ impl<B: Backend> Rig<B> {
         id
     }
 
-    fn receiver(&self, kind: EventKind) -> Receiver<B, InMemoryEvents, B::Secrets, SystemClock> {
+    fn receiver(&self, kind: EventKind) -> Receiver<B, B::Secrets, InMemoryEvents, SystemClock> {
         Receiver::new(
             kind,
             self.store.clone(),
-            InMemoryEvents::default(),
             CachedSecrets::new(self.secrets.clone(), SystemClock, 300_000),
+            InMemoryEvents::default(),
             SystemClock,
         )
     }

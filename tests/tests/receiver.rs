@@ -5,21 +5,18 @@ use futures::future::join_all;
 use lever_bridge::clock::ManualClock;
 use lever_bridge::events::InMemoryEvents;
 use lever_bridge::receiver::{Receiver, Reply};
-use lever_bridge::secrets::{
-    CachedSecrets, InMemorySecrets, Redacted, SecretStore, SecretsManagerStore, TenantSecret,
-};
+use lever_bridge::secrets::{CachedSecrets, InMemorySecrets, Redacted, SecretStore};
 use lever_bridge::store::dynamo::DynamoStore;
-use lever_bridge::store::memory::InMemoryStore;
-use lever_bridge::store::{Claim, Delivery, LEASE_MS, StatsStore, WebhookStore};
+use lever_bridge::store::{Claim, Delivery, LEASE_MS, WebhookStore};
 use lever_bridge::webhook::{EventKind, MAX_AGE_MS, sign};
 use lever_bridge_tests::*;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-type Rx<S, K> = Receiver<Arc<S>, Arc<InMemoryEvents>, K, Arc<ManualClock>>;
+type Rx<S, K> = Receiver<S, K, Arc<InMemoryEvents>, Arc<ManualClock>>;
 
 struct Harness<S, K> {
-    store: Arc<S>,
+    store: S,
     events: Arc<InMemoryEvents>,
     clock: Arc<ManualClock>,
     secrets: K,
@@ -27,11 +24,19 @@ struct Harness<S, K> {
     receivers: Vec<Arc<Rx<S, K>>>,
 }
 
-impl<S: WebhookStore + lever_bridge::store::StatsStore + 'static, K: SecretStore + Clone + 'static>
-    Harness<S, K>
+impl<B: Backend> Harness<B, B::Secrets> {
+    async fn make() -> Self {
+        let (store, secrets) = B::make().await;
+        Self::new(store, secrets)
+    }
+}
+
+impl<
+    S: WebhookStore + lever_bridge::store::StatsStore + Clone + 'static,
+    K: SecretStore + Clone + 'static,
+> Harness<S, K>
 {
     fn new(store: S, secrets: K) -> Self {
-        let store = Arc::new(store);
         let events = Arc::new(InMemoryEvents::default());
         let clock = Arc::new(ManualClock::at(now_ms()));
         let receivers = EventKind::ALL
@@ -40,8 +45,8 @@ impl<S: WebhookStore + lever_bridge::store::StatsStore + 'static, K: SecretStore
                 Arc::new(Receiver::new(
                     kind,
                     store.clone(),
-                    events.clone(),
                     CachedSecrets::new(secrets.clone(), clock.clone(), 300_000),
+                    events.clone(),
                     clock.clone(),
                 ))
             })
@@ -79,44 +84,6 @@ impl<S: WebhookStore + lever_bridge::store::StatsStore + 'static, K: SecretStore
     }
 }
 
-fn memory() -> Harness<InMemoryStore, Arc<InMemorySecrets>> {
-    Harness::new(
-        InMemoryStore::default(),
-        Arc::new(InMemorySecrets::default()),
-    )
-}
-
-#[derive(Clone)]
-struct Sm(Arc<SecretsManagerStore>);
-impl SecretStore for Sm {
-    async fn load(
-        &self,
-        t: &str,
-    ) -> Result<Option<TenantSecret>, lever_bridge::secrets::SecretsError> {
-        self.0.load(t).await
-    }
-    async fn save(
-        &self,
-        t: &str,
-        s: &TenantSecret,
-    ) -> Result<(), lever_bridge::secrets::SecretsError> {
-        self.0.save(t, s).await
-    }
-    async fn delete(&self, t: &str) -> Result<(), lever_bridge::secrets::SecretsError> {
-        self.0.delete(t).await
-    }
-}
-
-async fn dynamo() -> Harness<DynamoStore, Sm> {
-    let aws = aws().await;
-    let (store, _) = fresh_table(&aws).await;
-    let secrets = SecretsManagerStore::new(
-        aws_sdk_secretsmanager::Client::new(&aws),
-        format!("{}/", unique("secrets")),
-    );
-    Harness::new(store, Sm(Arc::new(secrets)))
-}
-
 fn status(r: &Reply) -> (u16, &str) {
     (
         r.status,
@@ -126,17 +93,6 @@ fn status(r: &Reply) -> (u16, &str) {
             .and_then(Value::as_str)
             .unwrap_or(""),
     )
-}
-
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod memory_store {
-            $(#[tokio::test] async fn $name() { super::$name(super::memory()).await })*
-        }
-        mod dynamodb_emulator {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(super::dynamo().await).await })*
-        }
-    };
 }
 
 on_both_stores!(
@@ -155,12 +111,8 @@ on_both_stores!(
     dedup_records_expire_after_the_rerun_window,
 );
 
-async fn first_delivery_applies_and_publishes_one_event<
-    S: WebhookStore + lever_bridge::store::StatsStore + 'static,
-    K: SecretStore + Clone + 'static,
->(
-    h: Harness<S, K>,
-) {
+async fn first_delivery_applies_and_publishes_one_event<B: Backend>() {
+    let h = Harness::<B, B::Secrets>::make().await;
     let (tenant, tok) = h.tenant().await;
     let data = json!({"opportunityId": "opp-1", "contactId": "c-1", "fromStageId": "lead-new", "toStageId": "lead-reached-out"});
     let (_, body) = delivery(EventKind::CandidateStageChange, &tok, h.now() - 1000, data);
@@ -210,12 +162,8 @@ async fn first_delivery_applies_and_publishes_one_event<
     );
 }
 
-async fn sequential_redeliveries_are_duplicates<
-    S: WebhookStore + lever_bridge::store::StatsStore + 'static,
-    K: SecretStore + Clone + 'static,
->(
-    h: Harness<S, K>,
-) {
+async fn sequential_redeliveries_are_duplicates<B: Backend>() {
+    let h = Harness::<B, B::Secrets>::make().await;
     let (tenant, tok) = h.tenant().await;
     let (_, body) = delivery(
         EventKind::CandidateHired,
@@ -245,12 +193,8 @@ async fn sequential_redeliveries_are_duplicates<
     );
 }
 
-async fn concurrent_redeliveries_have_exactly_one_effect<
-    S: WebhookStore + lever_bridge::store::StatsStore + 'static,
-    K: SecretStore + Clone + 'static,
->(
-    h: Harness<S, K>,
-) {
+async fn concurrent_redeliveries_have_exactly_one_effect<B: Backend>() {
+    let h = Harness::<B, B::Secrets>::make().await;
     let (tenant, tok) = h.tenant().await;
     let data = json!({"opportunityId": "opp-1", "fromStageId": "a", "toStageId": "b"});
     let (_, body) = delivery(EventKind::CandidateStageChange, &tok, h.now(), data);
@@ -290,12 +234,8 @@ async fn concurrent_redeliveries_have_exactly_one_effect<
     assert_eq!(h.events.events().len(), 1);
 }
 
-async fn older_events_never_overwrite_newer_state<
-    S: WebhookStore + lever_bridge::store::StatsStore + 'static,
-    K: SecretStore + Clone + 'static,
->(
-    h: Harness<S, K>,
-) {
+async fn older_events_never_overwrite_newer_state<B: Backend>() {
+    let h = Harness::<B, B::Secrets>::make().await;
     let (tenant, tok) = h.tenant().await;
     let t = h.now() - 60_000;
     let stage = |to: &str| json!({"opportunityId": "opp-1", "toStageId": to});
@@ -369,12 +309,8 @@ async fn older_events_never_overwrite_newer_state<
     assert_eq!(events.iter().filter(|e| e.stale).count(), 3);
 }
 
-async fn every_kind_applies_to_the_view<
-    S: WebhookStore + lever_bridge::store::StatsStore + 'static,
-    K: SecretStore + Clone + 'static,
->(
-    h: Harness<S, K>,
-) {
+async fn every_kind_applies_to_the_view<B: Backend>() {
+    let h = Harness::<B, B::Secrets>::make().await;
     let (tenant, tok) = h.tenant().await;
     let t = h.now() - 100_000;
     for (i, kind) in EventKind::ALL
@@ -441,12 +377,8 @@ async fn every_kind_applies_to_the_view<
     assert_eq!(h.events.events().len(), 9);
 }
 
-async fn deleted_candidates_are_erased_and_stay_deleted<
-    S: WebhookStore + lever_bridge::store::StatsStore + 'static,
-    K: SecretStore + Clone + 'static,
->(
-    h: Harness<S, K>,
-) {
+async fn deleted_candidates_are_erased_and_stay_deleted<B: Backend>() {
+    let h = Harness::<B, B::Secrets>::make().await;
     let (tenant, tok) = h.tenant().await;
     let t = h.now() - 100_000;
     for (i, kind) in [
@@ -543,12 +475,8 @@ async fn deleted_candidates_are_erased_and_stay_deleted<
     );
 }
 
-async fn rotated_token_is_accepted_after_one_reread<
-    S: WebhookStore + lever_bridge::store::StatsStore + 'static,
-    K: SecretStore + Clone + 'static,
->(
-    h: Harness<S, K>,
-) {
+async fn rotated_token_is_accepted_after_one_reread<B: Backend>() {
+    let h = Harness::<B, B::Secrets>::make().await;
     let (tenant, old) = h.tenant().await;
     let kind = EventKind::CandidateHired;
     let (_, body) = delivery(kind, &old, h.now(), json!({"opportunityId": "opp-1"}));
@@ -592,12 +520,8 @@ async fn rotated_token_is_accepted_after_one_reread<
     );
 }
 
-async fn a_tenants_token_does_not_open_another_tenant<
-    S: WebhookStore + lever_bridge::store::StatsStore + 'static,
-    K: SecretStore + Clone + 'static,
->(
-    h: Harness<S, K>,
-) {
+async fn a_tenants_token_does_not_open_another_tenant<B: Backend>() {
+    let h = Harness::<B, B::Secrets>::make().await;
     let (a, tok_a) = h.tenant().await;
     let (b, _) = h.tenant().await;
     let (_, body) = delivery(
@@ -637,12 +561,8 @@ async fn a_tenants_token_does_not_open_another_tenant<
     assert!(h.store.candidate(&b, "opp-1").await.unwrap().is_none());
 }
 
-async fn malformed_deliveries_get_their_status_and_change_nothing<
-    S: WebhookStore + lever_bridge::store::StatsStore + 'static,
-    K: SecretStore + Clone + 'static,
->(
-    h: Harness<S, K>,
-) {
+async fn malformed_deliveries_get_their_status_and_change_nothing<B: Backend>() {
+    let h = Harness::<B, B::Secrets>::make().await;
     let (tenant, tok) = h.tenant().await;
     let now = h.now();
     let kind = EventKind::CandidateStageChange;
@@ -786,12 +706,8 @@ async fn malformed_deliveries_get_their_status_and_change_nothing<
     assert!(h.events.events().is_empty());
 }
 
-async fn test_request_is_acknowledged_without_effect<
-    S: WebhookStore + lever_bridge::store::StatsStore + 'static,
-    K: SecretStore + Clone + 'static,
->(
-    h: Harness<S, K>,
-) {
+async fn test_request_is_acknowledged_without_effect<B: Backend>() {
+    let h = Harness::<B, B::Secrets>::make().await;
     let (tenant, tok) = h.tenant().await;
     for kind in EventKind::ALL {
         let (_, body) = delivery(kind, &tok, h.now(), json!({}));
@@ -823,12 +739,8 @@ async fn test_request_is_acknowledged_without_effect<
     assert!(h.events.events().is_empty());
 }
 
-async fn failed_publish_leaves_nothing_that_blocks_the_retry<
-    S: WebhookStore + lever_bridge::store::StatsStore + 'static,
-    K: SecretStore + Clone + 'static,
->(
-    h: Harness<S, K>,
-) {
+async fn failed_publish_leaves_nothing_that_blocks_the_retry<B: Backend>() {
+    let h = Harness::<B, B::Secrets>::make().await;
     let (tenant, tok) = h.tenant().await;
     let (_, body) = delivery(
         EventKind::CandidateHired,
@@ -862,12 +774,8 @@ async fn failed_publish_leaves_nothing_that_blocks_the_retry<
     );
 }
 
-async fn crash_after_the_change_is_finished_by_the_retry<
-    S: WebhookStore + lever_bridge::store::StatsStore + 'static,
-    K: SecretStore + Clone + 'static,
->(
-    h: Harness<S, K>,
-) {
+async fn crash_after_the_change_is_finished_by_the_retry<B: Backend>() {
+    let h = Harness::<B, B::Secrets>::make().await;
     let (tenant, tok) = h.tenant().await;
     let kind = EventKind::CandidateDeleted;
     let t = h.now();
@@ -890,7 +798,7 @@ async fn crash_after_the_change_is_finished_by_the_retry<
     let m = lever_bridge::webhook::Mutation::Deleted {
         opportunity: "opp-1".into(),
     };
-    let event = serde_json::to_string(&lever_bridge::receiver::vendor_event(&d, &m)).unwrap();
+    let event = serde_json::to_string(&lever_bridge::events::vendor_event(&d, &m)).unwrap();
     assert_eq!(
         h.store.claim_apply(&d, &m, &event, h.now()).await.unwrap(),
         Claim::Applied
@@ -939,12 +847,8 @@ async fn crash_after_the_change_is_finished_by_the_retry<
     );
 }
 
-async fn dedup_records_expire_after_the_rerun_window<
-    S: WebhookStore + lever_bridge::store::StatsStore + 'static,
-    K: SecretStore + Clone + 'static,
->(
-    h: Harness<S, K>,
-) {
+async fn dedup_records_expire_after_the_rerun_window<B: Backend>() {
+    let h = Harness::<B, B::Secrets>::make().await;
     let now = h.now();
     let tenant = unique("tenant");
     let d = Delivery {

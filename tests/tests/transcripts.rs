@@ -5,7 +5,6 @@ use futures::future::join_all;
 use lever_bridge::clock::{Clock, ManualClock};
 use lever_bridge::lever::{HttpLever, RateLimiter, RetryPolicy};
 use lever_bridge::secrets::{InMemorySecrets, Redacted, SecretStore, TenantSecret};
-use lever_bridge::store::dynamo::DynamoStore;
 use lever_bridge::store::{
     ConversationKey, TenantStatus, TenantStore, TranscriptStore, WebhookStore,
 };
@@ -40,17 +39,6 @@ impl<
         + 'static,
 > Backend for T
 {
-}
-
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod memory_store {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name::<lever_bridge::store::memory::InMemoryStore>().await })*
-        }
-        mod dynamodb_emulator {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name::<super::DynamoStore>().await })*
-        }
-    };
 }
 
 on_both_stores!(

@@ -1,6 +1,6 @@
 //! Connecting a tenant with an API key, replacing the key, and disconnecting.
 
-use super::{Admin, AdminError, lever_error, parse_body, valid_tenant_id};
+use super::{Admin, AdminError, lever_error, parse_body};
 use crate::clock::Clock;
 use crate::lever::calls::Lever;
 use crate::lever::{Account, Auth, LeverApi, LeverError, LeverRequest};
@@ -40,7 +40,7 @@ fn random_id() -> String {
     format!("t-{:016x}", fastrand::u64(..))
 }
 
-impl<S, K, L, C> Admin<S, K, L, C>
+impl<L, S, K, C> Admin<L, S, K, C>
 where
     S: TenantStore + StatsStore + AdminStore,
     K: SecretStore,
@@ -73,7 +73,7 @@ chosen environment, and that it was not deleted (Lever: Settings > Integrations 
     pub async fn connect(&self, body: &[u8]) -> Result<(u16, Value), AdminError> {
         let b: ConnectBody = parse_body(body)?;
         let id = b.tenant_id.unwrap_or_else(random_id);
-        if !valid_tenant_id(&id) {
+        if !crate::ids::tenant_id(&id) {
             return Err(AdminError::bad_request(
                 "invalid_tenant_id",
                 "tenantId must be 1-64 letters, digits, `-` or `_`",

@@ -57,7 +57,7 @@ fn ok(v: Result<Value, AdminError>) -> Reply {
     }
 }
 
-impl<S, K, L, C> Admin<S, K, L, C>
+impl<L, S, K, C> Admin<L, S, K, C>
 where
     S: TenantStore + StatsStore + AdminStore,
     K: SecretStore,

@@ -77,10 +77,10 @@ pub fn default_environments() -> Vec<(String, String)> {
     ]
 }
 
-pub struct Admin<S, K, L, C> {
+pub struct Admin<L, S, K, C> {
+    pub lever: L,
     pub store: S,
     pub secrets: K,
-    pub lever: L,
     pub clock: C,
     pub settings: Settings,
 }
@@ -203,15 +203,6 @@ API Credentials, edit the key, tick the permission, and test the connection agai
     }
 }
 
-/// Tenant ids: 1-64 letters, digits, `-` or `_`.
-pub fn valid_tenant_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 /// A tenant with its credentials, for one request.
 pub struct Ctx {
     pub tenant: Tenant,
@@ -219,18 +210,18 @@ pub struct Ctx {
     pub account: Account,
 }
 
-impl<S, K, L, C> Admin<S, K, L, C>
+impl<L, S, K, C> Admin<L, S, K, C>
 where
     S: TenantStore + StatsStore + AdminStore,
     K: SecretStore,
     L: LeverApi,
     C: Clock,
 {
-    pub fn new(store: S, secrets: K, lever: L, clock: C, settings: Settings) -> Self {
+    pub fn new(lever: L, store: S, secrets: K, clock: C, settings: Settings) -> Self {
         Admin {
+            lever,
             store,
             secrets,
-            lever,
             clock,
             settings,
         }
@@ -245,7 +236,7 @@ where
     }
 
     pub async fn tenant(&self, id: &str) -> Result<Tenant, AdminError> {
-        if !valid_tenant_id(id) {
+        if !crate::ids::tenant_id(id) {
             return Err(AdminError::new(404, "unknown_tenant", "no such tenant"));
         }
         self.store

@@ -8,7 +8,7 @@
 //! consumes it with a conditional delete, so it works once, only before it expires, and only for
 //! the tenant it was made for: a forged or replayed callback gets 400 `invalid_state`.
 
-use super::{Admin, AdminError, valid_tenant_id};
+use super::{Admin, AdminError};
 use crate::clock::Clock;
 use crate::lever::LeverApi;
 use crate::lever::oauth::{OAuthClient, OAuthError};
@@ -50,7 +50,7 @@ fn invalid_state() -> AdminError {
     )
 }
 
-impl<S, K, L, C> Admin<S, K, L, C>
+impl<L, S, K, C> Admin<L, S, K, C>
 where
     S: TenantStore + StatsStore + AdminStore,
     K: SecretStore,
@@ -82,7 +82,7 @@ where
             .get("tenantId")
             .cloned()
             .unwrap_or_else(|| format!("t-{:016x}", fastrand::u64(..)));
-        if !valid_tenant_id(&id) {
+        if !crate::ids::tenant_id(&id) {
             return Err(AdminError::bad_request(
                 "invalid_tenant_id",
                 "tenantId must be 1-64 letters, digits, `-` or `_`",

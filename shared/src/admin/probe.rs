@@ -152,7 +152,7 @@ fn probes() -> Vec<(&'static str, &'static str, Probe, bool)> {
     ]
 }
 
-impl<S, K, L, C> Admin<S, K, L, C>
+impl<L, S, K, C> Admin<L, S, K, C>
 where
     S: TenantStore + StatsStore + AdminStore,
     K: SecretStore,

@@ -58,7 +58,7 @@ fn text_of(v: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
-impl<S, K, L, C> Admin<S, K, L, C>
+impl<L, S, K, C> Admin<L, S, K, C>
 where
     S: TenantStore + StatsStore + AdminStore,
     K: SecretStore,

@@ -16,15 +16,7 @@ struct RoleBody {
     posting_id: Option<String>,
 }
 
-fn valid_role(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-}
-
-impl<S, K, L, C> Admin<S, K, L, C>
+impl<L, S, K, C> Admin<L, S, K, C>
 where
     S: TenantStore + StatsStore + AdminStore,
     K: SecretStore,
@@ -95,7 +87,7 @@ where
     /// `PUT /admin/tenants/{id}/roles/{roleId}` `{"postingId": "..."}`: the posting must be known
     /// (synced) and not gone.
     pub async fn map_role(&self, id: &str, role: &str, body: &[u8]) -> Result<Value, AdminError> {
-        if !valid_role(role) {
+        if !crate::ids::plain_id(role) {
             return Err(AdminError::bad_request(
                 "invalid_role_id",
                 "roleId must be 1-128 of A-Za-z0-9-_.:",

@@ -39,7 +39,7 @@ pub struct StatusReport {
     pub window_days: i64,
 }
 
-impl<S, K, L, C> Admin<S, K, L, C>
+impl<L, S, K, C> Admin<L, S, K, C>
 where
     S: TenantStore + StatsStore + AdminStore,
     K: SecretStore,

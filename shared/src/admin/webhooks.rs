@@ -13,9 +13,6 @@ use serde_json::{Value, json};
 pub const SUPER_ADMIN_REMINDER: &str = "Webhooks created through the API stay off until a Lever Super Admin \
 switches them on: Settings > Integrations and API > Webhooks, turn on each lever-bridge webhook.";
 
-/// At most this many tokens per kind: the current one and those of a rotation in progress.
-const MAX_TOKENS: usize = 3;
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TokenBody {
@@ -24,17 +21,7 @@ struct TokenBody {
     keep_previous: Option<bool>,
 }
 
-/// Puts `token` first among the kind's tokens, keeping the previous ones when asked.
-fn add_token(list: &mut Vec<Redacted>, token: Redacted, keep_previous: bool) {
-    list.retain(|t| t != &token);
-    if !keep_previous {
-        list.clear();
-    }
-    list.insert(0, token);
-    list.truncate(MAX_TOKENS);
-}
-
-impl<S, K, L, C> Admin<S, K, L, C>
+impl<L, S, K, C> Admin<L, S, K, C>
 where
     S: TenantStore + StatsStore + AdminStore,
     K: SecretStore,
@@ -109,11 +96,7 @@ where
         if !created.is_empty() {
             self.update_secret(id, |s| {
                 for (kind, token) in created {
-                    let list = s
-                        .webhook_tokens
-                        .entry(kind.as_str().to_string())
-                        .or_default();
-                    add_token(list, token, true);
+                    s.add_token(kind, token, true);
                 }
             })
             .await?;
@@ -157,13 +140,7 @@ where
         self.tenant(id).await?;
         let keep_previous = b.keep_previous.unwrap_or(true);
         let saved = self
-            .update_secret(id, |s| {
-                let list = s
-                    .webhook_tokens
-                    .entry(kind.as_str().to_string())
-                    .or_default();
-                add_token(list, token, keep_previous);
-            })
+            .update_secret(id, |s| s.add_token(kind, token, keep_previous))
             .await?;
         let count = saved.tokens(kind).len();
         tracing::info!(

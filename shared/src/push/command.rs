@@ -205,12 +205,6 @@ pub struct Invalid {
     pub ids: Option<Envelope>,
 }
 
-fn plain_id(s: &str) -> bool {
-    (1..=128).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-}
-
 impl Command {
     pub fn parse(kind: PushKind, raw: Value) -> Result<Command, Invalid> {
         let Some(obj) = raw.as_object() else {
@@ -231,7 +225,7 @@ impl Command {
             ("commandId", &envelope.command_id),
             ("opportunityId", &envelope.opportunity_id),
         ] {
-            if !plain_id(v) {
+            if !crate::ids::plain_id(v) {
                 return Err(Invalid {
                     message: format!(
                         "`{name}` must be 1-128 letters, digits, '-', '_', '.' or ':'"
@@ -240,7 +234,7 @@ impl Command {
                 });
             }
         }
-        if !crate::receiver::valid_tenant_id(&envelope.tenant_id) {
+        if !crate::ids::tenant_id(&envelope.tenant_id) {
             return Err(Invalid {
                 message: "`tenantId` must be 1-64 letters, digits, '-' or '_'".into(),
                 ids: None,
@@ -321,7 +315,7 @@ impl Command {
             }
             PushKind::Interview => {
                 let c: InterviewCommand = serde_json::from_value(fields).map_err(parse_err)?;
-                if !plain_id(&c.interview_id) {
+                if !crate::ids::plain_id(&c.interview_id) {
                     return Err(invalid(
                         "`interviewId` must be 1-128 letters, digits, '-', '_', '.' or ':'".into(),
                     ));

@@ -1,7 +1,7 @@
 //! A Lever opportunity as a sync reads it, and what differs from the vendor's view.
 
 use crate::events::VendorEvent;
-use crate::receiver::change_event;
+use crate::events::change_event;
 use crate::store::{SyncMode, SyncedView};
 use crate::webhook::{Archived, EventKind, Mutation};
 use serde_json::{Value, json};

@@ -44,23 +44,17 @@ struct MessageEvent {
     sender_name: Option<String>,
 }
 
-fn plain_id(s: &str) -> bool {
-    (1..=128).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-}
-
 /// Reads and checks a message event; the error says what is wrong.
 pub fn parse_message(raw: Value, now_ms: i64) -> Result<Message, String> {
     let e: MessageEvent = serde_json::from_value(raw).map_err(|e| format!("message: {e}"))?;
-    if !crate::receiver::valid_tenant_id(&e.tenant_id) {
+    if !crate::ids::tenant_id(&e.tenant_id) {
         return Err("`tenantId` must be 1-64 letters, digits, '-' or '_'".into());
     }
     for (name, v) in [
         ("opportunityId", &e.opportunity_id),
         ("messageId", &e.message_id),
     ] {
-        if !plain_id(v) {
+        if !crate::ids::plain_id(v) {
             return Err(format!(
                 "`{name}` must be 1-128 letters, digits, '-', '_', '.' or ':'"
             ));

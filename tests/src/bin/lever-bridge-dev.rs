@@ -162,7 +162,7 @@ async fn run(args: Vec<String>) {
                 .copied()
                 .unwrap_or("https://api.lever.co/v1");
             assert!(
-                lever_bridge::receiver::valid_tenant_id(id),
+                lever_bridge::ids::tenant_id(id),
                 "tenant ids are 1-64 letters, digits, '-' or '_'"
             );
             let mut secret = secret_for_all(&token);

@@ -1,0 +1,84 @@
+//! What the onboarding API keeps besides the tenant record: pending OAuth authorizations, the
+//! owner, postings and the vendor's role mapping, and the erasure of a tenant.
+
+use super::{StoreError, SyncStore};
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+
+/// tenant and environment it was issued for. Stored under a hash of the state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthPending {
+    /// Hex SHA-256 of the state.
+    pub state_hash: String,
+    pub tenant_id: String,
+    pub environment: String,
+    pub expires_at: i64,
+}
+
+/// A Lever posting as the last roles sync saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PostingRecord {
+    pub id: String,
+    pub title: String,
+    /// Lever's state (`published`, `internal`, `closed`, `draft`, `pending`, `rejected`).
+    pub state: Option<String>,
+    pub confidential: bool,
+    /// Not returned by the last sync: deleted in Lever, or no longer visible to the key.
+    pub gone: bool,
+    pub synced_at: i64,
+}
+
+/// What the onboarding API keeps besides the tenant record: the owner, postings and the vendor's
+/// role mapping, and the erasure of a tenant.
+pub trait AdminStore: SyncStore + Send + Sync {
+    /// Sets the owner on an existing tenant record (an update, so a concurrent status change is
+    /// not overwritten). False when the tenant does not exist.
+    fn set_owner(
+        &self,
+        tenant: &str,
+        user: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Creates or replaces these postings.
+    fn put_postings(
+        &self,
+        tenant: &str,
+        postings: &[PostingRecord],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn postings(
+        &self,
+        tenant: &str,
+    ) -> impl Future<Output = Result<Vec<PostingRecord>, StoreError>> + Send;
+    /// Maps a vendor role to a posting (`None` removes the mapping).
+    fn set_role(
+        &self,
+        tenant: &str,
+        role: &str,
+        posting: Option<&str>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// (role id, posting id), by role id.
+    fn roles(
+        &self,
+        tenant: &str,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
+    /// Deletes what can be reached by key: the tenant record, its figures and rejections, postings,
+    /// roles, parked commands and the dedup records of its deliveries (from the deliveries index).
+    /// Candidate views, contacts and command records are keyed per opportunity/command and cannot
+    /// be enumerated without an index; they expire or stay orphaned (no Scan).
+    fn delete_tenant_data(
+        &self,
+        tenant: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Stores a new OAuth state (a conditional put: false if that state exists already).
+    fn put_oauth_state(
+        &self,
+        pending: &OAuthPending,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Consumes a state (a conditional delete: it must exist and not have expired). `None` for an
+    /// unknown, used or expired state; a second take of the same state always answers `None`.
+    fn take_oauth_state(
+        &self,
+        state_hash: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Option<OAuthPending>, StoreError>> + Send;
+}

@@ -1,0 +1,123 @@
+//! The command aggregate: each push command's record (claimed, done, failed, parked) and the map
+//! from a vendor's interview to Lever's panel.
+
+use super::StoreError;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::future::Future;
+
+/// How long a push attempt holds its command before another attempt may take over.
+pub const COMMAND_LEASE_MS: i64 = 60_000;
+/// Command records are kept this long, so a repeated `commandId` within it writes nothing.
+pub const COMMAND_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CommandState {
+    Claimed,
+    /// A retryable failure: the next attempt may claim it.
+    Released,
+    Done,
+    /// A permanent failure, with Lever's reason.
+    Failed,
+    /// Waiting for the tenant to reconnect.
+    Parked,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandRecord {
+    pub state: CommandState,
+    pub kind: String,
+    pub attempts: u32,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommandClaim {
+    /// Carry it out. `uncertain`: an earlier attempt may already have written to Lever, so look
+    /// before writing. `first_claimed_at` is stable across attempts.
+    Go {
+        uncertain: bool,
+        first_claimed_at: i64,
+        attempt: u32,
+        was_parked: bool,
+    },
+    /// Done or failed before: nothing to do.
+    Finished(CommandRecord),
+    /// Another attempt holds it.
+    Busy,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommandEnd {
+    Done {
+        result: Value,
+    },
+    Failed {
+        error: String,
+    },
+    /// Retry later; `uncertain` when this attempt may have written to Lever.
+    Released {
+        error: String,
+        uncertain: bool,
+    },
+    /// Kept until the tenant reconnects; `command` is the command as received.
+    Parked {
+        error: String,
+        command: Value,
+    },
+}
+
+/// Where a vendor interview lives in Lever.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InterviewMap {
+    pub opportunity_id: String,
+    pub panel_id: String,
+    pub interview_ids: Vec<String>,
+}
+
+pub trait CommandStore: Send + Sync {
+    fn claim_command(
+        &self,
+        tenant: &str,
+        id: &str,
+        kind: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<CommandClaim, StoreError>> + Send;
+    /// Ends the attempt; `was_parked` (from the claim) also clears the tenant's parked entry.
+    fn end_command(
+        &self,
+        tenant: &str,
+        id: &str,
+        end: &CommandEnd,
+        was_parked: bool,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn command(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<CommandRecord>, StoreError>> + Send;
+    /// The tenant's parked commands, as received.
+    fn parked(&self, tenant: &str) -> impl Future<Output = Result<Vec<Value>, StoreError>> + Send;
+    fn interview_map(
+        &self,
+        tenant: &str,
+        interview: &str,
+    ) -> impl Future<Output = Result<Option<InterviewMap>, StoreError>> + Send;
+    fn put_interview_map(
+        &self,
+        tenant: &str,
+        interview: &str,
+        map: &InterviewMap,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn delete_interview_map(
+        &self,
+        tenant: &str,
+        interview: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

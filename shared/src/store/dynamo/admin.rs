@@ -1,0 +1,202 @@
+use super::*;
+
+impl DynamoStore {
+    /// Keys of the tenant's dedup records, from the deliveries index (keys only).
+    async fn delivery_keys(&self, tenant: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let mut keys = Vec::new();
+        for kind in crate::webhook::EventKind::ALL {
+            let mut start = None;
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(DELIVERIES_INDEX)
+                    .key_condition_expression("hookKey = :h")
+                    .expression_attribute_values(":h", s(hook_key(tenant, kind)))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                keys.extend(
+                    out.items()
+                        .iter()
+                        .filter_map(|i| Some((get_s(i, "pk")?, get_s(i, "sk")?))),
+                );
+                start = out.last_evaluated_key().cloned();
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(keys)
+    }
+}
+
+impl AdminStore for DynamoStore {
+    async fn put_oauth_state(&self, p: &OAuthPending) -> Result<bool, StoreError> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(pk_oauth_state(&p.state_hash)))
+            .item("sk", s(SK_OAUTH_STATE))
+            .item("tenantId", s(p.tenant_id.as_str()))
+            .item("environment", s(p.environment.as_str()))
+            .item("stateExpiresAt", n(p.expires_at))
+            .item("expiresAt", n(p.expires_at / 1000 + 3600))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        conditional(res).map(|o| o.is_some())
+    }
+
+    async fn take_oauth_state(
+        &self,
+        state_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<OAuthPending>, StoreError> {
+        let res = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(pk_oauth_state(state_hash)))
+            .key("sk", s(SK_OAUTH_STATE))
+            // Expiry is checked here, not left to TTL (which deletes late).
+            .condition_expression("attribute_exists(pk) AND stateExpiresAt > :now")
+            .expression_attribute_values(":now", n(now_ms))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await;
+        Ok(conditional(res)?.and_then(|out| {
+            out.attributes().map(|item| OAuthPending {
+                state_hash: state_hash.to_string(),
+                tenant_id: get_s(item, "tenantId").unwrap_or_default(),
+                environment: get_s(item, "environment").unwrap_or_default(),
+                expires_at: get_n(item, "stateExpiresAt").unwrap_or(0),
+            })
+        }))
+    }
+
+    async fn set_owner(&self, tenant: &str, user: &str) -> Result<bool, StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk_tenant(tenant)))
+            .key("sk", s(SK_TENANT))
+            .update_expression("SET ownerUserId = :u")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":u", s(user))
+            .send()
+            .await;
+        conditional(res).map(|o| o.is_some())
+    }
+
+    async fn put_postings(
+        &self,
+        tenant: &str,
+        postings: &[PostingRecord],
+    ) -> Result<(), StoreError> {
+        let requests = postings
+            .iter()
+            .map(|p| {
+                let put = aws_sdk_dynamodb::types::PutRequest::builder()
+                    .item("pk", s(pk_tenant(tenant)))
+                    .item("sk", s(sk_posting(&p.id)))
+                    .item("postingId", s(p.id.as_str()))
+                    .item("title", s(p.title.as_str()))
+                    .item("postingState", opt_s(&p.state))
+                    .item("confidential", AV::Bool(p.confidential))
+                    .item("gone", AV::Bool(p.gone))
+                    .item("syncedAt", n(p.synced_at));
+                Ok(WriteRequest::builder()
+                    .put_request(build(put.build())?)
+                    .build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.write_all(requests).await
+    }
+
+    async fn postings(&self, tenant: &str) -> Result<Vec<PostingRecord>, StoreError> {
+        let items = self.query_prefix(&pk_tenant(tenant), SK_POSTING).await?;
+        Ok(items
+            .iter()
+            .map(|i| PostingRecord {
+                id: get_s(i, "postingId").unwrap_or_default(),
+                title: get_s(i, "title").unwrap_or_default(),
+                state: get_s(i, "postingState"),
+                confidential: i
+                    .get("confidential")
+                    .and_then(|v| v.as_bool().ok())
+                    .copied()
+                    .unwrap_or(false),
+                gone: i
+                    .get("gone")
+                    .and_then(|v| v.as_bool().ok())
+                    .copied()
+                    .unwrap_or(false),
+                synced_at: get_n(i, "syncedAt").unwrap_or(0),
+            })
+            .collect())
+    }
+
+    async fn set_role(
+        &self,
+        tenant: &str,
+        role: &str,
+        posting: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let pk = s(pk_tenant(tenant));
+        let sk = s(sk_role(role));
+        match posting {
+            Some(p) => {
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .item("pk", pk)
+                    .item("sk", sk)
+                    .item("roleId", s(role))
+                    .item("postingId", s(p))
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+            }
+            None => {
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .key("pk", pk)
+                    .key("sk", sk)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn roles(&self, tenant: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let items = self.query_prefix(&pk_tenant(tenant), SK_ROLE).await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| Some((get_s(i, "roleId")?, get_s(i, "postingId")?)))
+            .collect())
+    }
+
+    async fn delete_tenant_data(&self, tenant: &str) -> Result<(), StoreError> {
+        let mut keys: Vec<(String, String)> = Vec::new();
+        for pk in [pk_tenant(tenant), pk_parked(tenant)] {
+            keys.extend(
+                self.query_all(&pk)
+                    .await?
+                    .iter()
+                    .filter_map(|i| Some((get_s(i, "pk")?, get_s(i, "sk")?))),
+            );
+        }
+        keys.extend(self.delivery_keys(tenant).await?);
+        keys.sort();
+        keys.dedup();
+        self.delete_all(keys).await
+    }
+}

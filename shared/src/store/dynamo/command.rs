@@ -1,0 +1,268 @@
+use super::*;
+
+fn state_name(s: CommandState) -> &'static str {
+    match s {
+        CommandState::Claimed => "claimed",
+        CommandState::Released => "released",
+        CommandState::Done => "done",
+        CommandState::Failed => "failed",
+        CommandState::Parked => "parked",
+    }
+}
+
+fn command_record(item: &Item) -> CommandRecord {
+    let state = match get_s(item, "commandStatus").as_deref() {
+        Some("done") => CommandState::Done,
+        Some("failed") => CommandState::Failed,
+        Some("parked") => CommandState::Parked,
+        Some("released") => CommandState::Released,
+        _ => CommandState::Claimed,
+    };
+    CommandRecord {
+        state,
+        kind: get_s(item, "kindName").unwrap_or_default(),
+        attempts: get_n(item, "attempts").unwrap_or(0) as u32,
+        result: get_s(item, "resultJson").and_then(|j| serde_json::from_str(&j).ok()),
+        error: get_s(item, "lastError"),
+        updated_at: get_n(item, "updatedAt").unwrap_or(0),
+    }
+}
+
+impl CommandStore for DynamoStore {
+    async fn claim_command(
+        &self,
+        tenant: &str,
+        id: &str,
+        kind: &str,
+        now_ms: i64,
+    ) -> Result<CommandClaim, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk_command(tenant, id)))
+            .key("sk", s(SK_COMMAND))
+            .update_expression(
+                "SET commandStatus = :claimed, leaseUntil = :lease, attempts = if_not_exists(attempts, :zero) + :one, \
+                 firstClaimedAt = if_not_exists(firstClaimedAt, :now), kindName = :kind, expiresAt = :exp, updatedAt = :now",
+            )
+            .condition_expression(
+                "attribute_not_exists(pk) OR commandStatus IN (:released, :parked) OR (commandStatus = :claimed AND leaseUntil < :now)",
+            )
+            .expression_attribute_values(":claimed", s("claimed"))
+            .expression_attribute_values(":released", s("released"))
+            .expression_attribute_values(":parked", s("parked"))
+            .expression_attribute_values(":lease", n(now_ms + COMMAND_LEASE_MS))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":kind", s(kind))
+            .expression_attribute_values(":exp", n((now_ms + COMMAND_RETENTION_MS) / 1000))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                let old = out.attributes().cloned().unwrap_or_default();
+                let old_state = get_s(&old, "commandStatus");
+                Ok(CommandClaim::Go {
+                    // A claim whose lease ran out belonged to an attempt that died mid-flight.
+                    uncertain: old.get("isUncertain").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false)
+                        || old_state.as_deref() == Some("claimed"),
+                    first_claimed_at: get_n(&old, "firstClaimedAt").unwrap_or(now_ms),
+                    attempt: get_n(&old, "attempts").unwrap_or(0) as u32 + 1,
+                    was_parked: old_state.as_deref() == Some("parked"),
+                })
+            }
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c)) => {
+                    let record = match c.item() {
+                        Some(item) => command_record(item),
+                        None => self.command(tenant, id).await?.ok_or(StoreError::Contended)?,
+                    };
+                    Ok(match record.state {
+                        CommandState::Done | CommandState::Failed => CommandClaim::Finished(record),
+                        _ => CommandClaim::Busy,
+                    })
+                }
+                _ => Err(unavailable(e)),
+            },
+        }
+    }
+
+    async fn end_command(
+        &self,
+        tenant: &str,
+        id: &str,
+        end: &CommandEnd,
+        was_parked: bool,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let (state, set, mut values) = match end {
+            CommandEnd::Done { result } => (
+                CommandState::Done,
+                "resultJson = :r REMOVE leaseUntil, isUncertain",
+                vec![(":r", s(result.to_string()))],
+            ),
+            CommandEnd::Failed { error } => (
+                CommandState::Failed,
+                "lastError = :e REMOVE leaseUntil",
+                vec![(":e", s(error.as_str()))],
+            ),
+            CommandEnd::Released {
+                error,
+                uncertain: true,
+            } => (
+                CommandState::Released,
+                "lastError = :e, isUncertain = :u REMOVE leaseUntil",
+                vec![(":e", s(error.as_str())), (":u", AV::Bool(true))],
+            ),
+            // Leaves an earlier attempt's uncertainty in place.
+            CommandEnd::Released {
+                error,
+                uncertain: false,
+            } => (
+                CommandState::Released,
+                "lastError = :e REMOVE leaseUntil",
+                vec![(":e", s(error.as_str()))],
+            ),
+            CommandEnd::Parked { error, .. } => (
+                CommandState::Parked,
+                "lastError = :e REMOVE leaseUntil",
+                vec![(":e", s(error.as_str()))],
+            ),
+        };
+        values.extend([(":s", s(state_name(state))), (":now", n(now_ms))]);
+        let change = Change {
+            pk: pk_command(tenant, id),
+            sk: SK_COMMAND.into(),
+            update: format!("SET commandStatus = :s, updatedAt = :now, {set}"),
+            condition: "attribute_exists(pk)".into(),
+            values: values
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        };
+        let extra = match end {
+            CommandEnd::Parked { command, .. } => {
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .item("pk", s(pk_parked(tenant)))
+                    .item("sk", s(id))
+                    .item("commandJson", s(command.to_string()))
+                    .item("parkedAt", n(now_ms));
+                Some(
+                    TransactWriteItem::builder()
+                        .put(build(put.build())?)
+                        .build(),
+                )
+            }
+            CommandEnd::Done { .. } | CommandEnd::Failed { .. } if was_parked => {
+                let del = aws_sdk_dynamodb::types::Delete::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(pk_parked(tenant)))
+                    .key("sk", s(id));
+                Some(
+                    TransactWriteItem::builder()
+                        .delete(build(del.build())?)
+                        .build(),
+                )
+            }
+            _ => None,
+        };
+        match extra {
+            None => change.send(&self.client, &self.table).await,
+            Some(extra) => {
+                let items = vec![
+                    TransactWriteItem::builder()
+                        .update(change.into_update(&self.table)?)
+                        .build(),
+                    extra,
+                ];
+                self.client
+                    .transact_write_items()
+                    .set_transact_items(Some(items))
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn command(&self, tenant: &str, id: &str) -> Result<Option<CommandRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk_command(tenant, id)))
+            .key("sk", s(SK_COMMAND))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.item().map(command_record))
+    }
+
+    async fn parked(&self, tenant: &str) -> Result<Vec<Value>, StoreError> {
+        let items = self.query_all(&pk_parked(tenant)).await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| get_s(i, "commandJson"))
+            .filter_map(|j| serde_json::from_str(&j).ok())
+            .collect())
+    }
+
+    async fn interview_map(
+        &self,
+        tenant: &str,
+        interview: &str,
+    ) -> Result<Option<InterviewMap>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk_interview_map(tenant, interview)))
+            .key("sk", s(SK_MAP))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out
+            .item()
+            .and_then(|i| get_s(i, "mapJson"))
+            .and_then(|j| serde_json::from_str(&j).ok()))
+    }
+
+    async fn put_interview_map(
+        &self,
+        tenant: &str,
+        interview: &str,
+        map: &InterviewMap,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(map).map_err(|e| StoreError::Malformed(e.to_string()))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(pk_interview_map(tenant, interview)))
+            .item("sk", s(SK_MAP))
+            .item("mapJson", s(json))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn delete_interview_map(&self, tenant: &str, interview: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(pk_interview_map(tenant, interview)))
+            .key("sk", s(SK_MAP))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}

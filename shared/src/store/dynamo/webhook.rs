@@ -1,0 +1,308 @@
+use super::*;
+use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
+
+impl DynamoStore {
+    fn claim_put(&self, d: &Delivery<'_>, event: &str, now_ms: i64) -> Result<Put, StoreError> {
+        build(
+            Put::builder()
+                .table_name(&self.table)
+                .item("pk", s(pk_dedup(d)))
+                .item("sk", s(SK_DEDUP))
+                .item("isDone", AV::Bool(false))
+                .item("leaseUntil", n(now_ms + LEASE_MS))
+                .item("eventJson", s(event))
+                .item("eventKind", s(d.kind.as_str()))
+                .item("hookKey", s(hook_key(d.tenant, d.kind)))
+                .item("triggeredAt", n(d.triggered_at))
+                .item("expiresAt", n(d.expires_at_secs(now_ms)))
+                // DynamoDB's TTL deletes late: an expired record counts as absent.
+                .condition_expression("attribute_not_exists(pk) OR expiresAt < :now")
+                .expression_attribute_values(":now", n(now_ms / 1000))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build(),
+        )
+    }
+
+    /// The dedup record as it stands now, read consistently.
+    async fn dedup(&self, d: &Delivery<'_>) -> Result<DedupRecord, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk_dedup(d)))
+            .key("sk", s(SK_DEDUP))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        // Gone between the failed write and this read (expired and deleted): a retry will claim it.
+        out.item().map(dedup_record).ok_or(StoreError::Contended)
+    }
+
+    async fn update_dedup(
+        &self,
+        d: &Delivery<'_>,
+        update: &str,
+        condition: &str,
+        values: &[(&str, AV)],
+    ) -> Result<bool, StoreError> {
+        let mut b = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk_dedup(d)))
+            .key("sk", s(SK_DEDUP))
+            .update_expression(update)
+            .condition_expression(condition);
+        for (k, v) in values {
+            b = b.expression_attribute_values(*k, v.clone());
+        }
+        conditional(b.send().await).map(|o| o.is_some())
+    }
+}
+
+impl WebhookStore for DynamoStore {
+    async fn claim_apply(
+        &self,
+        d: &Delivery<'_>,
+        m: &Mutation,
+        event: &str,
+        now_ms: i64,
+    ) -> Result<Claim, StoreError> {
+        let (change, parent) = change_for(d.tenant, m, d.triggered_at, d.expires_at_secs(now_ms));
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .put(self.claim_put(d, event, now_ms)?)
+                .build(),
+            TransactWriteItem::builder()
+                .update(change.into_update(&self.table)?)
+                .build(),
+        ];
+        match (parent, m) {
+            (Some(pk), Mutation::Application { application, .. }) => items.push(
+                TransactWriteItem::builder()
+                    .update(application_parent(pk, application).into_update(&self.table)?)
+                    .build(),
+            ),
+            (Some(pk), _) => {
+                let check = ConditionCheck::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(pk))
+                    .key("sk", s(SK_CANDIDATE))
+                    .condition_expression(NOT_DELETED)
+                    .build();
+                items.push(
+                    TransactWriteItem::builder()
+                        .condition_check(build(check)?)
+                        .build(),
+                );
+            }
+            (None, _) => {}
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Claim::Applied),
+            Err(e) => match e.as_service_error().and_then(cancelled) {
+                Some(Cancelled::Seen(Some(rec))) => Ok(Claim::Seen(rec)),
+                Some(Cancelled::Seen(None)) => self.dedup(d).await.map(Claim::Seen),
+                Some(Cancelled::Stale) => Ok(Claim::Stale),
+                Some(Cancelled::Contended) => Err(StoreError::Contended),
+                None => Err(unavailable(e)),
+            },
+        }
+    }
+
+    async fn claim_only(
+        &self,
+        d: &Delivery<'_>,
+        event: &str,
+        now_ms: i64,
+    ) -> Result<Claim, StoreError> {
+        let put = self.claim_put(d, event, now_ms)?;
+        let req = self
+            .client
+            .put_item()
+            .table_name(put.table_name())
+            .set_item(Some(put.item().clone()))
+            .set_condition_expression(put.condition_expression().map(str::to_string))
+            .set_expression_attribute_values(put.expression_attribute_values().cloned())
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        match req.send().await {
+            Ok(_) => Ok(Claim::Applied),
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => match c.item() {
+                    Some(item) => Ok(Claim::Seen(dedup_record(item))),
+                    None => self.dedup(d).await.map(Claim::Seen),
+                },
+                _ => Err(unavailable(e)),
+            },
+        }
+    }
+
+    async fn take_over(
+        &self,
+        d: &Delivery<'_>,
+        seen_lease: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.update_dedup(
+            d,
+            "SET leaseUntil = :new",
+            "isDone = :false AND leaseUntil = :seen",
+            &[
+                (":new", n(now_ms + LEASE_MS)),
+                (":false", AV::Bool(false)),
+                (":seen", n(seen_lease)),
+            ],
+        )
+        .await
+    }
+
+    async fn complete(&self, d: &Delivery<'_>) -> Result<(), StoreError> {
+        self.update_dedup(
+            d,
+            "SET isDone = :true REMOVE eventJson",
+            "attribute_exists(pk)",
+            &[(":true", AV::Bool(true))],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn release(&self, d: &Delivery<'_>) -> Result<(), StoreError> {
+        self.update_dedup(
+            d,
+            "SET leaseUntil = :zero",
+            "isDone = :false",
+            &[(":zero", n(0)), (":false", AV::Bool(false))],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn purge(&self, tenant: &str, opportunity: &str) -> Result<(), StoreError> {
+        let pk = pk_opp(tenant, opportunity);
+        let items = self.query_all(&pk).await?;
+        let mut doomed = Vec::new();
+        let mut tombstone = None;
+        for item in &items {
+            match get_s(item, "sk").as_deref() {
+                Some(SK_CANDIDATE) => tombstone = Some(item),
+                Some(sk) => doomed.push((pk.clone(), sk.to_string())),
+                None => {}
+            }
+        }
+        let Some(candidate) = tombstone else {
+            return self.delete_all(doomed).await;
+        };
+        if let Some(contact) = get_s(candidate, "contactId") {
+            doomed.push((pk_contact(tenant, &contact), SK_CONTACT.to_string()));
+        }
+        self.delete_all(doomed).await?;
+        // Rewrite the candidate as a bare tombstone: deletion time and expiry, nothing else.
+        let (Some(deleted_at), Some(expires_at)) =
+            (get_n(candidate, "deletedAt"), get_n(candidate, "expiresAt"))
+        else {
+            return Ok(());
+        };
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(pk))
+            .item("sk", s(SK_CANDIDATE))
+            .item("opportunityId", s(opportunity))
+            .item("deletedAt", n(deleted_at))
+            .item("expiresAt", n(expires_at))
+            .condition_expression("attribute_exists(deletedAt)")
+            .send()
+            .await;
+        conditional(put).map(drop)
+    }
+
+    async fn candidate(
+        &self,
+        tenant: &str,
+        opportunity: &str,
+    ) -> Result<Option<CandidateView>, StoreError> {
+        let items = self.query_all(&pk_opp(tenant, opportunity)).await?;
+        if items.is_empty() {
+            return Ok(None);
+        }
+        let mut view = CandidateView {
+            opportunity_id: opportunity.to_string(),
+            ..Default::default()
+        };
+        for item in &items {
+            let sk = get_s(item, "sk").unwrap_or_default();
+            if sk == SK_CANDIDATE {
+                view.deleted_at = get_n(item, "deletedAt");
+                view.stage = get_s(item, "stageId")
+                    .zip(get_n(item, "stageSince"))
+                    .map(|(id, since)| Stage { id, since });
+                view.archived = item
+                    .get("archiveState")
+                    .and_then(|v| v.as_m().ok())
+                    .map(|m| Archived {
+                        reason: get_s(m, "reason"),
+                        archived_at: get_n(m, "archivedAt"),
+                    });
+                view.hired = item
+                    .get("isHired")
+                    .and_then(|v| v.as_bool().ok())
+                    .copied()
+                    .unwrap_or(false);
+                view.contact_id = get_s(item, "contactId");
+            } else if let Some(id) = sk.strip_prefix(SK_APPLICATION) {
+                let at = get_n(item, "changedAt").unwrap_or(0);
+                view.applications.insert(
+                    id.to_string(),
+                    Application {
+                        posting_id: get_s(item, "postingId"),
+                        at,
+                    },
+                );
+            } else if let Some(id) = sk.strip_prefix(SK_INTERVIEW) {
+                if item.contains_key("deletedAt") {
+                    continue;
+                }
+                let iv = Interview {
+                    panel_id: get_s(item, "panelId"),
+                    data: get_json(item, "payloadJson"),
+                    at: get_n(item, "changedAt").unwrap_or(0),
+                };
+                view.interviews.insert(id.to_string(), iv);
+            }
+        }
+        if view.deleted_at.is_some() {
+            view.applications.clear();
+            view.interviews.clear();
+        }
+        Ok(Some(view))
+    }
+
+    async fn contact(&self, tenant: &str, contact: &str) -> Result<Option<Contact>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk_contact(tenant, contact)))
+            .key("sk", s(SK_CONTACT))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.item().map(|item| Contact {
+            contact_id: contact.to_string(),
+            data: get_json(item, "payloadJson"),
+            at: get_n(item, "changedAt").unwrap_or(0),
+        }))
+    }
+}

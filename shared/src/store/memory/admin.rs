@@ -1,0 +1,101 @@
+use super::*;
+
+impl AdminStore for InMemoryStore {
+    async fn put_oauth_state(&self, pending: &OAuthPending) -> Result<bool, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        if s.oauth_states.contains_key(&pending.state_hash) {
+            return Ok(false);
+        }
+        s.oauth_states
+            .insert(pending.state_hash.clone(), pending.clone());
+        Ok(true)
+    }
+
+    async fn take_oauth_state(
+        &self,
+        state_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<OAuthPending>, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        match s.oauth_states.get(state_hash) {
+            Some(p) if p.expires_at > now_ms => Ok(s.oauth_states.remove(state_hash)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn set_owner(&self, tenant: &str, user: &str) -> Result<bool, StoreError> {
+        Ok(match self.0.lock().unwrap().tenants.get_mut(tenant) {
+            Some(t) => {
+                t.owner_user_id = Some(user.to_string());
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn put_postings(
+        &self,
+        tenant: &str,
+        postings: &[PostingRecord],
+    ) -> Result<(), StoreError> {
+        let mut s = self.0.lock().unwrap();
+        let map = s.admin.postings.entry(tenant.to_string()).or_default();
+        for p in postings {
+            map.insert(p.id.clone(), p.clone());
+        }
+        Ok(())
+    }
+
+    async fn postings(&self, tenant: &str) -> Result<Vec<PostingRecord>, StoreError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .admin
+            .postings
+            .get(tenant)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn set_role(
+        &self,
+        tenant: &str,
+        role: &str,
+        posting: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut s = self.0.lock().unwrap();
+        let map = s.admin.roles.entry(tenant.to_string()).or_default();
+        match posting {
+            Some(p) => map.insert(role.to_string(), p.to_string()),
+            None => map.remove(role),
+        };
+        Ok(())
+    }
+
+    async fn roles(&self, tenant: &str) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .admin
+            .roles
+            .get(tenant)
+            .map(|m| m.iter().map(|(r, p)| (r.clone(), p.clone())).collect())
+            .unwrap_or_default())
+    }
+
+    async fn delete_tenant_data(&self, tenant: &str) -> Result<(), StoreError> {
+        let mut s = self.0.lock().unwrap();
+        s.tenants.remove(tenant);
+        s.stats.remove(tenant);
+        s.parked.remove(tenant);
+        s.rejections.retain(|(t, _), _| t != tenant);
+        s.deliveries.retain(|(t, _, _)| t != tenant);
+        s.dedup.retain(|(t, _), _| t != tenant);
+        s.admin.postings.remove(tenant);
+        s.admin.roles.remove(tenant);
+        s.sync_jobs.remove(tenant);
+        Ok(())
+    }
+}

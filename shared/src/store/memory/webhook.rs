@@ -1,0 +1,293 @@
+use super::*;
+
+impl Inner {
+    pub(super) fn seen(&self, d: &Delivery<'_>, now_ms: i64) -> Option<DedupRecord> {
+        self.dedup
+            .get(&key(d.tenant, d.token))
+            .filter(|(_, exp)| *exp >= now_ms / 1000)
+            .map(|(r, _)| r.clone())
+    }
+
+    pub(super) fn claim(&mut self, d: &Delivery<'_>, event: &str, now_ms: i64) {
+        self.deliveries
+            .push((d.tenant.to_string(), d.kind, d.triggered_at));
+        let rec = DedupRecord {
+            done: false,
+            lease_until: now_ms + LEASE_MS,
+            event: Some(event.to_string()),
+        };
+        self.dedup
+            .insert(key(d.tenant, d.token), (rec, d.expires_at_secs(now_ms)));
+    }
+
+    /// Applies `m` if its guard holds; false when the change is stale.
+    pub(super) fn apply(&mut self, tenant: &str, m: &Mutation, t: i64) -> bool {
+        let deleted = |s: &Self, opp: &str| {
+            s.candidates
+                .get(&key(tenant, opp))
+                .is_some_and(|c| c.view.deleted_at.is_some())
+        };
+        match m {
+            Mutation::Contact { contact, data } => {
+                let k = key(tenant, contact);
+                if !newer(self.contacts.get(&k).map(|c| c.at), t) {
+                    return false;
+                }
+                self.contacts.insert(
+                    k,
+                    Contact {
+                        contact_id: contact.clone(),
+                        data: data.clone(),
+                        at: t,
+                    },
+                );
+                true
+            }
+            Mutation::Application {
+                opportunity,
+                application,
+                posting,
+            } => {
+                if deleted(self, opportunity) {
+                    return false;
+                }
+                let apps = self
+                    .applications
+                    .entry(key(tenant, opportunity))
+                    .or_default();
+                if !newer(apps.get(application).map(|a| a.at), t) {
+                    return false;
+                }
+                apps.insert(
+                    application.clone(),
+                    Application {
+                        posting_id: posting.clone(),
+                        at: t,
+                    },
+                );
+                true
+            }
+            Mutation::InterviewUpsert {
+                opportunity,
+                interview,
+                ..
+            }
+            | Mutation::InterviewDelete {
+                opportunity,
+                interview,
+                ..
+            } => {
+                if deleted(self, opportunity) {
+                    return false;
+                }
+                let ivs = self.interviews.entry(key(tenant, opportunity)).or_default();
+                if !newer(ivs.get(interview).map(|i| i.interview.at), t) {
+                    return false;
+                }
+                let rec = match m {
+                    Mutation::InterviewUpsert { panel, data, .. } => InterviewRec {
+                        interview: Interview {
+                            panel_id: panel.clone(),
+                            data: data.clone(),
+                            at: t,
+                        },
+                        deleted: false,
+                    },
+                    _ => InterviewRec {
+                        interview: Interview {
+                            panel_id: None,
+                            data: Map::new(),
+                            at: t,
+                        },
+                        deleted: true,
+                    },
+                };
+                ivs.insert(interview.clone(), rec);
+                true
+            }
+            Mutation::Stage { opportunity, .. }
+            | Mutation::Archive { opportunity, .. }
+            | Mutation::Hired { opportunity }
+            | Mutation::Deleted { opportunity } => {
+                let c = self.candidates.entry(key(tenant, opportunity)).or_default();
+                if c.view.deleted_at.is_some() {
+                    return false;
+                }
+                c.view.opportunity_id.clone_from(opportunity);
+                match m {
+                    Mutation::Stage { to, contact, .. } => {
+                        if !newer(c.view.stage.as_ref().map(|s| s.since), t) {
+                            return false;
+                        }
+                        c.view.stage = Some(Stage {
+                            id: to.clone(),
+                            since: t,
+                        });
+                        if c.view.contact_id.is_none() {
+                            c.view.contact_id.clone_from(contact);
+                        }
+                    }
+                    Mutation::Archive { to, .. } => {
+                        if !newer(c.archive_at, t) {
+                            return false;
+                        }
+                        c.archive_at = Some(t);
+                        c.view.archived.clone_from(to);
+                    }
+                    Mutation::Hired { .. } => {
+                        if !newer(c.hired_at, t) {
+                            return false;
+                        }
+                        c.hired_at = Some(t);
+                        c.view.hired = true;
+                    }
+                    _ => c.view.deleted_at = Some(t),
+                }
+                true
+            }
+        }
+    }
+}
+
+impl WebhookStore for InMemoryStore {
+    async fn claim_apply(
+        &self,
+        d: &Delivery<'_>,
+        m: &Mutation,
+        event: &str,
+        now_ms: i64,
+    ) -> Result<Claim, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        if let Some(rec) = s.seen(d, now_ms) {
+            return Ok(Claim::Seen(rec));
+        }
+        if !s.apply(d.tenant, m, d.triggered_at) {
+            return Ok(Claim::Stale);
+        }
+        s.claim(d, event, now_ms);
+        Ok(Claim::Applied)
+    }
+
+    async fn claim_only(
+        &self,
+        d: &Delivery<'_>,
+        event: &str,
+        now_ms: i64,
+    ) -> Result<Claim, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        if let Some(rec) = s.seen(d, now_ms) {
+            return Ok(Claim::Seen(rec));
+        }
+        s.claim(d, event, now_ms);
+        Ok(Claim::Applied)
+    }
+
+    async fn take_over(
+        &self,
+        d: &Delivery<'_>,
+        seen_lease: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        match s.dedup.get_mut(&key(d.tenant, d.token)) {
+            Some((r, _)) if !r.done && r.lease_until == seen_lease => {
+                r.lease_until = now_ms + LEASE_MS;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn complete(&self, d: &Delivery<'_>) -> Result<(), StoreError> {
+        if let Some((r, _)) = self
+            .0
+            .lock()
+            .unwrap()
+            .dedup
+            .get_mut(&key(d.tenant, d.token))
+        {
+            r.done = true;
+            r.event = None;
+        }
+        Ok(())
+    }
+
+    async fn release(&self, d: &Delivery<'_>) -> Result<(), StoreError> {
+        if let Some((r, _)) = self
+            .0
+            .lock()
+            .unwrap()
+            .dedup
+            .get_mut(&key(d.tenant, d.token))
+        {
+            r.lease_until = 0;
+        }
+        Ok(())
+    }
+
+    async fn purge(&self, tenant: &str, opportunity: &str) -> Result<(), StoreError> {
+        let mut s = self.0.lock().unwrap();
+        let k = key(tenant, opportunity);
+        s.conversations.remove(&k);
+        s.applications.remove(&k);
+        s.interviews.remove(&k);
+        let contact = s.candidates.get_mut(&k).and_then(|c| {
+            let deleted_at = c.view.deleted_at;
+            let contact = c.view.contact_id.take();
+            *c = Candidate::default();
+            c.view = CandidateView {
+                opportunity_id: opportunity.to_string(),
+                deleted_at,
+                ..Default::default()
+            };
+            contact
+        });
+        if let Some(contact) = contact {
+            s.contacts.remove(&key(tenant, &contact));
+        }
+        Ok(())
+    }
+
+    async fn candidate(
+        &self,
+        tenant: &str,
+        opportunity: &str,
+    ) -> Result<Option<CandidateView>, StoreError> {
+        let s = self.0.lock().unwrap();
+        let k = key(tenant, opportunity);
+        let mut view = match s.candidates.get(&k) {
+            Some(c) => c.view.clone(),
+            None if s.applications.contains_key(&k) || s.interviews.contains_key(&k) => {
+                CandidateView {
+                    opportunity_id: opportunity.to_string(),
+                    ..Default::default()
+                }
+            }
+            None => return Ok(None),
+        };
+        if view.deleted_at.is_none() {
+            view.applications = s.applications.get(&k).cloned().unwrap_or_default();
+            view.interviews = s
+                .interviews
+                .get(&k)
+                .map(|m| {
+                    m.iter()
+                        .filter(|(_, r)| !r.deleted)
+                        .map(|(id, r)| (id.clone(), r.interview.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+        }
+        Ok(Some(view))
+    }
+
+    async fn contact(&self, tenant: &str, contact: &str) -> Result<Option<Contact>, StoreError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .contacts
+            .get(&key(tenant, contact))
+            .cloned())
+    }
+}
