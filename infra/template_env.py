@@ -20,7 +20,7 @@ Usage:
       --api HttpApi=http://127.0.0.1:9001 --out .stack/functions-dev.json
 
 Writes `{"functions": {"<binary>": {"environment": {...}, "routes": [{"api", "method", "path"}]}},
-"apis": {"<api>": "<local url>"}}`. Needs cfn-lint's YAML loader (in the local stack's .venv through moto).
+"apis": {"<api>": "<local url>"}, "mappings": [{"function", "source", "batchSize", "filters", ...}]}`. Needs cfn-lint's YAML loader (in the local stack's .venv through moto).
 """
 
 from __future__ import annotations
@@ -130,6 +130,39 @@ def functions(template: dict, resolver: Resolver) -> dict[str, dict]:
     return out
 
 
+def mappings(template: dict) -> list[dict]:
+    """The event source mappings, as the local stack runs them: the function (its binary), the source
+    (`Logical.Attr`), the batch size, the filter patterns and how failures are handled."""
+    resources = template.get("Resources") or {}
+    binaries = {
+        logical: ((r.get("Metadata") or {}).get("BuildProperties") or {}).get("Binary")
+        for logical, r in resources.items()
+        if isinstance(r, dict) and r.get("Type") == "AWS::Serverless::Function"
+    }
+    out = []
+    for logical, r in resources.items():
+        if not isinstance(r, dict) or r.get("Type") != "AWS::Lambda::EventSourceMapping":
+            continue
+        p = r.get("Properties") or {}
+        fn = p.get("FunctionName")
+        fn = fn.get("Ref") if isinstance(fn, dict) else fn
+        src = p.get("EventSourceArn")
+        att = src.get("Fn::GetAtt") if isinstance(src, dict) else None
+        source = ".".join(att) if isinstance(att, list) else str(att or src)
+        filters = [json.loads(f["Pattern"]) for f in ((p.get("FilterCriteria") or {}).get("Filters") or [])]
+        out.append({
+            "name": logical,
+            "function": binaries.get(fn),
+            "source": source,
+            "batchSize": int(p.get("BatchSize", 100)),
+            "filters": filters,
+            "reportBatchItemFailures": "ReportBatchItemFailures" in (p.get("FunctionResponseTypes") or []),
+            "bisectOnError": bool(p.get("BisectBatchOnFunctionError", False)),
+            "maximumRetryAttempts": int(p.get("MaximumRetryAttempts", -1)),
+        })
+    return out
+
+
 def pairs(values: list[str], flag: str) -> dict[str, str]:
     out = {}
     for v in values:
@@ -171,7 +204,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"template_env: the template has no parameter {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
     try:
-        result = {"functions": functions(template, Resolver(template, local)), "apis": apis}
+        result = {
+            "functions": functions(template, Resolver(template, local)),
+            "apis": apis,
+            "mappings": mappings(template),
+        }
     except Unresolved as e:
         print(f"template_env: {e}", file=sys.stderr)
         return 2

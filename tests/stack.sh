@@ -71,6 +71,15 @@ pids=()
 cleanup() {
   trap - EXIT INT TERM
   for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; done
+  # moto takes its time to stop when it holds much data (tens of seconds): what still runs after 2 s
+  # is killed, the stack's state being thrown away anyway.
+  for _ in $(seq 1 20); do
+    alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -86,7 +95,8 @@ wait_for_port() {
 }
 
 echo "==> moto on 127.0.0.1:$moto_port"
-setsid moto_server -H 127.0.0.1 -p "$moto_port" >"$state/moto-$suffix.log" 2>&1 &
+# moto, with transactions whose cost does not grow with the table (tests/moto_server.py says why).
+setsid "$venv/bin/python" tests/moto_server.py -H 127.0.0.1 -p "$moto_port" >"$state/moto-$suffix.log" 2>&1 &
 pids+=($!)
 wait_for_port "$moto_port" moto
 
@@ -139,6 +149,10 @@ if [ "$mode" != bench ]; then
   wait_for_port "$hooks_port" "the webhook API"
   wait_for_port "$admin_port" "the admin API"
   runner="target.'cfg(all())'.runner=['$root/$dev_tool', 'exec-function']"
+  # The relay's event source mapping on the table's stream, as Lambda runs it.
+  echo "==> the table's stream -> relay (the outbox)"
+  setsid "$dev_tool" mappings --watch "http://127.0.0.1:$watch_port" >"$state/mappings-$suffix.log" 2>&1 &
+  pids+=($!)
 fi
 
 if [ "$mode" = bench ]; then
@@ -177,6 +191,9 @@ elif [ "$mode" = dev ]; then
   echo "  make demo"
   echo "or: AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL target/debug/lever-bridge-dev send demo candidateStageChange --token $token --url $hooks"
   echo
+  echo "The vendor's events (the queue subscribed to the bus) print here as they arrive."
+  setsid "$dev_tool" vendor-events &
+  pids+=($!)
   echo "==> cargo lambda watch on 127.0.0.1:$watch_port (Ctrl-C stops everything)"
   cargo lambda watch -A 127.0.0.1 -P "$watch_port" --config "$runner"
 else

@@ -124,7 +124,7 @@ pub struct Config {
     pub table: String,
     /// `SECRET_PREFIX`: tenant secrets are named `<prefix><tenantId>`.
     pub secret_prefix: String,
-    /// `EVENT_BUS_NAME`: the vendor's bus (functions that publish events).
+    /// `EVENT_BUS_NAME`: the vendor's bus (the relay).
     pub event_bus: String,
     /// `LEVER_RATE_PER_SEC`, `LEVER_BURST` (functions that call Lever).
     pub lever: LeverLimits,
@@ -345,28 +345,23 @@ mod tests {
     }
 
     #[test]
-    fn a_webhook_function_reads_the_table_secrets_and_bus_only() {
-        let mut vars = base();
-        vars.push(("EVENT_BUS_NAME", "bus"));
+    fn a_webhook_function_reads_the_table_and_secrets_only() {
         let c = Config::load(
             Function::Webhook(EventKind::CandidateHired),
-            &Env::from_pairs(vars),
+            &Env::from_pairs(base()),
         )
         .unwrap();
-        assert_eq!(
-            (c.stack_name.as_str(), c.event_bus.as_str()),
-            ("prod", "bus")
-        );
-        assert!(c.oauth.is_none());
+        assert_eq!(c.stack_name, "prod");
+        assert!(c.oauth.is_none() && c.event_bus.is_empty());
+        let mut vars = base();
+        vars.push(("EVENT_BUS_NAME", "bus"));
+        let c = Config::load(Function::Relay, &Env::from_pairs(vars)).unwrap();
+        assert_eq!(c.event_bus, "bus");
     }
 
     #[test]
     fn a_missing_variable_is_named() {
-        let err = Config::load(
-            Function::Webhook(EventKind::CandidateHired),
-            &Env::from_pairs(base()),
-        )
-        .unwrap_err();
+        let err = Config::load(Function::Relay, &Env::from_pairs(base())).unwrap_err();
         assert_eq!(err, ConfigError::Missing(vec!["EVENT_BUS_NAME"]));
         assert!(err.to_string().contains("EVENT_BUS_NAME"));
         // A push needs the OAuth client's settings even for API-key tenants: a refresh needs them.
@@ -404,9 +399,9 @@ mod tests {
         let c = Config::load(Function::Sync, &Env::from_pairs(vars.clone()));
         assert_eq!(
             c.unwrap_err(),
-            ConfigError::Missing(vec!["EVENT_BUS_NAME", "SYNC_INTERVAL_MINUTES"])
+            ConfigError::Missing(vec!["SYNC_INTERVAL_MINUTES"])
         );
-        vars.extend([("EVENT_BUS_NAME", "bus"), ("SYNC_INTERVAL_MINUTES", "15")]);
+        vars.extend([("SYNC_INTERVAL_MINUTES", "15")]);
         let c = Config::load(Function::Sync, &Env::from_pairs(vars.clone())).unwrap();
         assert!(c.oauth.is_none());
         assert_eq!(c.sync_interval_ms, 15 * 60_000);

@@ -1,4 +1,7 @@
-//! What the vendor's app is told: one normalized event per accepted webhook, on an EventBridge bus.
+//! What the vendor's app is told, on an EventBridge bus: one normalized event per change in Lever
+//! (an accepted webhook, a change a sync found) and one per outcome of what the bundle did (pushes,
+//! transcripts, connections, backfills). Events are written to the outbox with the change they
+//! report (`store::OUTBOX_ATTRIBUTE`) and published by the relay (`crate::relay`).
 
 use crate::store::Delivery;
 use crate::webhook::{EventKind, Mutation};
@@ -36,30 +39,144 @@ pub struct VendorEvent {
     pub recovered: bool,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("publishing to the event bus failed: {0}")]
-pub struct PublishError(pub String);
-
-pub trait EventSink: Send + Sync {
-    /// Publishes one event: `detail` is a serialized [`VendorEvent`] of kind `kind`.
-    fn publish(
-        &self,
+impl VendorEvent {
+    /// An event about something the bundle did (a push, a transcript, a tenant's connection, a
+    /// backfill), not a change in Lever: `after` says what, `at` is when.
+    pub fn outcome(
+        id: String,
+        tenant: &str,
         kind: &str,
-        detail: &str,
-    ) -> impl Future<Output = Result<(), PublishError>> + Send;
-
-    /// Publishes many events, (kind, detail) each; all of them or an error.
-    fn publish_all(
-        &self,
-        events: &[(String, String)],
-    ) -> impl Future<Output = Result<(), PublishError>> + Send {
-        async move {
-            for (kind, detail) in events {
-                self.publish(kind, detail).await?;
-            }
-            Ok(())
+        opportunity: Option<&str>,
+        after: Value,
+        at: i64,
+    ) -> Self {
+        VendorEvent {
+            id,
+            tenant_id: tenant.to_string(),
+            kind: kind.to_string(),
+            opportunity_id: opportunity.map(str::to_string),
+            contact_id: None,
+            before: Value::Null,
+            after,
+            at,
+            stale: false,
+            backfill: false,
+            recovered: false,
         }
     }
+}
+
+/// What became of a push command, for the vendor's app (`pushDone` with Lever's ids, `pushFailed`
+/// with Lever's reason, `pushParked`); `None` for a retry, which is not an outcome yet. The id is
+/// stable for one outcome (a parked command's includes the attempt, as it may be parked again).
+pub fn push_outcome(
+    push: &str,
+    tenant: &str,
+    command: &str,
+    opportunity: &str,
+    end: &crate::store::CommandEnd,
+    attempt: u32,
+    at: i64,
+) -> Option<VendorEvent> {
+    use crate::store::CommandEnd;
+    let (kind, id, detail) = match end {
+        CommandEnd::Done { result } => ("pushDone", "done".to_string(), json!({"result": result})),
+        CommandEnd::Failed { error } => {
+            ("pushFailed", "failed".to_string(), json!({"error": error}))
+        }
+        CommandEnd::Parked { error, .. } => (
+            "pushParked",
+            format!("parked/{attempt}"),
+            json!({"error": error}),
+        ),
+        CommandEnd::Released { .. } => return None,
+    };
+    let mut after = json!({"commandId": command, "push": push});
+    if let (Some(a), Value::Object(d)) = (after.as_object_mut(), detail) {
+        a.extend(d);
+    }
+    Some(VendorEvent::outcome(
+        format!("{tenant}/cmd/{command}/{id}"),
+        tenant,
+        kind,
+        Some(opportunity),
+        after,
+        at,
+    ))
+}
+
+/// A conversation posted as transcript notes (`transcriptPosted`): one per batch.
+pub fn transcript_posted(
+    key: &crate::store::ConversationKey,
+    batch: &crate::store::Batch,
+    note_ids: Vec<String>,
+    at: i64,
+) -> VendorEvent {
+    let sent = batch.messages.iter().map(|m| m.sent_at);
+    VendorEvent::outcome(
+        format!("{}/transcript/{}", key.tenant, batch.id),
+        &key.tenant,
+        "transcriptPosted",
+        Some(&key.opportunity),
+        json!({
+            "batchId": batch.id,
+            "noteIds": note_ids,
+            "messages": batch.messages.len(),
+            "firstSentAt": sent.clone().min(),
+            "lastSentAt": sent.max(),
+        }),
+        at,
+    )
+}
+
+/// A tenant's connection changed (`tenantConnected`, `tenantDisconnected` with the reason).
+pub fn tenant_event(
+    tenant: &str,
+    status: crate::store::TenantStatus,
+    reason: Option<&str>,
+    at: i64,
+) -> VendorEvent {
+    let (kind, name) = match status {
+        crate::store::TenantStatus::Disconnected => ("tenantDisconnected", "disconnected"),
+        _ => ("tenantConnected", "connected"),
+    };
+    VendorEvent::outcome(
+        format!("{tenant}/tenant/{name}/{at}"),
+        tenant,
+        kind,
+        None,
+        json!({"status": name, "reason": reason}),
+        at,
+    )
+}
+
+/// A backfill finished (`backfillFinished`): every candidate of the tenant is in the vendor's view.
+pub fn backfill_finished(job: &crate::store::SyncJob, at: i64) -> VendorEvent {
+    VendorEvent::outcome(
+        format!("{}/backfill/{}", job.tenant, job.job_id),
+        &job.tenant,
+        "backfillFinished",
+        None,
+        json!({"jobId": job.job_id, "candidates": job.done, "changed": job.changed, "startedAt": job.started_at}),
+        at,
+    )
+}
+
+/// The `outbox` attribute's value: the events a write owes, as a JSON array.
+pub fn to_outbox(events: &[VendorEvent]) -> String {
+    serde_json::to_string(events).expect("vendor events serialize")
+}
+
+/// The events of an `outbox` attribute.
+pub fn from_outbox(json: &str) -> Result<Vec<VendorEvent>, String> {
+    serde_json::from_str(json)
+        .map_err(|e| format!("the outbox is not a list of vendor events: {e}"))
+}
+
+pub trait EventSink: Send + Sync {
+    /// Publishes `events` (detail-type: each event's kind), sending entries the bus rejected
+    /// again a few times. Answers the ids of the events that could not be published.
+    fn publish(&self, events: &[VendorEvent]) -> impl Future<Output = Vec<String>> + Send;
 }
 
 pub struct EventBridgeSink {
@@ -74,83 +191,56 @@ impl EventBridgeSink {
             bus: bus.into(),
         }
     }
-}
 
-impl EventSink for EventBridgeSink {
-    async fn publish_all(&self, events: &[(String, String)]) -> Result<(), PublishError> {
-        self.publish_batched(events).await
-    }
-
-    async fn publish(&self, kind: &str, detail: &str) -> Result<(), PublishError> {
-        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-            .event_bus_name(&self.bus)
-            .source(SOURCE)
-            .detail_type(kind)
-            .detail(detail)
-            .build();
-        let out = self
-            .client
-            .put_events()
-            .entries(entry)
-            .send()
-            .await
-            .map_err(|e| {
-                PublishError(aws_sdk_eventbridge::error::DisplayErrorContext(e).to_string())
-            })?;
-        // PutEvents answers 200 with per-entry failures; a failed entry is a failed publish.
-        match out.entries().first().and_then(|e| e.error_code()) {
-            None if out.failed_entry_count() == 0 => Ok(()),
-            code => Err(PublishError(format!(
-                "entry rejected: {}",
-                code.unwrap_or("unknown")
-            ))),
-        }
-    }
-}
-
-impl EventBridgeSink {
-    fn entry(&self, kind: &str, detail: &str) -> aws_sdk_eventbridge::types::PutEventsRequestEntry {
+    fn entry(&self, e: &VendorEvent) -> aws_sdk_eventbridge::types::PutEventsRequestEntry {
         aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
             .event_bus_name(&self.bus)
             .source(SOURCE)
-            .detail_type(kind)
-            .detail(detail)
+            .detail_type(&e.kind)
+            .detail(serde_json::to_string(e).expect("vendor events serialize"))
             .build()
     }
+}
 
-    /// Ten entries per `PutEvents` (its limit); rejected entries are sent again a few times.
-    pub async fn publish_batched(&self, events: &[(String, String)]) -> Result<(), PublishError> {
+impl EventSink for EventBridgeSink {
+    /// Ten entries per `PutEvents` (its limit); only the entries the bus rejected are sent again.
+    async fn publish(&self, events: &[VendorEvent]) -> Vec<String> {
+        let mut failed = Vec::new();
         for chunk in events.chunks(10) {
-            let mut pending: Vec<&(String, String)> = chunk.iter().collect();
+            let mut pending: Vec<&VendorEvent> = chunk.iter().collect();
             for attempt in 0..4 {
-                let entries = pending.iter().map(|(k, d)| self.entry(k, d)).collect();
-                let out = self
+                if attempt > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                }
+                let entries = pending.iter().map(|e| self.entry(e)).collect();
+                let out = match self
                     .client
                     .put_events()
                     .set_entries(Some(entries))
                     .send()
                     .await
-                    .map_err(|e| {
-                        PublishError(aws_sdk_eventbridge::error::DisplayErrorContext(e).to_string())
-                    })?;
+                {
+                    Ok(out) => out,
+                    Err(e) => {
+                        tracing::warn!(attempt, error = %aws_sdk_eventbridge::error::DisplayErrorContext(&e), "PutEvents failed");
+                        continue;
+                    }
+                };
                 if out.failed_entry_count() == 0 {
                     pending.clear();
                     break;
                 }
-                // Entries answer in request order; keep the failed ones.
+                // Entries answer in request order; keep the rejected ones.
                 pending = pending
                     .into_iter()
                     .zip(out.entries())
                     .filter(|(_, r)| r.error_code().is_some())
                     .map(|(e, _)| e)
                     .collect();
-                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
             }
-            if !pending.is_empty() {
-                return Err(PublishError(format!("{} entries rejected", pending.len())));
-            }
+            failed.extend(pending.into_iter().map(|e| e.id.clone()));
         }
-        Ok(())
+        failed
     }
 }
 
@@ -159,47 +249,46 @@ impl EventBridgeSink {
 pub struct InMemoryEvents {
     events: Mutex<Vec<VendorEvent>>,
     failures_left: Mutex<usize>,
+    down: std::sync::atomic::AtomicBool,
 }
 
 impl InMemoryEvents {
     pub fn events(&self) -> Vec<VendorEvent> {
         self.events.lock().unwrap().clone()
     }
-    /// The next `n` publishes fail.
+    /// The next `n` events fail.
     pub fn fail_next(&self, n: usize) {
         *self.failures_left.lock().unwrap() = n;
+    }
+    /// While down, every event fails (an outage of the bus).
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
 impl EventSink for InMemoryEvents {
-    async fn publish(&self, _kind: &str, detail: &str) -> Result<(), PublishError> {
-        let event: VendorEvent =
-            serde_json::from_str(detail).map_err(|e| PublishError(e.to_string()))?;
-        {
-            let mut left = self.failures_left.lock().unwrap();
-            if *left > 0 {
-                *left -= 1;
-                return Err(PublishError("injected failure".into()));
+    async fn publish(&self, events: &[VendorEvent]) -> Vec<String> {
+        let mut failed = Vec::new();
+        for e in events {
+            let fail = self.down.load(std::sync::atomic::Ordering::SeqCst) || {
+                let mut left = self.failures_left.lock().unwrap();
+                let fail = *left > 0;
+                *left = left.saturating_sub(1);
+                fail
+            };
+            if fail {
+                failed.push(e.id.clone());
+            } else {
+                self.events.lock().unwrap().push(e.clone());
             }
         }
-        self.events.lock().unwrap().push(event);
-        Ok(())
+        failed
     }
 }
 
 impl<S: EventSink + ?Sized> EventSink for std::sync::Arc<S> {
-    fn publish(
-        &self,
-        kind: &str,
-        detail: &str,
-    ) -> impl Future<Output = Result<(), PublishError>> + Send {
-        (**self).publish(kind, detail)
-    }
-    fn publish_all(
-        &self,
-        events: &[(String, String)],
-    ) -> impl Future<Output = Result<(), PublishError>> + Send {
-        (**self).publish_all(events)
+    fn publish(&self, events: &[VendorEvent]) -> impl Future<Output = Vec<String>> + Send {
+        (**self).publish(events)
     }
 }
 

@@ -14,6 +14,8 @@ pub enum Function {
     TranscriptFlush,
     Sync,
     Admin(Group),
+    /// Publishes the table's stream (the outbox) on the vendor's bus.
+    Relay,
 }
 
 impl Function {
@@ -26,6 +28,7 @@ impl Function {
             Function::TranscriptIngest,
             Function::TranscriptFlush,
             Function::Sync,
+            Function::Relay,
         ]);
         all
     }
@@ -39,6 +42,7 @@ impl Function {
             Function::TranscriptFlush => "transcript-flush",
             Function::Sync => "sync",
             Function::Admin(g) => g.function_name(),
+            Function::Relay => "relay",
         }
     }
 
@@ -51,13 +55,14 @@ impl Function {
         match self {
             Function::Push(_) | Function::TranscriptFlush | Function::Sync => true,
             Function::Admin(g) => !matches!(g, Group::Status),
-            Function::Webhook(_) | Function::TranscriptIngest => false,
+            Function::Webhook(_) | Function::TranscriptIngest | Function::Relay => false,
         }
     }
 
-    /// Whether it publishes vendor events on the bus.
+    /// Whether it publishes vendor events on the bus: only the relay (everything else writes them
+    /// to the outbox).
     pub const fn publishes_events(self) -> bool {
-        matches!(self, Function::Webhook(_) | Function::Sync)
+        matches!(self, Function::Relay)
     }
 
     /// Whether it connects tenants to a Lever environment (by name: production, sandbox, eu, custom).
@@ -81,7 +86,7 @@ mod tests {
     #[test]
     fn names_are_unique_and_parse_back() {
         let all = Function::all();
-        assert_eq!(all.len(), 25);
+        assert_eq!(all.len(), 26);
         for f in &all {
             assert_eq!(Function::parse(f.name()), Some(*f));
         }

@@ -114,19 +114,16 @@ where
 
 /// Runs the webhook function for `kind`.
 pub async fn run_webhook(kind: EventKind) -> Result<(), Error> {
-    let cold = cold_start(Function::Webhook(kind)).await?;
-    let events = cold.vendor_bus();
     let Cold {
         store,
         secrets,
         metrics,
         ..
-    } = cold;
+    } = cold_start(Function::Webhook(kind)).await?;
     let receiver = Receiver::new(
         kind,
         store,
         CachedSecrets::new(secrets, SystemClock, SECRET_TTL_MS),
-        events,
         SystemClock,
     );
     let receiver = &receiver;
@@ -219,17 +216,34 @@ pub async fn run_transcript_flush() -> Result<(), Error> {
 /// Runs `sync` (every minute): the due backfills and reconciliations with Lever.
 pub async fn run_sync() -> Result<(), Error> {
     let cold = cold_start(Function::Sync).await?;
-    let (events, lever, oauth) = (cold.vendor_bus(), cold.lever(), cold.oauth());
+    let (lever, oauth) = (cold.lever(), cold.oauth());
     let config = crate::sync::SyncConfig {
         interval_ms: cold.config.sync_interval_ms,
         ..Default::default()
     };
-    let mut syncer =
-        crate::sync::Syncer::new(lever, cold.store, cold.secrets, events, SystemClock, config);
+    let mut syncer = crate::sync::Syncer::new(lever, cold.store, cold.secrets, SystemClock, config);
     syncer.tenants.set_oauth(oauth);
     let syncer = &syncer;
     run_json(cold.metrics, move |_, deadline| async move {
         serde_json::to_value(syncer.run(deadline).await).unwrap_or_default()
+    })
+    .await
+}
+
+/// Runs `relay`: the table's stream (the outbox), batch by batch, onto the vendor's bus.
+pub async fn run_relay() -> Result<(), Error> {
+    let cold = cold_start(Function::Relay).await?;
+    let relay = crate::relay::Relay::new(cold.store.clone(), cold.vendor_bus(), SystemClock);
+    let relay = &relay;
+    run_json(cold.metrics, move |payload, _| async move {
+        // A batch that is not a stream event cannot be retried into one: said, and answered empty.
+        match serde_json::from_value::<aws_lambda_events::dynamodb::Event>(payload) {
+            Ok(event) => serde_json::to_value(relay.handle(&event).await).unwrap_or_default(),
+            Err(e) => {
+                tracing::error!(error = %e, "not a DynamoDB stream event");
+                serde_json::json!({"batchItemFailures": []})
+            }
+        }
     })
     .await
 }

@@ -11,6 +11,7 @@ pub mod lever;
 pub mod push;
 pub mod queue;
 pub mod receiver;
+pub mod relay;
 pub mod secrets;
 pub mod store;
 pub mod sync;

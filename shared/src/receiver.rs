@@ -1,13 +1,14 @@
-//! The webhook receiver: parse, verify, drop duplicates, apply, tell the vendor. One per event kind.
+//! The webhook receiver: parse, verify, drop duplicates, apply. One per event kind.
 //!
-//! Round trips on a first delivery: one `TransactWriteItems` (claim + change), one `PutEvents`,
-//! one `UpdateItem` (done). The claim holds the event until it is published, so a crash after the
-//! change is finished by Lever's retry instead of being lost.
+//! A first delivery is one `TransactWriteItems`: the delivery's dedup record, holding the vendor
+//! event for the outbox (published by the relay from the table's stream, `crate::relay`), and the
+//! guarded change. A concurrent copy loses the dedup record's condition and is a duplicate; there
+//! is no lease, no publish and no second write on the request path.
 
 use crate::clock::Clock;
-use crate::events::{EventSink, VendorEvent, vendor_event};
+use crate::events::vendor_event;
 use crate::secrets::{CachedSecrets, SecretStore};
-use crate::store::{Claim, DedupRecord, Delivery, StatsStore, StoreError, WebhookStore};
+use crate::store::{Delivery, Recorded, StatsStore, StoreError, WebhookStore};
 use crate::webhook::{
     Envelope, EnvelopeError, EventKind, MAX_BODY_BYTES, Mutation, verify, within_window,
 };
@@ -60,29 +61,21 @@ fn rejected(reason: &'static str, kind: EventKind, tenant: &str, reply: Reply) -
     }
 }
 
-pub struct Receiver<S, K, E, C> {
+pub struct Receiver<S, K, C> {
     pub kind: EventKind,
     pub store: S,
     pub secrets: CachedSecrets<K, C>,
-    pub events: E,
     pub clock: C,
     /// When this instance last recorded a rejection per tenant (at most one a minute).
     recorded: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
 
-impl<S: WebhookStore + StatsStore, K: SecretStore, E: EventSink, C: Clock> Receiver<S, K, E, C> {
-    pub fn new(
-        kind: EventKind,
-        store: S,
-        secrets: CachedSecrets<K, C>,
-        events: E,
-        clock: C,
-    ) -> Self {
+impl<S: WebhookStore + StatsStore, K: SecretStore, C: Clock> Receiver<S, K, C> {
+    pub fn new(kind: EventKind, store: S, secrets: CachedSecrets<K, C>, clock: C) -> Self {
         Receiver {
             kind,
             store,
             secrets,
-            events,
             clock,
             recorded: Default::default(),
         }
@@ -244,29 +237,37 @@ impl<S: WebhookStore + StatsStore, K: SecretStore, E: EventSink, C: Clock> Recei
 
     async fn apply(&self, d: &Delivery<'_>, m: &Mutation, now: i64) -> Reply {
         let mut event = vendor_event(d, m);
-        let json = serde_json::to_string(&event).expect("a vendor event serializes");
-        let claim = match self.store.claim_apply(d, m, &json, now).await {
-            Ok(Claim::Stale) => {
-                event.stale = true;
-                let json = serde_json::to_string(&event).expect("a vendor event serializes");
-                match self.store.claim_only(d, &json, now).await {
-                    Ok(Claim::Applied) => return self.finish(d, &json, "stale").await,
-                    other => other,
-                }
-            }
-            other => other,
-        };
-        match claim {
-            Ok(Claim::Applied) => self.finish(d, &json, "accepted").await,
-            Ok(Claim::Seen(rec)) => self.seen(d, rec, now).await,
-            Ok(Claim::Stale) => unreachable!("claim_only never answers Stale"),
-            Err(e) => store_failed(d, e),
+        let mut status = "accepted";
+        let mut recorded = retried(|| self.store.apply_delivery(d, m, &event, now)).await;
+        if let Ok(Recorded::Stale) = recorded {
+            // Newer state is in place: recorded (so a redelivery is a duplicate), reported stale.
+            event.stale = true;
+            status = "stale";
+            recorded = retried(|| self.store.record_delivery(d, &event, now)).await;
         }
-    }
-
-    /// A delivery claimed before: done, in flight, or abandoned by an attempt that died.
-    async fn seen(&self, d: &Delivery<'_>, rec: DedupRecord, now: i64) -> Reply {
-        if rec.done {
+        let duplicate = match recorded {
+            Ok(Recorded::Applied | Recorded::Stale) => false,
+            Ok(Recorded::Duplicate) => true,
+            Err(StoreError::Invalid(why)) => {
+                // Retrying cannot help: acknowledged, so Lever does not send it five more times.
+                tracing::error!(
+                    event = d.kind.as_str(),
+                    tenant = d.tenant,
+                    why,
+                    "the store refused the delivery's write"
+                );
+                return Reply::ok("ignored");
+            }
+            Err(e) => return store_failed(d, e),
+        };
+        // A deletion erases the candidate's data; a duplicate finishes an erasure an earlier
+        // attempt may not have (erasing twice is harmless).
+        if let Mutation::Deleted { opportunity } = m
+            && let Err(e) = self.store.purge(d.tenant, opportunity).await
+        {
+            return store_failed(d, e);
+        }
+        if duplicate {
             tracing::info!(
                 event = d.kind.as_str(),
                 tenant = d.tenant,
@@ -274,59 +275,6 @@ impl<S: WebhookStore + StatsStore, K: SecretStore, E: EventSink, C: Clock> Recei
             );
             metrics::counter!("WebhookDuplicate").increment(1);
             return Reply::ok("duplicate");
-        }
-        let in_flight = || {
-            Reply::error(
-                409,
-                "in_progress",
-                "this delivery is being processed; retry later",
-            )
-        };
-        if rec.lease_until > now {
-            return in_flight();
-        }
-        match self.store.take_over(d, rec.lease_until, now).await {
-            Ok(true) => match rec.event {
-                Some(json) => self.finish(d, &json, "recovered").await,
-                None => Reply::ok("duplicate"),
-            },
-            Ok(false) => in_flight(),
-            Err(e) => store_failed(d, e),
-        }
-    }
-
-    /// After the change is stored: erase a deleted candidate, publish, mark done.
-    async fn finish(&self, d: &Delivery<'_>, json: &str, status: &str) -> Reply {
-        let step = async {
-            if d.kind == EventKind::CandidateDeleted {
-                let opp = serde_json::from_str::<VendorEvent>(json)
-                    .ok()
-                    .and_then(|e| e.opportunity_id)
-                    .unwrap_or_default();
-                self.store
-                    .purge(d.tenant, &opp)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            self.events
-                .publish(d.kind.as_str(), json)
-                .await
-                .map_err(|e| e.to_string())
-        };
-        if let Err(error) = step.await {
-            tracing::error!(%error, event = d.kind.as_str(), tenant = d.tenant, "delivery stored but not finished; Lever will retry");
-            if let Err(e) = self.store.release(d).await {
-                tracing::warn!(error = %e, "could not release the claim; the retry waits for the lease");
-            }
-            return Reply::error(
-                503,
-                "unavailable",
-                "the change could not be published; retry later",
-            );
-        }
-        if let Err(e) = self.store.complete(d).await {
-            // Published: answering an error would only make Lever send it again.
-            tracing::error!(error = %e, "event published but the claim was not marked done");
         }
         tracing::info!(
             event = d.kind.as_str(),
@@ -339,12 +287,32 @@ impl<S: WebhookStore + StatsStore, K: SecretStore, E: EventSink, C: Clock> Recei
     }
 }
 
+/// A write that lost to a concurrent transaction on the same items, tried again a few times at
+/// once (with jitter): the copy that lost usually finds the winner's record and is a duplicate.
+async fn retried<T, F, Fut>(write: F) -> Result<T, StoreError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match write().await {
+            Err(StoreError::Contended) if attempt < 4 => {
+                attempt += 1;
+                let ms = 10 * attempt + fastrand::u64(..20 * attempt);
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 fn store_failed(d: &Delivery<'_>, e: StoreError) -> Reply {
     match e {
         StoreError::Contended => Reply::error(
-            409,
-            "in_progress",
-            "a concurrent change to this candidate won; retry later",
+            503,
+            "unavailable",
+            "concurrent changes to this candidate kept winning; retry later",
         ),
         e => {
             tracing::error!(error = %e, event = d.kind.as_str(), tenant = d.tenant, "store unavailable");

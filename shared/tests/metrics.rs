@@ -2,7 +2,6 @@
 //! binary: the metrics recorder is global to the process.
 
 use lever_bridge::clock::ManualClock;
-use lever_bridge::events::InMemoryEvents;
 use lever_bridge::receiver::Receiver;
 use lever_bridge::secrets::{CachedSecrets, InMemorySecrets, Redacted, SecretStore, TenantSecret};
 use lever_bridge::store::memory::InMemoryStore;
@@ -28,7 +27,6 @@ async fn webhook_outcomes_are_emitted_as_emf() {
         EventKind::CandidateHired,
         InMemoryStore::default(),
         CachedSecrets::new(secrets, clock.clone(), 60_000),
-        InMemoryEvents::default(),
         clock,
     );
     let t = 1_700_000_000_000i64;

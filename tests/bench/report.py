@@ -229,7 +229,7 @@ def main():
         f"(tick {1000 / data['clock_ticks_per_s']:.0f} ms) divided by events."
     )
     w(
-        "- The emulator is a moto server of the bench's own (`tests/bench/moto_server.py`): moto as installed, except "
+        "- The emulator is a moto server of the bench's own (`tests/moto_server.py`): moto as installed, except "
         "that a `TransactWriteItems` backs up only the items it touches instead of deep-copying the whole table, "
         "which made each transaction cost time in proportion to the table (thousands of dedup records) and would "
         "have charged moto's copy to the Rust function."

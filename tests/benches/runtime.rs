@@ -419,7 +419,7 @@ impl Drop for Process {
 }
 
 /// The emulator for this bench: moto with transactions at a cost independent of the table's size
-/// (`tests/bench/moto_server.py` says why), on a free port. Answers its URL.
+/// (`tests/moto_server.py` says why), on a free port. Answers its URL.
 fn start_moto(root: &std::path::Path, out: &std::path::Path) -> (Process, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -430,7 +430,7 @@ fn start_moto(root: &std::path::Path, out: &std::path::Path) -> (Process, String
         .map_or_else(|_| root.join(".venv/bin/python"), PathBuf::from);
     let log = std::fs::File::create(out.join("moto.log")).unwrap();
     let child = Command::new(&python)
-        .arg(root.join("tests/bench/moto_server.py"))
+        .arg(root.join("tests/moto_server.py"))
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())

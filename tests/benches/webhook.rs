@@ -1,5 +1,6 @@
 //! Warm cost of one webhook delivery: the receiver with the real SDK clients against the local
-//! emulator, as a warm Lambda instance runs it. Requests are counted at each SDK client.
+//! emulator, as a warm Lambda instance runs it; then the relay's cost per event, publishing what
+//! those deliveries put in the outbox. Requests are counted at each SDK client.
 //! Run with `make bench` (it starts the emulator).
 
 use lever_bridge::clock::SystemClock;
@@ -40,11 +41,11 @@ async fn main() {
     let secrets = SecretsManagerStore::new(sm, &prefix);
     let store = DynamoStore::new(dynamo, &table);
     store.warm_up().await;
+    let tap = lever_bridge_tests::stream::Tap::dynamo(&aws, &table).await;
     let receiver = Receiver::new(
         EventKind::CandidateStageChange,
-        store,
+        store.clone(),
         CachedSecrets::new(secrets, SystemClock, 300_000),
-        EventBridgeSink::new(eb, &bus),
         SystemClock,
     );
     let token = random_hex(24);
@@ -89,6 +90,15 @@ async fn main() {
         assert_eq!(r.body["status"], "duplicate");
     }
     let (d2, s2, e2) = (ddb_count.get(), sm_count.get(), eb_count.get());
+    // The relay: everything those deliveries wrote to the outbox, in batches of 100 records.
+    let relay = lever_bridge::relay::Relay::new(store, EventBridgeSink::new(eb, &bus), SystemClock);
+    let mut mapping = lever_bridge_tests::stream::Mapping::new(tap, relay);
+    let t = Instant::now();
+    let report = mapping.run().await;
+    let relay_time = t.elapsed();
+    assert_eq!(report.failed_at, None);
+    assert_eq!(report.published, N + 20, "{report:?}");
+    let (d3, s3, e3) = (ddb_count.get(), sm_count.get(), eb_count.get());
     first.sort();
     dup.sort();
     let n = N as f64;
@@ -111,4 +121,12 @@ async fn main() {
             e as f64 / n
         );
     }
+    let events = report.published as f64;
+    println!(
+        "| relay, per event (batches of 100 stream records) | {:.3} (mean) | – | – | {:.2} | {:.2} | {:.2} |",
+        relay_time.as_secs_f64() * 1000.0 / events,
+        (d3 - d2) as f64 / events,
+        (s3 - s2) as f64 / events,
+        (e3 - e2) as f64 / events
+    );
 }

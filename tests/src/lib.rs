@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub mod gateway;
 pub mod simulator;
+pub mod stream;
 
 /// AWS configuration for the local emulator. `make test` and `make dev` export `AWS_ENDPOINT_URL`;
 /// without it these tests would talk to real AWS, so they refuse to run.
@@ -107,6 +108,7 @@ pub trait Backend:
     + lever_bridge::store::StatsStore
     + lever_bridge::store::AdminStore
     + lever_bridge::store::SyncStore
+    + lever_bridge::store::OutboxStore
     + Clone
     + Send
     + Sync
@@ -114,6 +116,23 @@ pub trait Backend:
 {
     type Secrets: SecretStore + Clone + Send + Sync + 'static;
     fn make() -> impl std::future::Future<Output = (Self, Self::Secrets)>;
+    /// The store's stream from its start, as the relay's event source mapping reads it.
+    fn tap(&self) -> impl std::future::Future<Output = stream::Tap>;
+    /// The relay's event source mapping onto `events`, from the stream's start.
+    fn mapping<E: lever_bridge::events::EventSink>(
+        &self,
+        events: E,
+    ) -> impl std::future::Future<Output = stream::Mapping<Self, E, lever_bridge::clock::SystemClock>>
+    {
+        async move {
+            let relay = lever_bridge::relay::Relay::new(
+                self.clone(),
+                events,
+                lever_bridge::clock::SystemClock,
+            );
+            stream::Mapping::new(self.tap().await, relay)
+        }
+    }
 }
 
 impl Backend for DynamoStore {
@@ -125,12 +144,18 @@ impl Backend for DynamoStore {
         let secrets = SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&aws), prefix);
         (store, std::sync::Arc::new(secrets))
     }
+    async fn tap(&self) -> stream::Tap {
+        stream::Tap::dynamo(&aws().await, self.table()).await
+    }
 }
 
 impl Backend for lever_bridge::store::memory::InMemoryStore {
     type Secrets = std::sync::Arc<lever_bridge::secrets::InMemorySecrets>;
     async fn make() -> (Self, Self::Secrets) {
         (Self::default(), Default::default())
+    }
+    async fn tap(&self) -> stream::Tap {
+        stream::Tap::memory(self)
     }
 }
 

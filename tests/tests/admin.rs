@@ -7,7 +7,6 @@ use lever_bridge::admin::{Admin, Reply, Settings};
 use lever_bridge::clock::ManualClock;
 use lever_bridge::clock::SystemClock;
 use lever_bridge::config::{ClientSecret, OAuthConfig};
-use lever_bridge::events::InMemoryEvents;
 use lever_bridge::lever::calls::Lever;
 use lever_bridge::lever::oauth::OAuthClient;
 use lever_bridge::lever::{Auth, LeverRequest};
@@ -116,12 +115,11 @@ impl<B: Backend> Rig<B> {
         id
     }
 
-    fn receiver(&self, kind: EventKind) -> Receiver<B, B::Secrets, InMemoryEvents, SystemClock> {
+    fn receiver(&self, kind: EventKind) -> Receiver<B, B::Secrets, SystemClock> {
         Receiver::new(
             kind,
             self.store.clone(),
             CachedSecrets::new(self.secrets.clone(), SystemClock, 300_000),
-            InMemoryEvents::default(),
             SystemClock,
         )
     }

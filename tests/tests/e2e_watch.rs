@@ -36,6 +36,10 @@ async fn post(
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
+/// Every vendor event read from the queue so far, whichever test's tenant it is for: each reader
+/// drains the queue into it, so no test's events hide another's (the tests share one queue).
+static READ: std::sync::Mutex<Vec<Value>> = std::sync::Mutex::new(Vec::new());
+
 /// Vendor events for `tenant` that reached the queue, waiting until `n` arrived.
 async fn vendor_events(
     aws: &aws_config::SdkConfig,
@@ -52,8 +56,18 @@ async fn vendor_events(
         .expect("queue")
         .queue_url
         .expect("url");
-    let mut seen = Vec::new();
-    for _ in 0..120 {
+    let mine = || -> Vec<Value> {
+        READ.lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e["detail"]["tenantId"] == tenant)
+            .cloned()
+            .collect()
+    };
+    for _ in 0..240 {
+        if mine().len() >= n {
+            break;
+        }
         let out = sqs
             .receive_message()
             .queue_url(&url)
@@ -63,31 +77,19 @@ async fn vendor_events(
             .expect("receive");
         for m in out.messages() {
             let envelope: Value = serde_json::from_str(m.body().unwrap_or("{}")).unwrap();
-            if envelope["detail"]["tenantId"] == tenant {
-                seen.push(envelope);
-                sqs.delete_message()
-                    .queue_url(&url)
-                    .receipt_handle(m.receipt_handle().unwrap())
-                    .send()
-                    .await
-                    .unwrap();
-            } else {
-                // Another test's event: visible again at once, for that test to read.
-                sqs.change_message_visibility()
-                    .queue_url(&url)
-                    .receipt_handle(m.receipt_handle().unwrap())
-                    .visibility_timeout(0)
-                    .send()
-                    .await
-                    .unwrap();
-            }
+            READ.lock().unwrap().push(envelope);
+            sqs.delete_message()
+                .queue_url(&url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
         }
-        if seen.len() >= n {
-            break;
+        if out.messages().is_empty() {
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    seen
+    mine()
 }
 
 #[tokio::test]
@@ -350,13 +352,19 @@ async fn sync_function_through_cargo_lambda_watch() {
     let job = store.sync_job(&tenant).await.unwrap().expect("job");
     assert!(job.finished_at.is_some(), "{job:?}");
     assert_eq!(job.done, total as i64);
-    let events = vendor_events(&aws, &config.event_bus, &tenant, total).await;
-    assert_eq!(events.len(), total, "one event per candidate");
+    // One event per candidate, and the backfill's own when it finished (through the outbox).
+    let events = vendor_events(&aws, &config.event_bus, &tenant, total + 1).await;
+    let (finished, candidates): (Vec<&Value>, Vec<&Value>) = events
+        .iter()
+        .partition(|e| e["detail-type"] == "backfillFinished");
+    assert_eq!(candidates.len(), total, "one event per candidate");
     assert!(
-        events
+        candidates
             .iter()
             .all(|e| e["detail-type"] == "candidateBackfilled" && e["detail"]["backfill"] == true)
     );
+    assert_eq!(finished.len(), 1);
+    assert_eq!(finished[0]["detail"]["after"]["candidates"], total as i64);
 }
 
 /// The local stack's Lever simulator (one for the stack, as the functions' template-derived OAuth
@@ -446,11 +454,13 @@ async fn an_oauth_tenant_is_refreshed_by_every_function_that_calls_lever() {
         .build()
         .unwrap();
     let lever = StackLever::new(&client);
-    // Tokens the simulator issues from now on are due for refresh 8 s after they are issued (the
+    // Tokens the simulator issues from now on are due for refresh 20 s after they are issued (the
     // bridge refreshes 5 minutes before expiry) and still work at Lever until 5 minutes later.
-    let stale_after = Duration::from_secs(9);
+    // Long enough that a function queued behind another test's invocation (cargo lambda watch runs
+    // one instance of each) still finds the token refreshed by the first of the four.
+    let stale_after = Duration::from_secs(21);
     lever
-        .admin(Method::PUT, "/oauth/lifetime", json!({"seconds": 308}))
+        .admin(Method::PUT, "/oauth/lifetime", json!({"seconds": 320}))
         .await;
 
     // Connect through admin-oauth, as the customer's admin would (Lever's consent page is the

@@ -3,41 +3,53 @@
 
 use futures::future::join_all;
 use lever_bridge::clock::ManualClock;
+use lever_bridge::clock::SystemClock;
 use lever_bridge::events::InMemoryEvents;
 use lever_bridge::receiver::{Receiver, Reply};
+use lever_bridge::relay::Relay;
 use lever_bridge::secrets::{CachedSecrets, InMemorySecrets, Redacted, SecretStore};
 use lever_bridge::store::dynamo::DynamoStore;
-use lever_bridge::store::{Claim, Delivery, LEASE_MS, WebhookStore};
+use lever_bridge::store::{Delivery, Recorded, WebhookStore};
 use lever_bridge::webhook::{EventKind, MAX_AGE_MS, sign};
+use lever_bridge_tests::stream::Mapping;
 use lever_bridge_tests::*;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-type Rx<S, K> = Receiver<S, K, Arc<InMemoryEvents>, Arc<ManualClock>>;
+type Rx<S, K> = Receiver<S, K, Arc<ManualClock>>;
 
 struct Harness<S, K> {
     store: S,
+    /// The vendor's bus, fed by the relay from the store's stream.
     events: Arc<InMemoryEvents>,
+    mapping: tokio::sync::Mutex<Mapping<S, Arc<InMemoryEvents>, SystemClock>>,
     clock: Arc<ManualClock>,
     secrets: K,
-    /// One receiver per kind, sharing store, events and clock, as ten functions share the table.
+    /// One receiver per kind, sharing store and clock, as ten functions share the table.
     receivers: Vec<Arc<Rx<S, K>>>,
 }
 
 impl<B: Backend> Harness<B, B::Secrets> {
     async fn make() -> Self {
         let (store, secrets) = B::make().await;
-        Self::new(store, secrets)
+        let tap = store.tap().await;
+        Self::with(store, secrets, tap)
     }
 }
 
 impl<
-    S: WebhookStore + lever_bridge::store::StatsStore + Clone + 'static,
+    S: WebhookStore
+        + lever_bridge::store::StatsStore
+        + lever_bridge::store::OutboxStore
+        + Clone
+        + 'static,
     K: SecretStore + Clone + 'static,
 > Harness<S, K>
 {
-    fn new(store: S, secrets: K) -> Self {
+    fn with(store: S, secrets: K, tap: lever_bridge_tests::stream::Tap) -> Self {
         let events = Arc::new(InMemoryEvents::default());
+        let relay = Relay::new(store.clone(), events.clone(), SystemClock);
+        let mapping = tokio::sync::Mutex::new(Mapping::new(tap, relay));
         let clock = Arc::new(ManualClock::at(now_ms()));
         let receivers = EventKind::ALL
             .iter()
@@ -46,7 +58,6 @@ impl<
                     kind,
                     store.clone(),
                     CachedSecrets::new(secrets.clone(), clock.clone(), 300_000),
-                    events.clone(),
                     clock.clone(),
                 ))
             })
@@ -54,10 +65,23 @@ impl<
         Harness {
             store,
             events,
+            mapping,
             clock,
             secrets,
             receivers,
         }
+    }
+
+    /// Runs the relay over what the stream holds (as its event source mapping would).
+    async fn relay(&self) -> lever_bridge::relay::RelayReport {
+        self.mapping.lock().await.run().await
+    }
+
+    /// What reached the vendor's bus once the relay published everything the stream holds.
+    async fn published(&self) -> Vec<lever_bridge::events::VendorEvent> {
+        let report = self.relay().await;
+        assert_eq!(report.failed_at, None, "the relay published everything");
+        self.events.events()
     }
 
     fn rx(&self, kind: EventKind) -> &Arc<Rx<S, K>> {
@@ -106,8 +130,8 @@ on_both_stores!(
     a_tenants_token_does_not_open_another_tenant,
     malformed_deliveries_get_their_status_and_change_nothing,
     test_request_is_acknowledged_without_effect,
-    failed_publish_leaves_nothing_that_blocks_the_retry,
-    crash_after_the_change_is_finished_by_the_retry,
+    an_unavailable_bus_loses_nothing,
+    a_retry_after_a_crash_is_a_duplicate_that_finishes_the_purge,
     dedup_records_expire_after_the_rerun_window,
 );
 
@@ -126,7 +150,7 @@ async fn first_delivery_applies_and_publishes_one_event<B: Backend>() {
     let view = h.store.candidate(&tenant, "opp-1").await.unwrap().unwrap();
     assert_eq!(view.stage.unwrap().id, "lead-reached-out");
     assert_eq!(view.contact_id.as_deref(), Some("c-1"));
-    let events = h.events.events();
+    let events = h.published().await;
     assert_eq!(events.len(), 1);
     let e = &events[0];
     assert_eq!(
@@ -182,7 +206,7 @@ async fn sequential_redeliveries_are_duplicates<B: Backend>() {
     for r in &replies[1..] {
         assert_eq!(status(r), (200, "duplicate"));
     }
-    assert_eq!(h.events.events().len(), 1);
+    assert_eq!(h.published().await.len(), 1);
     assert!(
         h.store
             .candidate(&tenant, "opp-1")
@@ -215,14 +239,11 @@ async fn concurrent_redeliveries_have_exactly_one_effect<B: Backend>() {
     assert_eq!(accepted, 1, "{replies:?}");
     for r in &replies {
         assert!(
-            matches!(
-                status(r),
-                (200, "accepted" | "duplicate") | (409, "in_progress")
-            ),
+            matches!(status(r), (200, "accepted" | "duplicate")),
             "{r:?}"
         );
     }
-    assert_eq!(h.events.events().len(), 1);
+    assert_eq!(h.published().await.len(), 1);
     // Once the first is done, every copy is a plain duplicate.
     assert_eq!(
         status(
@@ -231,7 +252,7 @@ async fn concurrent_redeliveries_have_exactly_one_effect<B: Backend>() {
         ),
         (200, "duplicate")
     );
-    assert_eq!(h.events.events().len(), 1);
+    assert_eq!(h.published().await.len(), 1);
 }
 
 async fn older_events_never_overwrite_newer_state<B: Backend>() {
@@ -304,7 +325,7 @@ async fn older_events_never_overwrite_newer_state<B: Backend>() {
         view.interviews.is_empty(),
         "an older update must not bring a deleted interview back"
     );
-    let events = h.events.events();
+    let events = h.published().await;
     assert_eq!(events.len(), 6, "one event per accepted delivery");
     assert_eq!(events.iter().filter(|e| e.stale).count(), 3);
 }
@@ -374,7 +395,7 @@ async fn every_kind_applies_to_the_view<B: Backend>() {
             .interviews
             .is_empty()
     );
-    assert_eq!(h.events.events().len(), 9);
+    assert_eq!(h.published().await.len(), 9);
 }
 
 async fn deleted_candidates_are_erased_and_stay_deleted<B: Backend>() {
@@ -703,7 +724,7 @@ async fn malformed_deliveries_get_their_status_and_change_nothing<B: Backend>() 
         .await;
     assert_eq!(bad_sig, unknown, "one answer for every signature failure");
     assert!(h.store.candidate(&tenant, "opp-1").await.unwrap().is_none());
-    assert!(h.events.events().is_empty());
+    assert!(h.published().await.is_empty());
 }
 
 async fn test_request_is_acknowledged_without_effect<B: Backend>() {
@@ -736,10 +757,10 @@ async fn test_request_is_acknowledged_without_effect<B: Backend>() {
             .status,
         401
     );
-    assert!(h.events.events().is_empty());
+    assert!(h.published().await.is_empty());
 }
 
-async fn failed_publish_leaves_nothing_that_blocks_the_retry<B: Backend>() {
+async fn an_unavailable_bus_loses_nothing<B: Backend>() {
     let h = Harness::<B, B::Secrets>::make().await;
     let (tenant, tok) = h.tenant().await;
     let (_, body) = delivery(
@@ -748,22 +769,26 @@ async fn failed_publish_leaves_nothing_that_blocks_the_retry<B: Backend>() {
         h.now(),
         json!({"opportunityId": "opp-1"}),
     );
-    h.events.fail_next(1);
+    // The bus is down: the webhook does not depend on it (its event is in the outbox).
+    h.events.set_down(true);
     assert_eq!(
         status(&h.send(EventKind::CandidateHired, &tenant, &body).await),
-        (503, "unavailable")
+        (200, "accepted")
+    );
+    let report = h.relay().await;
+    assert!(
+        report.failed_at.is_some() && report.published == 0,
+        "{report:?}"
     );
     assert!(h.events.events().is_empty());
-    // Lever retries at once: the claim was released, so the retry publishes.
-    assert_eq!(
-        status(&h.send(EventKind::CandidateHired, &tenant, &body).await),
-        (200, "recovered")
-    );
     assert_eq!(
         status(&h.send(EventKind::CandidateHired, &tenant, &body).await),
         (200, "duplicate")
     );
-    assert_eq!(h.events.events().len(), 1);
+    // Back up: the relay's retry publishes it, once.
+    h.events.set_down(false);
+    assert_eq!(h.published().await.len(), 1);
+    assert_eq!(h.published().await.len(), 1);
     assert!(
         h.store
             .candidate(&tenant, "opp-1")
@@ -774,7 +799,7 @@ async fn failed_publish_leaves_nothing_that_blocks_the_retry<B: Backend>() {
     );
 }
 
-async fn crash_after_the_change_is_finished_by_the_retry<B: Backend>() {
+async fn a_retry_after_a_crash_is_a_duplicate_that_finishes_the_purge<B: Backend>() {
     let h = Harness::<B, B::Secrets>::make().await;
     let (tenant, tok) = h.tenant().await;
     let kind = EventKind::CandidateDeleted;
@@ -787,7 +812,8 @@ async fn crash_after_the_change_is_finished_by_the_retry<B: Backend>() {
     );
     h.send(EventKind::CandidateStageChange, &tenant, &stage)
         .await;
-    // The first attempt commits the change, then the instance dies before purging and publishing.
+    // The first attempt commits the change and its event, then the instance dies before purging
+    // and answering.
     let (token, body) = delivery(kind, &tok, t, json!({"opportunityId": "opp-1"}));
     let d = Delivery {
         tenant: &tenant,
@@ -798,10 +824,13 @@ async fn crash_after_the_change_is_finished_by_the_retry<B: Backend>() {
     let m = lever_bridge::webhook::Mutation::Deleted {
         opportunity: "opp-1".into(),
     };
-    let event = serde_json::to_string(&lever_bridge::events::vendor_event(&d, &m)).unwrap();
+    let event = lever_bridge::events::vendor_event(&d, &m);
     assert_eq!(
-        h.store.claim_apply(&d, &m, &event, h.now()).await.unwrap(),
-        Claim::Applied
+        h.store
+            .apply_delivery(&d, &m, &event, h.now())
+            .await
+            .unwrap(),
+        Recorded::Applied
     );
     assert!(
         h.store
@@ -813,28 +842,11 @@ async fn crash_after_the_change_is_finished_by_the_retry<B: Backend>() {
             .is_some(),
         "not yet purged"
     );
-
-    assert_eq!(
-        status(&h.send(kind, &tenant, &body).await),
-        (409, "in_progress"),
-        "within the lease it is in flight"
-    );
-    h.clock.advance(LEASE_MS + 1);
-    assert_eq!(
-        status(&h.send(kind, &tenant, &body).await),
-        (200, "recovered")
-    );
+    // Lever's retry is a duplicate, and finishes the erasure.
     assert_eq!(
         status(&h.send(kind, &tenant, &body).await),
         (200, "duplicate")
     );
-    let events: Vec<_> = h
-        .events
-        .events()
-        .into_iter()
-        .filter(|e| e.kind == "candidateDeleted")
-        .collect();
-    assert_eq!(events.len(), 1);
     assert!(
         h.store
             .candidate(&tenant, "opp-1")
@@ -844,6 +856,16 @@ async fn crash_after_the_change_is_finished_by_the_retry<B: Backend>() {
             .stage
             .is_none(),
         "the retry purged"
+    );
+    let deleted = h
+        .published()
+        .await
+        .into_iter()
+        .filter(|e| e.kind == "candidateDeleted")
+        .count();
+    assert_eq!(
+        deleted, 1,
+        "the event the crashed attempt stored is published once"
     );
 }
 
@@ -857,20 +879,17 @@ async fn dedup_records_expire_after_the_rerun_window<B: Backend>() {
         kind: EventKind::CandidateHired,
         triggered_at: now - 1000,
     };
-    assert_eq!(
-        h.store.claim_only(&d, "{}", now).await.unwrap(),
-        Claim::Applied
-    );
-    h.store.complete(&d).await.unwrap();
+    let m = lever_bridge::webhook::Mutation::Hired {
+        opportunity: "opp-1".into(),
+    };
+    let event = lever_bridge::events::vendor_event(&d, &m);
+    let record = |at| h.store.record_delivery(&d, &event, at);
+    assert_eq!(record(now).await.unwrap(), Recorded::Applied);
     // Still remembered at the end of the window in which Lever could re-run it.
-    let later = now + MAX_AGE_MS;
-    assert!(matches!(h.store.claim_only(&d, "{}", later).await.unwrap(), Claim::Seen(r) if r.done));
+    assert_eq!(record(now + MAX_AGE_MS).await.unwrap(), Recorded::Duplicate);
     // Past it (and a day more), the record counts as gone even before DynamoDB's TTL deletes it.
     let expired = now + MAX_AGE_MS + 25 * 3600 * 1000;
-    assert_eq!(
-        h.store.claim_only(&d, "{}", expired).await.unwrap(),
-        Claim::Applied
-    );
+    assert_eq!(record(expired).await.unwrap(), Recorded::Applied);
 }
 
 /// Round trips of a first delivery and of a duplicate, counted at the SDK (each request sent).
@@ -879,9 +898,11 @@ async fn dynamodb_round_trips_per_delivery() {
     let aws = aws().await;
     let (_, table) = fresh_table(&aws).await;
     let (client, counter) = counted_dynamodb(&aws);
-    let h = Harness::new(
+    let tap = lever_bridge_tests::stream::Tap::dynamo(&aws, &table).await;
+    let h = Harness::with(
         DynamoStore::new(client, table),
         Arc::new(InMemorySecrets::default()),
+        tap,
     );
     let (tenant, tok) = h.tenant().await;
     let (_, body) = delivery(
@@ -899,9 +920,11 @@ async fn dynamodb_round_trips_per_delivery() {
         (200, "accepted")
     );
     let first = counter.get() - before;
+    let ops = counter.by_operation();
     assert_eq!(
-        first, 2,
-        "a state change costs the claim+change transaction and the done mark"
+        (first, ops.get("TransactWriteItems").copied()),
+        (1, Some(1)),
+        "a first delivery is one TransactWriteItems: {ops:?}"
     );
     let before = counter.get();
     assert_eq!(

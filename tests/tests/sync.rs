@@ -2,35 +2,25 @@
 //! state, missed webhooks are recovered exactly once, a killed backfill resumes without repeating
 //! itself, and a webhook newer than a snapshot always wins.
 
-use lever_bridge::clock::{Clock, ManualClock};
+use lever_bridge::clock::{Clock, ManualClock, SystemClock};
 use lever_bridge::events::{InMemoryEvents, VendorEvent};
 use lever_bridge::lever::{HttpLever, RateLimiter, RetryPolicy};
 use lever_bridge::receiver::Receiver;
 use lever_bridge::secrets::{CachedSecrets, InMemorySecrets, Redacted, SecretStore};
-use lever_bridge::store::{StatsStore, SyncMode, SyncStore, TenantStore, WebhookStore};
+use lever_bridge::store::{SyncMode, SyncStore, TenantStore};
 use lever_bridge::sync::snapshot::Snapshot;
 use lever_bridge::sync::{SyncConfig, SyncReport, SyncStatus, Syncer};
 use lever_bridge::webhook::EventKind;
 use lever_bridge_tests::simulator::changes::Change;
 use lever_bridge_tests::simulator::{Fault, KeyPerms, SimConfig, Simulator};
+use lever_bridge_tests::stream::Mapping;
 use lever_bridge_tests::*;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-trait Backend:
-    FreshStore + SyncStore + WebhookStore + TenantStore + StatsStore + Clone + 'static
-{
-}
-
-impl<T: FreshStore + SyncStore + WebhookStore + TenantStore + StatsStore + Clone + 'static> Backend
-    for T
-{
-}
-
-type Sync<S> =
-    Syncer<Arc<HttpLever>, S, Arc<InMemorySecrets>, Arc<InMemoryEvents>, Arc<ManualClock>>;
-type Hook<S> = Receiver<S, Arc<InMemorySecrets>, Arc<InMemoryEvents>, Arc<ManualClock>>;
+type Sync<S> = Syncer<Arc<HttpLever>, S, Arc<InMemorySecrets>, Arc<ManualClock>>;
+type Hook<S> = Receiver<S, Arc<InMemorySecrets>, Arc<ManualClock>>;
 
 const SIGNATURE: &str = "sync-signature-token";
 
@@ -38,7 +28,9 @@ struct Rig<S> {
     sim: Simulator,
     store: S,
     clock: Arc<ManualClock>,
+    /// The vendor's bus, fed by the relay from the store's stream.
     events: Arc<InMemoryEvents>,
+    mapping: tokio::sync::Mutex<Mapping<S, Arc<InMemoryEvents>, SystemClock>>,
     tenant: String,
     sync: Sync<S>,
     hooks: HashMap<EventKind, Hook<S>>,
@@ -72,15 +64,15 @@ async fn rig<S: Backend>(opportunities: usize) -> Rig<S> {
         lever,
         store.clone(),
         secrets.clone(),
-        events.clone(),
         clock.clone(),
         SyncConfig::default(),
     );
+    let mapping = tokio::sync::Mutex::new(store.mapping(events.clone()).await);
     let hooks = EventKind::ALL
         .iter()
         .map(|k| {
             let cache = CachedSecrets::new(secrets.clone(), clock.clone(), 60_000);
-            let hook = Receiver::new(*k, store.clone(), cache, events.clone(), clock.clone());
+            let hook = Receiver::new(*k, store.clone(), cache, clock.clone());
             (*k, hook)
         })
         .collect();
@@ -89,6 +81,7 @@ async fn rig<S: Backend>(opportunities: usize) -> Rig<S> {
         store,
         clock,
         events,
+        mapping,
         tenant,
         sync,
         hooks,
@@ -96,6 +89,22 @@ async fn rig<S: Backend>(opportunities: usize) -> Rig<S> {
 }
 
 impl<S: Backend> Rig<S> {
+    /// The candidates' events that reached the vendor's bus once the relay published everything
+    /// the stream holds (a finished backfill's own event apart: [`Rig::published`]).
+    async fn changes(&self) -> Vec<VendorEvent> {
+        self.published()
+            .await
+            .into_iter()
+            .filter(|e| e.opportunity_id.is_some())
+            .collect()
+    }
+
+    async fn published(&self) -> Vec<VendorEvent> {
+        let report = self.mapping.lock().await.run().await;
+        assert_eq!(report.failed_at, None, "the relay published everything");
+        self.events.events()
+    }
+
     async fn run(&self, budget: Duration) -> SyncReport {
         self.sync.run(Instant::now() + budget).await
     }
@@ -165,7 +174,7 @@ fn ids_are_unique(events: &[VendorEvent]) {
 
 on_both_stores!(
     missed_webhooks_are_recovered_exactly_once((1_000, 2_000); (150, 300)),
-    a_killed_backfill_resumes_without_repeating_itself((10_000, [7, 40]); (600, [3, 5])),
+    a_killed_backfill_resumes_without_repeating_itself((10_000, [7, 40]); (800, [3, 5])),
     a_webhook_during_a_backfill_wins_over_its_older_snapshot((250, 0); (250, 0)),
     a_webhook_during_a_reconciliation_wins_over_its_older_snapshot((250, 0); (250, 0)),
 );
@@ -218,7 +227,15 @@ async fn missed_webhooks_are_recovered_exactly_once<S: Backend>((opps, changes):
     let r = rig::<S>(opps).await;
     r.backfill().await;
     r.assert_view_equals_lever(&[]).await;
-    let after_backfill = r.events.events().len();
+    let after_backfill = r.changes().await.len();
+    let finished: Vec<VendorEvent> = r
+        .published()
+        .await
+        .into_iter()
+        .filter(|e| e.kind == "backfillFinished")
+        .collect();
+    assert_eq!(finished.len(), 1, "one backfillFinished");
+    assert_eq!(finished[0].after["candidates"], after_backfill as i64);
     // The account also holds the recorded candidates it was seeded with.
     assert_eq!(
         after_backfill,
@@ -331,10 +348,10 @@ async fn missed_webhooks_are_recovered_exactly_once<S: Backend>((opps, changes):
         dropped > changes / 20,
         "a tenth of the webhooks were lost: {dropped}"
     );
-    let before = r.events.events().len();
+    let before = r.changes().await.len();
     let report = r.reconcile().await;
 
-    let all = r.events.events();
+    let all = r.changes().await;
     ids_are_unique(&all);
     let recovered: Vec<&VendorEvent> = all[before..].iter().collect();
     assert!(recovered.iter().all(|e| e.recovered && !e.backfill));
@@ -375,9 +392,9 @@ async fn missed_webhooks_are_recovered_exactly_once<S: Backend>((opps, changes):
     assert_eq!(status.changes_recovered_last_run, recovered.len() as i64);
 
     // Nothing is left to recover: the next run finds no difference.
-    let before = r.events.events().len();
+    let before = r.changes().await.len();
     let again = r.reconcile().await;
-    assert_eq!((again.recovered, r.events.events().len()), (0, before));
+    assert_eq!((again.recovered, r.changes().await.len()), (0, before));
 }
 
 async fn a_killed_backfill_resumes_without_repeating_itself<S: Backend>(
@@ -427,7 +444,7 @@ async fn a_killed_backfill_resumes_without_repeating_itself<S: Backend>(
         );
     }
     r.assert_view_equals_lever(&[]).await;
-    let events = r.events.events();
+    let events = r.changes().await;
     ids_are_unique(&events);
     let candidates: HashSet<&str> = events
         .iter()
@@ -500,7 +517,7 @@ async fn newer_webhook_wins<S: Backend>(r: &Rig<S>) {
         "the newer webhook stays"
     );
     r.assert_view_equals_lever(&[]).await;
-    ids_are_unique(&r.events.events());
+    ids_are_unique(&r.changes().await);
 }
 
 fn newest_first(sim: &Simulator) -> Vec<String> {
@@ -543,7 +560,7 @@ async fn a_refused_key_fails_visibly_and_waits() {
         0,
         "not due again yet"
     );
-    assert!(r.events.events().is_empty());
+    assert!(r.changes().await.is_empty());
 
     r.sim.remove_key(&key);
     r.clock.advance(SyncConfig::default().interval_ms);

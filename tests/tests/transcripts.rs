@@ -457,7 +457,11 @@ async fn a_deleted_candidate_takes_its_buffered_messages_with_it<S: Backend>() {
     let m = lever_bridge::webhook::Mutation::Deleted {
         opportunity: opp.clone(),
     };
-    rig.store.claim_apply(&d, &m, "{}", TEN + 1).await.unwrap();
+    let event = lever_bridge::events::vendor_event(&d, &m);
+    rig.store
+        .apply_delivery(&d, &m, &event, TEN + 1)
+        .await
+        .unwrap();
     rig.store.purge(&rig.tenant, &opp).await.unwrap();
     assert_eq!(rig.store.waiting(&key).await.unwrap(), 0);
     assert_eq!(

@@ -107,7 +107,9 @@ chosen environment, and that it was not deleted (Lever: Settings > Integrations 
         self.update_secret(&id, |s| s.api_key = Some(key)).await?;
         let now = self.clock.now_ms();
         let tenant = Tenant::connected(&id, &base_url, now);
-        self.store.put_tenant(&tenant).await?;
+        self.store
+            .connect_tenant(&tenant, self.clock.now_ms())
+            .await?;
         self.schedule_backfill(&id).await?;
         tracing::info!(
             tenant = id.as_str(),

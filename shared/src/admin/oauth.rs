@@ -219,7 +219,9 @@ where
             },
             None => Tenant::connected(&id, &base_url, now),
         };
-        self.store.put_tenant(&tenant).await?;
+        self.store
+            .connect_tenant(&tenant, self.clock.now_ms())
+            .await?;
         if created {
             self.schedule_backfill(&id).await?;
         }

@@ -140,7 +140,11 @@ impl<
                 };
                 // Readable enough to record: the vendor sees the failure in the status.
                 return self
-                    .record_failure(&ids.tenant_id, &ids.command_id, invalid.message, now)
+                    .record_failure(
+                        (&ids.tenant_id, &ids.command_id, &ids.opportunity_id),
+                        invalid.message,
+                        now,
+                    )
                     .await;
             }
         };
@@ -150,8 +154,7 @@ impl<
             Ok(None) => {
                 return self
                     .record_failure(
-                        &env.tenant_id,
-                        &env.command_id,
+                        (&env.tenant_id, &env.command_id, &env.opportunity_id),
                         format!("unknown tenant `{}`", env.tenant_id),
                         now,
                     )
@@ -163,7 +166,7 @@ impl<
                 };
             }
         };
-        let (uncertain, first_claimed_at, was_parked) = match self
+        let (uncertain, first_claimed_at, was_parked, attempt_no) = match self
             .store
             .claim_command(&env.tenant_id, &env.command_id, self.kind.as_str(), now)
             .await
@@ -172,8 +175,8 @@ impl<
                 uncertain,
                 first_claimed_at,
                 was_parked,
-                ..
-            }) => (uncertain, first_claimed_at, was_parked),
+                attempt,
+            }) => (uncertain, first_claimed_at, was_parked, attempt),
             Ok(CommandClaim::Finished(record)) => return Outcome::Duplicate { record },
             Ok(CommandClaim::Busy) => {
                 return Outcome::Retry {
@@ -225,6 +228,16 @@ impl<
                 },
             }
         };
+        let ended_at = self.clock.now_ms();
+        let event = crate::events::push_outcome(
+            self.kind.as_str(),
+            &env.tenant_id,
+            &env.command_id,
+            &env.opportunity_id,
+            &end,
+            attempt_no,
+            ended_at,
+        );
         if let Err(e) = self
             .store
             .end_command(
@@ -232,7 +245,8 @@ impl<
                 &env.command_id,
                 &end,
                 was_parked,
-                self.clock.now_ms(),
+                event.as_ref(),
+                ended_at,
             )
             .await
         {
@@ -260,19 +274,33 @@ impl<
         outcome
     }
 
-    async fn record_failure(&self, tenant: &str, id: &str, error: String, now: i64) -> Outcome {
+    async fn record_failure(&self, ids: (&str, &str, &str), error: String, now: i64) -> Outcome {
+        let (tenant, id, opportunity) = ids;
         match self
             .store
             .claim_command(tenant, id, self.kind.as_str(), now)
             .await
         {
-            Ok(CommandClaim::Go { was_parked, .. }) => {
+            Ok(CommandClaim::Go {
+                was_parked,
+                attempt,
+                ..
+            }) => {
                 let end = CommandEnd::Failed {
                     error: error.clone(),
                 };
+                let event = crate::events::push_outcome(
+                    self.kind.as_str(),
+                    tenant,
+                    id,
+                    opportunity,
+                    &end,
+                    attempt,
+                    now,
+                );
                 if let Err(e) = self
                     .store
-                    .end_command(tenant, id, &end, was_parked, now)
+                    .end_command(tenant, id, &end, was_parked, event.as_ref(), now)
                     .await
                 {
                     return Outcome::Retry {

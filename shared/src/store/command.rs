@@ -89,12 +89,14 @@ pub trait CommandStore: Send + Sync {
         now_ms: i64,
     ) -> impl Future<Output = Result<CommandClaim, StoreError>> + Send;
     /// Ends the attempt; `was_parked` (from the claim) also clears the tenant's parked entry.
+    /// `event` (the outcome the vendor is told of) goes to the outbox in the same write.
     fn end_command(
         &self,
         tenant: &str,
         id: &str,
         end: &CommandEnd,
         was_parked: bool,
+        event: Option<&crate::events::VendorEvent>,
         now_ms: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn command(

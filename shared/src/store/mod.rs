@@ -11,6 +11,7 @@ mod admin;
 mod command;
 pub mod dynamo;
 pub mod memory;
+mod outbox;
 mod stats;
 mod sync;
 mod tenant;
@@ -19,6 +20,7 @@ mod webhook;
 
 pub use admin::*;
 pub use command::*;
+pub use outbox::*;
 pub use stats::*;
 pub use sync::*;
 pub use tenant::*;
@@ -34,4 +36,7 @@ pub enum StoreError {
     Unavailable(String),
     #[error("stored item is malformed: {0}")]
     Malformed(String),
+    /// The store refused the write as invalid (an item too large, say): retrying cannot help.
+    #[error("the store refused the write: {0}")]
+    Invalid(String),
 }

@@ -18,21 +18,20 @@ pub struct SyncedView {
     pub contact_id: Option<String>,
     pub application_ids: std::collections::BTreeSet<String>,
     pub deleted_at: Option<i64>,
-    /// The sync page that last wrote the candidate, and the vendor events it wrote with it.
+    /// The sync page that last wrote the candidate, and how many vendor events it wrote with it.
     pub mark: Option<String>,
-    pub owed_events: Option<String>,
+    pub marked_events: usize,
 }
 
-/// One candidate's changes from a sync, written together with the events they owe (so a run
-/// killed before publishing can publish them when it resumes the page).
+/// One candidate's changes from a sync, written together with the events they owe (in the
+/// candidate's outbox), and the page that wrote them (so a resumed page does not write them again).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncWrite {
     pub opportunity: String,
     /// Each change with its Lever time; the same guards as webhooks (older never wins).
     pub changes: Vec<(Mutation, i64)>,
     pub mark: String,
-    /// JSON array of the vendor events.
-    pub events: String,
+    pub events: Vec<crate::events::VendorEvent>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,10 +124,12 @@ pub trait SyncStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<SyncJob>, StoreError>> + Send;
     /// Saves a checkpoint of the job `job.job_id`, holding the lease `held_until` (as claimed).
     /// False when the job was replaced or the lease taken over: the caller stops.
+    /// `event` (a finished backfill's) goes to the outbox with the job.
     fn save_sync_job(
         &self,
         job: &SyncJob,
         held_until: i64,
+        event: Option<&crate::events::VendorEvent>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Tenants whose job is due (an index; no Scan).
     fn due_sync_jobs(

@@ -49,10 +49,36 @@ impl Tenant {
     }
 }
 
+/// The event a status change owes the vendor: disconnected, or connected again after that.
+pub fn transition_event(
+    tenant: &str,
+    was: TenantStatus,
+    now: TenantStatus,
+    reason: &str,
+    at: i64,
+) -> Option<crate::events::VendorEvent> {
+    let owed = match now {
+        TenantStatus::Disconnected => was != TenantStatus::Disconnected,
+        TenantStatus::Connected => was == TenantStatus::Disconnected,
+        TenantStatus::Degraded => false,
+    };
+    owed.then(|| {
+        crate::events::tenant_event(tenant, now, Some(reason).filter(|r| !r.is_empty()), at)
+    })
+}
+
 pub trait TenantStore: Send + Sync {
     fn put_tenant(&self, t: &Tenant) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Creates or replaces the tenant record of a tenant that (re)connected, with its
+    /// `tenantConnected` event in the same write.
+    fn connect_tenant(
+        &self,
+        t: &Tenant,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn tenant(&self, id: &str) -> impl Future<Output = Result<Option<Tenant>, StoreError>> + Send;
-    /// Records a status change with its reason (e.g. Lever answered 401).
+    /// Records a status change with its reason (e.g. Lever answered 401). Becoming disconnected,
+    /// or connected again after that, writes `tenantDisconnected` / `tenantConnected` with it.
     fn set_tenant_status(
         &self,
         id: &str,

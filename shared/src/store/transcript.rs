@@ -71,10 +71,13 @@ pub trait TranscriptStore: Send + Sync {
         max_messages: usize,
     ) -> impl Future<Output = Result<Option<Batch>, StoreError>> + Send;
     /// Marks exactly the batch's messages flushed and releases the conversation.
+    /// Marks the batch's messages posted; `event` (`transcriptPosted`) goes to the outbox with the
+    /// conversation's update, written only by the run that finishes the batch.
     fn finish_batch(
         &self,
         key: &ConversationKey,
         batch: &Batch,
+        event: &crate::events::VendorEvent,
         now_ms: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Gives the conversation back (the batch stays fixed) to be tried at `retry_at_ms`.

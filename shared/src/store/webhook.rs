@@ -1,15 +1,13 @@
-//! The webhook aggregate: a delivery's dedup record and the vendor's view of each candidate that
-//! deliveries (and syncs) change.
+//! The webhook aggregate: a delivery's dedup record (which carries its vendor event to the outbox)
+//! and the vendor's view of each candidate that deliveries (and syncs) change.
 
 use super::StoreError;
+use crate::events::VendorEvent;
 use crate::webhook::{Archived, EventKind, MAX_AGE_MS, Mutation};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::future::Future;
-
-/// How long a claimed delivery is held before another attempt may take it over.
-pub const LEASE_MS: i64 = 30_000;
 
 /// One webhook delivery as the store sees it.
 #[derive(Debug, Clone, Copy)]
@@ -34,26 +32,15 @@ pub fn expiry_secs(at_ms: i64) -> i64 {
     (at_ms + MAX_AGE_MS + 24 * 3600 * 1000) / 1000
 }
 
-/// A delivery's dedup record.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DedupRecord {
-    /// The vendor event was published.
-    pub done: bool,
-    /// Until when the attempt that wrote it holds it (ms).
-    pub lease_until: i64,
-    /// The vendor event to publish, kept until it is.
-    pub event: Option<String>,
-}
-
-/// The answer to claiming a delivery.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Claim {
-    /// The change and the claim were written together.
+/// What became of a delivery written to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Its dedup record, holding its event for the outbox, and its change were written together.
     Applied,
     /// Newer state is in place (or the candidate is deleted): nothing was written.
     Stale,
-    /// The delivery was claimed before.
-    Seen(DedupRecord),
+    /// The delivery was recorded before: nothing was written.
+    Duplicate,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,33 +90,23 @@ pub struct Contact {
 }
 
 pub trait WebhookStore: Send + Sync {
-    /// Claims the delivery and applies its change in one atomic write. Applies nothing when the
-    /// delivery was seen (`Seen`) or newer state is in place (`Stale`, claim not written).
-    fn claim_apply(
+    /// Records the delivery (its dedup record, holding `event` for the outbox) and applies its
+    /// change, in one atomic write. Writes nothing when it was recorded before (`Duplicate`) or
+    /// newer state is in place (`Stale`).
+    fn apply_delivery(
         &self,
         d: &Delivery<'_>,
         m: &Mutation,
-        event: &str,
+        event: &VendorEvent,
         now_ms: i64,
-    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
-    /// Claims the delivery alone (for a stale one). `Applied` means claimed.
-    fn claim_only(
+    ) -> impl Future<Output = Result<Recorded, StoreError>> + Send;
+    /// Records the delivery alone (a stale one, with its event): `Applied` or `Duplicate`.
+    fn record_delivery(
         &self,
         d: &Delivery<'_>,
-        event: &str,
+        event: &VendorEvent,
         now_ms: i64,
-    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
-    /// Takes over a claim whose lease ran out; false when another attempt got it first.
-    fn take_over(
-        &self,
-        d: &Delivery<'_>,
-        seen_lease: i64,
-        now_ms: i64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// Marks the delivery done: its event is published.
-    fn complete(&self, d: &Delivery<'_>) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Ends the lease early so that a retry does not wait for it.
-    fn release(&self, d: &Delivery<'_>) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Recorded, StoreError>> + Send;
     /// Erases what is stored about a deleted candidate, leaving the tombstone.
     fn purge(
         &self,

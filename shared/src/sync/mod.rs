@@ -16,7 +16,7 @@ pub mod snapshot;
 pub use progress::SyncStatus;
 
 use crate::clock::Clock;
-use crate::events::{EventSink, VendorEvent};
+use crate::events::VendorEvent;
 use crate::lever::calls::Lever;
 use crate::lever::{LeverApi, LeverError, LeverRequest};
 use crate::secrets::SecretStore;
@@ -99,8 +99,6 @@ enum RunError {
     Lever(#[from] LeverError),
     #[error(transparent)]
     Tenant(#[from] TenantError),
-    #[error("could not publish: {0}")]
-    Publish(String),
 }
 
 fn random_id() -> String {
@@ -123,11 +121,10 @@ pub fn new_backfill(tenant: &str, previous: Option<&SyncJob>, now_ms: i64) -> Sy
     }
 }
 
-pub struct Syncer<L, S, K, E, C> {
+pub struct Syncer<L, S, K, C> {
     pub lever: L,
     pub store: S,
     pub tenants: Tenants<S, K, C>,
-    pub events: E,
     pub clock: C,
     pub config: SyncConfig,
 }
@@ -136,17 +133,15 @@ impl<
     L: LeverApi,
     S: SyncStore + WebhookStore + TenantStore + Clone,
     K: SecretStore,
-    E: EventSink,
     C: Clock + Clone,
-> Syncer<L, S, K, E, C>
+> Syncer<L, S, K, C>
 {
-    pub fn new(lever: L, store: S, secrets: K, events: E, clock: C, config: SyncConfig) -> Self {
+    pub fn new(lever: L, store: S, secrets: K, clock: C, config: SyncConfig) -> Self {
         let tenants = Tenants::new(store.clone(), secrets, clock.clone(), 60_000);
         Syncer {
             lever,
             store,
             tenants,
-            events,
             clock,
             config,
         }
@@ -291,7 +286,9 @@ impl<
         }
         job.updated_at = now;
         job.lease_until = 0;
-        if let Err(e) = self.store.save_sync_job(&job, held).await {
+        let event = (ended == Ended::Finished && job.mode == SyncMode::Backfill)
+            .then(|| crate::events::backfill_finished(&job, now));
+        if let Err(e) = self.store.save_sync_job(&job, held, event.as_ref()).await {
             tracing::warn!(tenant, error = %e, "could not save the sync job; its lease runs out");
         }
         report
@@ -353,7 +350,7 @@ impl<
                     .as_millis() as i64
                 + self.config.lease_ms;
             job.lease_until = until;
-            if !self.store.save_sync_job(job, *held).await? {
+            if !self.store.save_sync_job(job, *held, None).await? {
                 return Ok(Ended::Lost);
             }
             *held = until;
@@ -469,7 +466,7 @@ impl<
                 (vec![(m, snap.updated_at)], vec![event])
             })
             .await?;
-        // Published: now erase them, as the webhook does.
+        // Written: now erase them, as the webhook does.
         for opp in &written.deleted {
             self.store.purge(&job.tenant, opp).await?;
         }
@@ -511,14 +508,12 @@ impl<
                     if let Some(v) = &view
                         && v.mark.as_deref() == Some(mark)
                     {
-                        // Written by a run of this page that died: publish what it owed.
-                        let owed: Vec<VendorEvent> =
-                            serde_json::from_str(v.owed_events.as_deref().unwrap_or("[]"))
-                                .unwrap_or_default();
+                        // Written by a run of this page that died, events and all (the outbox
+                        // publishes them): not written again.
                         return Ok(One {
                             opportunity: snap.id.clone(),
-                            changes: owed.len(),
-                            events: owed,
+                            changes: v.marked_events,
+                            events: v.marked_events,
                             deleted: v.deleted_at.is_some(),
                         });
                     }
@@ -528,7 +523,7 @@ impl<
                     }
                     let w = SyncWrite {
                         opportunity: snap.id.clone(),
-                        events: serde_json::to_string(&events).expect("events serialize"),
+                        events,
                         changes,
                         mark: mark.to_string(),
                     };
@@ -542,7 +537,7 @@ impl<
                             return Ok(One {
                                 opportunity: w.opportunity,
                                 changes: w.changes.len(),
-                                events,
+                                events: w.events.len(),
                                 deleted,
                             });
                         }
@@ -563,33 +558,18 @@ impl<
             .collect()
             .await;
         let mut written = Written::default();
-        let mut events = Vec::new();
         for r in results {
             let one = r?;
-            if one.events.is_empty() && one.changes == 0 {
+            if one.events == 0 && one.changes == 0 {
                 continue;
             }
             written.candidates += 1;
             written.changes += one.changes;
+            written.events += one.events;
             if one.deleted {
                 written.deleted.push(one.opportunity);
             }
-            events.extend(one.events);
         }
-        let batch: Vec<(String, String)> = events
-            .iter()
-            .map(|e| {
-                (
-                    e.kind.clone(),
-                    serde_json::to_string(e).expect("events serialize"),
-                )
-            })
-            .collect();
-        self.events
-            .publish_all(&batch)
-            .await
-            .map_err(|e| RunError::Publish(e.to_string()))?;
-        written.events = batch.len();
         Ok(written)
     }
 }
@@ -598,7 +578,7 @@ impl<
 struct One {
     opportunity: String,
     changes: usize,
-    events: Vec<VendorEvent>,
+    events: usize,
     deleted: bool,
 }
 

@@ -7,9 +7,8 @@ impl<
     L: LeverApi,
     S: SyncStore + WebhookStore + TenantStore + Clone,
     K: SecretStore,
-    E: EventSink,
     C: Clock + Clone,
-> Syncer<L, S, K, E, C>
+> Syncer<L, S, K, C>
 {
     /// Estimates the backfill's total from how far into the account's creation dates the pages
     /// reached (Lever lists newest first and has no count). Where the account's oldest hundred

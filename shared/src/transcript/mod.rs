@@ -340,10 +340,13 @@ impl<
             .post(&lever, key, &batch, tz, ctx.tenant.owner_user_id.as_deref())
             .await
         {
-            Ok(notes) => {
+            Ok(note_ids) => {
+                let notes = note_ids.len();
+                let event =
+                    crate::events::transcript_posted(key, &batch, note_ids, self.clock.now_ms());
                 if let Err(e) = self
                     .store
-                    .finish_batch(key, &batch, self.clock.now_ms())
+                    .finish_batch(key, &batch, &event, self.clock.now_ms())
                     .await
                 {
                     // The batch stays fixed: the next run finds the note and finishes it.
@@ -393,23 +396,26 @@ impl<
         batch: &Batch,
         tz: chrono_tz::Tz,
         owner: Option<&str>,
-    ) -> Result<usize, LeverError> {
+    ) -> Result<Vec<String>, LeverError> {
         let parts = render::transcript(&batch.id, &batch.messages, tz, self.config.max_note_chars);
         let existing = if batch.resumed {
             lever.notes(&key.opportunity).await?
         } else {
             Vec::new()
         };
+        let mut ids = Vec::with_capacity(parts.len());
         for part in &parts {
             let marker = crate::push::render::marker(&part.reference);
-            if existing.iter().any(|n| n.contains(&marker)) {
+            if let Some(note) = existing.iter().find(|n| n.contains(&marker)) {
+                ids.push(note.id.clone());
                 continue;
             }
-            lever
+            let note = lever
                 .create_note(&key.opportunity, &part.text, false, owner)
                 .await?;
+            ids.push(note.id);
         }
-        Ok(parts.len())
+        Ok(ids)
     }
 
     async fn release(&self, key: &ConversationKey, error: &str, retry_at: i64) -> One {

@@ -7,6 +7,8 @@
 //! lever-bridge-dev urls <tenant> [--url U]                   prints the ten webhook URLs
 //! lever-bridge-dev gateway --watch URL                       serves the template's HTTP APIs locally (see gateway)
 //! lever-bridge-dev exec-function <binary> [args]             runs a function with the template's environment
+//! lever-bridge-dev mappings --watch URL                      runs the template's stream event source mappings
+//! lever-bridge-dev vendor-events                             prints the vendor's events as they arrive
 //! ```
 //! Names come from STACK_NAME, TABLE_NAME, EVENT_BUS_NAME, SECRET_PREFIX; the functions file
 //! (`infra/template_env.py`'s output) from LEVER_BRIDGE_FUNCTIONS.
@@ -21,7 +23,8 @@ fn usage() -> ! {
     eprintln!(
         "usage:\n  lever-bridge-dev setup\n  lever-bridge-dev tenant <id> [--token T] [--api-key K] [--lever-url U]\n  \
          lever-bridge-dev send <tenant> <event> --token T [--url U] [--data JSON]\n  lever-bridge-dev urls <tenant> [--url U]\n  \
-         lever-bridge-dev gateway [--watch URL]\n  lever-bridge-dev exec-function <binary> [args]"
+         lever-bridge-dev gateway [--watch URL]\n  lever-bridge-dev exec-function <binary> [args]\n  \
+         lever-bridge-dev mappings [--watch URL]\n  lever-bridge-dev vendor-events"
     );
     std::process::exit(2)
 }
@@ -133,6 +136,79 @@ async fn gateway(watch: &str) {
     }
 }
 
+/// The template's event source mappings on the table's stream (the relay's), run against the
+/// functions under `cargo lambda watch` as Lambda runs them. SQS mappings are not run locally: the
+/// tests and `make dev` invoke the push and ingest functions directly.
+async fn mappings(config: &LocalStack, watch: &str) {
+    let functions = functions_file();
+    let aws = aws().await;
+    let mut running = Vec::new();
+    for spec in functions["mappings"].as_array().into_iter().flatten() {
+        if spec["source"] != "Table.StreamArn" {
+            continue;
+        }
+        let tap = lever_bridge_tests::stream::Tap::dynamo(&aws, &config.table).await;
+        let mapping = lever_bridge_tests::stream::StreamMapping::new(spec, tap, watch);
+        println!(
+            "{}: the table's stream -> {}",
+            mapping.name, mapping.function
+        );
+        running.push(tokio::spawn(mapping.run()));
+    }
+    for r in running {
+        r.await.ok();
+    }
+}
+
+/// What the vendor's app receives: the queue subscribed to the bus, each event printed once.
+async fn vendor_events(config: &LocalStack) {
+    let sqs = aws_sdk_sqs::Client::new(&aws().await);
+    let url = sqs
+        .get_queue_url()
+        .queue_name(format!("{}-vendor-events", config.event_bus))
+        .send()
+        .await
+        .expect("the vendor events queue (lever-bridge-dev setup)")
+        .queue_url
+        .unwrap_or_default();
+    loop {
+        let Ok(out) = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+        else {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            continue;
+        };
+        for m in out.messages() {
+            let envelope: Value =
+                serde_json::from_str(m.body().unwrap_or("{}")).unwrap_or_default();
+            let d = &envelope["detail"];
+            println!(
+                "vendor event: {} tenant={} {}{}",
+                envelope["detail-type"].as_str().unwrap_or("?"),
+                d["tenantId"].as_str().unwrap_or("?"),
+                d["opportunityId"]
+                    .as_str()
+                    .map(|o| format!("opportunity={o} "))
+                    .unwrap_or_default(),
+                d["after"]
+            );
+            if let Some(h) = m.receipt_handle() {
+                sqs.delete_message()
+                    .queue_url(&url)
+                    .receipt_handle(h)
+                    .send()
+                    .await
+                    .ok();
+            }
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // Before any runtime starts: it replaces the process.
@@ -206,6 +282,16 @@ async fn run(args: Vec<String>) {
                 res.text().await.unwrap_or_default()
             );
         }
+        ["mappings"] => {
+            mappings(
+                &config,
+                opts.get("watch")
+                    .copied()
+                    .unwrap_or("http://127.0.0.1:9000"),
+            )
+            .await;
+        }
+        ["vendor-events"] => vendor_events(&config).await,
         ["gateway"] => {
             gateway(
                 opts.get("watch")

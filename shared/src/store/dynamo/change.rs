@@ -8,18 +8,6 @@ use aws_sdk_dynamodb::types::Update;
 
 pub(super) const GUARD: &str = "(attribute_not_exists(changedAt) OR changedAt < :t)";
 
-pub(super) fn dedup_record(item: &Item) -> DedupRecord {
-    DedupRecord {
-        done: item
-            .get("isDone")
-            .and_then(|v| v.as_bool().ok())
-            .copied()
-            .unwrap_or(false),
-        lease_until: get_n(item, "leaseUntil").unwrap_or(0),
-        event: get_s(item, "eventJson"),
-    }
-}
-
 /// An update of one item: key, expression, condition and values.
 pub(super) struct Change {
     pub(super) pk: String,
@@ -243,12 +231,18 @@ pub(super) fn application_parent(pk: String, application: &str) -> Change {
     }
 }
 
-/// Why a transaction was cancelled, item by item.
+/// Why a transaction was cancelled, from its items' reasons.
 pub(super) enum Cancelled {
-    /// The first item (the claim) failed its condition; the old record if DynamoDB returned it.
-    Seen(Option<DedupRecord>),
+    /// The first item (a dedup record or a claim) failed its condition: written before.
+    Seen,
+    /// Another item failed its condition: newer state is in place.
     Stale,
+    /// Another transaction on the same items was in flight: worth retrying at once.
     Contended,
+    /// DynamoDB throttled it: retry later.
+    Throttled,
+    /// DynamoDB refused it as invalid (an item too large, say): retrying cannot help.
+    Invalid(String),
 }
 
 pub(super) fn cancelled(
@@ -258,16 +252,35 @@ pub(super) fn cancelled(
     match err {
         E::TransactionCanceledException(e) => {
             let reasons = e.cancellation_reasons();
+            let code = |c: &str| reasons.iter().any(|r| r.code() == Some(c));
             let failed = |r: &aws_sdk_dynamodb::types::CancellationReason| {
                 r.code() == Some("ConditionalCheckFailed")
             };
-            if reasons.first().is_some_and(failed) {
-                Some(Cancelled::Seen(reasons[0].item().map(dedup_record)))
+            Some(if reasons.first().is_some_and(failed) {
+                Cancelled::Seen
             } else if reasons.iter().any(failed) {
-                Some(Cancelled::Stale)
+                Cancelled::Stale
+            } else if code("TransactionConflict") {
+                Cancelled::Contended
+            } else if code("ThrottlingError")
+                || code("ProvisionedThroughputExceeded")
+                || code("RequestLimitExceeded")
+            {
+                Cancelled::Throttled
             } else {
-                Some(Cancelled::Contended)
-            }
+                let why: Vec<String> = reasons
+                    .iter()
+                    .filter(|r| r.code().is_some_and(|c| c != "None"))
+                    .map(|r| {
+                        format!(
+                            "{}: {}",
+                            r.code().unwrap_or_default(),
+                            r.message().unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                Cancelled::Invalid(why.join("; "))
+            })
         }
         E::TransactionInProgressException(_) => Some(Cancelled::Contended),
         _ => None,

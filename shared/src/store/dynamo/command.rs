@@ -97,6 +97,7 @@ impl CommandStore for DynamoStore {
         id: &str,
         end: &CommandEnd,
         was_parked: bool,
+        event: Option<&crate::events::VendorEvent>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let (state, set, mut values) = match end {
@@ -134,10 +135,17 @@ impl CommandStore for DynamoStore {
             ),
         };
         values.extend([(":s", s(state_name(state))), (":now", n(now_ms))]);
+        let outbox = match event {
+            Some(e) => {
+                values.push((":o", s(crate::events::to_outbox(std::slice::from_ref(e)))));
+                format!(", {OUTBOX_ATTRIBUTE} = :o")
+            }
+            None => String::new(),
+        };
         let change = Change {
             pk: pk_command(tenant, id),
             sk: SK_COMMAND.into(),
-            update: format!("SET commandStatus = :s, updatedAt = :now, {set}"),
+            update: format!("SET commandStatus = :s, updatedAt = :now{outbox}, {set}"),
             condition: "attribute_exists(pk)".into(),
             values: values
                 .into_iter()

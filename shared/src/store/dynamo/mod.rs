@@ -4,6 +4,7 @@
 mod admin;
 mod change;
 mod command;
+mod outbox;
 mod schema;
 mod stats;
 mod sync;
@@ -85,6 +86,10 @@ impl DynamoStore {
             client,
             table: table.into(),
         }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
     }
 
     /// Opens the connection during init so the first delivery does not pay for the TLS handshake.
@@ -177,5 +182,56 @@ impl DynamoStore {
             }
         }
         Ok(())
+    }
+
+    /// The items with these keys that exist, read consistently: 100 keys per `BatchGetItem`, keys
+    /// DynamoDB left unprocessed asked again.
+    async fn get_all(&self, keys: Vec<(String, String)>) -> Result<Vec<Item>, StoreError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut out = Vec::new();
+        for chunk in keys.chunks(100) {
+            let keys = chunk
+                .iter()
+                .map(|(pk, sk)| {
+                    HashMap::from([
+                        ("pk".to_string(), s(pk.as_str())),
+                        ("sk".to_string(), s(sk.as_str())),
+                    ])
+                })
+                .collect();
+            let mut pending = Some(build(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build(),
+            )?);
+            let mut backoff = std::time::Duration::from_millis(20);
+            while let Some(request) = pending.take() {
+                let got = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                out.extend(
+                    got.responses()
+                        .and_then(|r| r.get(&self.table))
+                        .into_iter()
+                        .flatten()
+                        .cloned(),
+                );
+                pending = got
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .filter(|k| !k.keys().is_empty())
+                    .cloned();
+                if pending.is_some() {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+                }
+            }
+        }
+        Ok(out)
     }
 }

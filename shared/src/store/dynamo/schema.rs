@@ -15,6 +15,10 @@
 //! | push command | `T#<tenant>#CMD#<commandId>` | `#CMD` |
 //! | parked commands of a tenant | `T#<tenant>#PARKED` | `<commandId>` |
 //! | vendor interview → Lever panel | `T#<tenant>#IVMAP#<interviewId>` | `#MAP` |
+//! | an event the relay published | `RELAYED#<event id>` | `#RELAYED` |
+//!
+//! Every item that owes the vendor events carries them in `outbox` (a JSON array), written with
+//! the change they report; the table's stream (new and old images) takes them to the relay.
 //!
 //! Indexes: `due` (`dueShard`, `dueAt`; sparse) and `deliveries` (`hookKey`, `triggeredAt`; keys only).
 //! Attribute names are compound words so none is a DynamoDB reserved word.
@@ -41,6 +45,11 @@ pub(super) fn pk_dedup(d: &Delivery<'_>) -> String {
 pub(super) fn pk_tenant(t: &str) -> String {
     format!("T#{t}")
 }
+/// What the relay published: one small item per event id.
+pub(super) fn pk_relayed(event_id: &str) -> String {
+    format!("RELAYED#{event_id}")
+}
+pub(super) const SK_RELAYED: &str = "#RELAYED";
 pub(super) fn pk_oauth_state(state_hash: &str) -> String {
     format!("OAUTH#{state_hash}")
 }
@@ -164,6 +173,13 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .key_schema(key("sk", KeyType::Range)?)
         .global_secondary_indexes(build(due.build())?)
         .global_secondary_indexes(build(deliveries.build())?)
+        // The outbox: the relay reads what each write added to an item's `outbox`.
+        .stream_specification(build(
+            aws_sdk_dynamodb::types::StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(aws_sdk_dynamodb::types::StreamViewType::NewAndOldImages)
+                .build(),
+        )?)
         .send()
         .await;
     match created {

@@ -22,7 +22,9 @@ fn synced_view(item: &Item) -> SyncedView {
             .unwrap_or_default(),
         deleted_at: get_n(item, "deletedAt"),
         mark: get_s(item, "syncMark"),
-        owed_events: get_s(item, "syncEvents"),
+        marked_events: get_s(item, OUTBOX_ATTRIBUTE)
+            .and_then(|o| crate::events::from_outbox(&o).ok())
+            .map_or(0, |e| e.len()),
     }
 }
 
@@ -66,50 +68,14 @@ impl SyncStore for DynamoStore {
         tenant: &str,
         opportunities: &[String],
     ) -> Result<HashMap<String, SyncedView>, StoreError> {
-        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let keys = opportunities
+            .iter()
+            .map(|opp| (pk_opp(tenant, opp), SK_CANDIDATE.to_string()))
+            .collect();
         let mut out = HashMap::new();
-        for chunk in opportunities.chunks(100) {
-            let mut keys = Vec::with_capacity(chunk.len());
-            for opp in chunk {
-                keys.push(HashMap::from([
-                    ("pk".to_string(), s(pk_opp(tenant, opp))),
-                    ("sk".to_string(), s(SK_CANDIDATE)),
-                ]));
-            }
-            let mut pending = Some(build(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .build(),
-            )?);
-            let mut backoff = std::time::Duration::from_millis(20);
-            while let Some(request) = pending.take() {
-                let got = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(unavailable)?;
-                for item in got
-                    .responses()
-                    .and_then(|r| r.get(&self.table))
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(opp) = get_s(item, "opportunityId") {
-                        out.insert(opp, synced_view(item));
-                    }
-                }
-                pending = got
-                    .unprocessed_keys()
-                    .and_then(|u| u.get(&self.table))
-                    .filter(|k| !k.keys().is_empty())
-                    .cloned();
-                if pending.is_some() {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
-                }
+        for item in self.get_all(keys).await? {
+            if let Some(opp) = get_s(&item, "opportunityId") {
+                out.insert(opp, synced_view(&item));
             }
         }
         Ok(out)
@@ -127,13 +93,13 @@ impl SyncStore for DynamoStore {
         let mut sets = vec![
             "opportunityId = :o".to_string(),
             "syncMark = :m".into(),
-            "syncEvents = :e".into(),
+            format!("{OUTBOX_ATTRIBUTE} = :e"),
         ];
         let mut conditions = vec![NOT_DELETED.to_string()];
         let mut values: Vec<(String, AV)> = vec![
             (":o".into(), s(w.opportunity.as_str())),
             (":m".into(), s(w.mark.as_str())),
-            (":e".into(), s(w.events.as_str())),
+            (":e".into(), s(crate::events::to_outbox(&w.events))),
         ];
         let mut apps = Vec::new();
         let mut app_items = Vec::new();
@@ -188,7 +154,9 @@ impl SyncStore for DynamoStore {
             Ok(_) => Ok(true),
             Err(e) => match e.as_service_error().and_then(cancelled) {
                 Some(Cancelled::Contended) => Err(StoreError::Contended),
-                Some(_) => Ok(false),
+                Some(Cancelled::Seen | Cancelled::Stale) => Ok(false),
+                Some(Cancelled::Throttled) => Err(StoreError::Unavailable("throttled".into())),
+                Some(Cancelled::Invalid(why)) => Err(StoreError::Invalid(why)),
                 None => Err(unavailable(e)),
             },
         }
@@ -238,9 +206,20 @@ impl SyncStore for DynamoStore {
         }
     }
 
-    async fn save_sync_job(&self, job: &SyncJob, held_until: i64) -> Result<bool, StoreError> {
-        let res = self
-            .sync_job_put(job)?
+    async fn save_sync_job(
+        &self,
+        job: &SyncJob,
+        held_until: i64,
+        event: Option<&crate::events::VendorEvent>,
+    ) -> Result<bool, StoreError> {
+        let mut put = self.sync_job_put(job)?;
+        if let Some(e) = event {
+            put = put.item(
+                OUTBOX_ATTRIBUTE,
+                s(crate::events::to_outbox(std::slice::from_ref(e))),
+            );
+        }
+        let res = put
             .condition_expression("jobId = :j AND leaseUntil = :held")
             .expression_attribute_values(":j", s(job.job_id.as_str()))
             .expression_attribute_values(":held", n(held_until))

@@ -12,26 +12,14 @@ impl TenantStore for DynamoStore {
     }
 
     async fn put_tenant(&self, t: &Tenant) -> Result<(), StoreError> {
-        let status = serde_json::to_value(t.status)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(pk_tenant(&t.id)))
-            .item("sk", s(SK_TENANT))
-            .item("tenantId", s(t.id.as_str()))
-            .item("leverBaseUrl", s(t.lever_base_url.as_str()))
-            .item("ownerUserId", opt_s(&t.owner_user_id))
-            .item("tenantStatus", s(status))
-            .item("statusReason", opt_s(&t.status_reason))
-            .item("timeZone", opt_s(&t.time_zone))
-            .item(
-                "transcriptQuietMinutes",
-                t.transcript_quiet_minutes.map_or(AV::Null(true), n),
-            )
-            .item("createdAt", n(t.created_at))
+        self.tenant_put(t).send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn connect_tenant(&self, t: &Tenant, now_ms: i64) -> Result<(), StoreError> {
+        let event = crate::events::tenant_event(&t.id, t.status, None, now_ms);
+        self.tenant_put(t)
+            .item(OUTBOX_ATTRIBUTE, s(crate::events::to_outbox(&[event])))
             .send()
             .await
             .map_err(unavailable)?;
@@ -106,6 +94,32 @@ impl TenantStore for DynamoStore {
 }
 
 impl DynamoStore {
+    fn tenant_put(
+        &self,
+        t: &Tenant,
+    ) -> aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder {
+        let status = serde_json::to_value(t.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(pk_tenant(&t.id)))
+            .item("sk", s(SK_TENANT))
+            .item("tenantId", s(t.id.as_str()))
+            .item("leverBaseUrl", s(t.lever_base_url.as_str()))
+            .item("ownerUserId", opt_s(&t.owner_user_id))
+            .item("tenantStatus", s(status))
+            .item("statusReason", opt_s(&t.status_reason))
+            .item("timeZone", opt_s(&t.time_zone))
+            .item(
+                "transcriptQuietMinutes",
+                t.transcript_quiet_minutes.map_or(AV::Null(true), n),
+            )
+            .item("createdAt", n(t.created_at))
+    }
+
     async fn update_tenant_status(
         &self,
         id: &str,
@@ -113,21 +127,49 @@ impl DynamoStore {
         reason: &str,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let status = serde_json::to_value(status)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(pk_tenant(id)))
-            .key("sk", s(SK_TENANT))
+        let name = |s: TenantStatus| {
+            serde_json::to_value(s)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        };
+        let update = || {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(pk_tenant(id)))
+                .key("sk", s(SK_TENANT))
+                .expression_attribute_values(":s", s(name(status)))
+                .expression_attribute_values(":r", s(reason))
+                .expression_attribute_values(":now", n(now_ms))
+        };
+        // A transition the vendor is told of (see `transition_event`) carries its event; whether
+        // it is one is the condition, so only the write that makes it tells it.
+        let disconnected = name(TenantStatus::Disconnected);
+        let transition = match status {
+            TenantStatus::Disconnected => Some("tenantStatus <> :s"),
+            TenantStatus::Connected => Some("tenantStatus = :d"),
+            TenantStatus::Degraded => None,
+        };
+        if let Some(condition) = transition {
+            let reason = Some(reason).filter(|r| !r.is_empty());
+            let event = crate::events::tenant_event(id, status, reason, now_ms);
+            let mut req = update()
+                .update_expression(format!(
+                    "SET tenantStatus = :s, statusReason = :r, statusAt = :now, {OUTBOX_ATTRIBUTE} = :o"
+                ))
+                .condition_expression(format!("attribute_exists(pk) AND {condition}"))
+                .expression_attribute_values(":o", s(crate::events::to_outbox(&[event])));
+            if status == TenantStatus::Connected {
+                req = req.expression_attribute_values(":d", s(disconnected.as_str()));
+            }
+            if conditional(req.send().await)?.is_some() {
+                return Ok(());
+            }
+        }
+        let res = update()
             .update_expression("SET tenantStatus = :s, statusReason = :r, statusAt = :now")
             .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":s", s(status))
-            .expression_attribute_values(":r", s(reason))
-            .expression_attribute_values(":now", n(now_ms))
             .send()
             .await;
         conditional(res).map(drop)

@@ -258,6 +258,7 @@ impl TranscriptStore for DynamoStore {
         &self,
         key: &ConversationKey,
         batch: &Batch,
+        event: &crate::events::VendorEvent,
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let pk = pk_opp(&key.tenant, &key.opportunity);
@@ -283,11 +284,12 @@ impl TranscriptStore for DynamoStore {
         let updated = self
             .update_conversation(
                 key,
-                "SET pending = pending - :n REMOVE claimUntil, batchId, batchKeys, lastError",
+                &format!("SET pending = pending - :n, {OUTBOX_ATTRIBUTE} = :o REMOVE claimUntil, batchId, batchKeys, lastError"),
                 Some("batchId = :b"),
                 vec![
                     (":n", n(batch.messages.len() as i64)),
                     (":b", s(batch.id.as_str())),
+                    (":o", s(crate::events::to_outbox(std::slice::from_ref(event)))),
                 ],
                 true,
             )

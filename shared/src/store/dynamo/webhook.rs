@@ -1,80 +1,47 @@
 use super::*;
-use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
+use crate::events::{VendorEvent, to_outbox};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
 impl DynamoStore {
-    fn claim_put(&self, d: &Delivery<'_>, event: &str, now_ms: i64) -> Result<Put, StoreError> {
+    /// The delivery's dedup record, holding its event for the outbox; written only if the delivery
+    /// was not recorded before (DynamoDB's TTL deletes late: an expired record counts as absent).
+    fn dedup_put(
+        &self,
+        d: &Delivery<'_>,
+        event: &VendorEvent,
+        now_ms: i64,
+    ) -> Result<Put, StoreError> {
         build(
             Put::builder()
                 .table_name(&self.table)
                 .item("pk", s(pk_dedup(d)))
                 .item("sk", s(SK_DEDUP))
-                .item("isDone", AV::Bool(false))
-                .item("leaseUntil", n(now_ms + LEASE_MS))
-                .item("eventJson", s(event))
+                .item(OUTBOX_ATTRIBUTE, s(to_outbox(std::slice::from_ref(event))))
                 .item("eventKind", s(d.kind.as_str()))
                 .item("hookKey", s(hook_key(d.tenant, d.kind)))
                 .item("triggeredAt", n(d.triggered_at))
                 .item("expiresAt", n(d.expires_at_secs(now_ms)))
-                // DynamoDB's TTL deletes late: an expired record counts as absent.
                 .condition_expression("attribute_not_exists(pk) OR expiresAt < :now")
                 .expression_attribute_values(":now", n(now_ms / 1000))
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
                 .build(),
         )
-    }
-
-    /// The dedup record as it stands now, read consistently.
-    async fn dedup(&self, d: &Delivery<'_>) -> Result<DedupRecord, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(pk_dedup(d)))
-            .key("sk", s(SK_DEDUP))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        // Gone between the failed write and this read (expired and deleted): a retry will claim it.
-        out.item().map(dedup_record).ok_or(StoreError::Contended)
-    }
-
-    async fn update_dedup(
-        &self,
-        d: &Delivery<'_>,
-        update: &str,
-        condition: &str,
-        values: &[(&str, AV)],
-    ) -> Result<bool, StoreError> {
-        let mut b = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(pk_dedup(d)))
-            .key("sk", s(SK_DEDUP))
-            .update_expression(update)
-            .condition_expression(condition);
-        for (k, v) in values {
-            b = b.expression_attribute_values(*k, v.clone());
-        }
-        conditional(b.send().await).map(|o| o.is_some())
     }
 }
 
 impl WebhookStore for DynamoStore {
-    async fn claim_apply(
+    /// One `TransactWriteItems`: the dedup record and the guarded change (and, for an application
+    /// or an interview, the check that the candidate is not deleted).
+    async fn apply_delivery(
         &self,
         d: &Delivery<'_>,
         m: &Mutation,
-        event: &str,
+        event: &VendorEvent,
         now_ms: i64,
-    ) -> Result<Claim, StoreError> {
+    ) -> Result<Recorded, StoreError> {
         let (change, parent) = change_for(d.tenant, m, d.triggered_at, d.expires_at_secs(now_ms));
         let mut items = vec![
             TransactWriteItem::builder()
-                .put(self.claim_put(d, event, now_ms)?)
+                .put(self.dedup_put(d, event, now_ms)?)
                 .build(),
             TransactWriteItem::builder()
                 .update(change.into_update(&self.table)?)
@@ -108,83 +75,36 @@ impl WebhookStore for DynamoStore {
             .send()
             .await
         {
-            Ok(_) => Ok(Claim::Applied),
+            Ok(_) => Ok(Recorded::Applied),
             Err(e) => match e.as_service_error().and_then(cancelled) {
-                Some(Cancelled::Seen(Some(rec))) => Ok(Claim::Seen(rec)),
-                Some(Cancelled::Seen(None)) => self.dedup(d).await.map(Claim::Seen),
-                Some(Cancelled::Stale) => Ok(Claim::Stale),
+                Some(Cancelled::Seen) => Ok(Recorded::Duplicate),
+                Some(Cancelled::Stale) => Ok(Recorded::Stale),
                 Some(Cancelled::Contended) => Err(StoreError::Contended),
+                Some(Cancelled::Throttled) => Err(StoreError::Unavailable("throttled".into())),
+                Some(Cancelled::Invalid(why)) => Err(StoreError::Invalid(why)),
                 None => Err(unavailable(e)),
             },
         }
     }
 
-    async fn claim_only(
+    async fn record_delivery(
         &self,
         d: &Delivery<'_>,
-        event: &str,
+        event: &VendorEvent,
         now_ms: i64,
-    ) -> Result<Claim, StoreError> {
-        let put = self.claim_put(d, event, now_ms)?;
+    ) -> Result<Recorded, StoreError> {
+        let put = self.dedup_put(d, event, now_ms)?;
         let req = self
             .client
             .put_item()
             .table_name(put.table_name())
             .set_item(Some(put.item().clone()))
             .set_condition_expression(put.condition_expression().map(str::to_string))
-            .set_expression_attribute_values(put.expression_attribute_values().cloned())
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        match req.send().await {
-            Ok(_) => Ok(Claim::Applied),
-            Err(e) => match e.as_service_error() {
-                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => match c.item() {
-                    Some(item) => Ok(Claim::Seen(dedup_record(item))),
-                    None => self.dedup(d).await.map(Claim::Seen),
-                },
-                _ => Err(unavailable(e)),
-            },
-        }
-    }
-
-    async fn take_over(
-        &self,
-        d: &Delivery<'_>,
-        seen_lease: i64,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        self.update_dedup(
-            d,
-            "SET leaseUntil = :new",
-            "isDone = :false AND leaseUntil = :seen",
-            &[
-                (":new", n(now_ms + LEASE_MS)),
-                (":false", AV::Bool(false)),
-                (":seen", n(seen_lease)),
-            ],
-        )
-        .await
-    }
-
-    async fn complete(&self, d: &Delivery<'_>) -> Result<(), StoreError> {
-        self.update_dedup(
-            d,
-            "SET isDone = :true REMOVE eventJson",
-            "attribute_exists(pk)",
-            &[(":true", AV::Bool(true))],
-        )
-        .await
-        .map(drop)
-    }
-
-    async fn release(&self, d: &Delivery<'_>) -> Result<(), StoreError> {
-        self.update_dedup(
-            d,
-            "SET leaseUntil = :zero",
-            "isDone = :false",
-            &[(":zero", n(0)), (":false", AV::Bool(false))],
-        )
-        .await
-        .map(drop)
+            .set_expression_attribute_values(put.expression_attribute_values().cloned());
+        Ok(match conditional(req.send().await)? {
+            Some(_) => Recorded::Applied,
+            None => Recorded::Duplicate,
+        })
     }
 
     async fn purge(&self, tenant: &str, opportunity: &str) -> Result<(), StoreError> {

@@ -61,6 +61,7 @@ impl CommandStore for InMemoryStore {
         id: &str,
         end: &CommandEnd,
         was_parked: bool,
+        event: Option<&crate::events::VendorEvent>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let mut s = self.0.lock().unwrap();
@@ -99,6 +100,9 @@ impl CommandStore for InMemoryStore {
                 .insert(id.to_string(), command);
         } else if done && was_parked {
             s.parked.entry(tenant.to_string()).or_default().remove(id);
+        }
+        if let Some(e) = event {
+            s.emit(std::slice::from_ref(e));
         }
         Ok(())
     }

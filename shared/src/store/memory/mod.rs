@@ -3,6 +3,7 @@
 
 mod admin;
 mod command;
+mod outbox;
 mod stats;
 mod sync;
 mod tenant;
@@ -22,7 +23,7 @@ struct Candidate {
     archive_at: Option<i64>,
     hired_at: Option<i64>,
     /// The sync page that last wrote it and the events it owes.
-    sync_mark: Option<(String, String)>,
+    sync_mark: Option<(String, usize)>,
 }
 
 struct InterviewRec {
@@ -32,7 +33,12 @@ struct InterviewRec {
 
 #[derive(Default)]
 struct Inner {
-    dedup: HashMap<(String, String), (DedupRecord, i64)>,
+    /// Dedup records: (tenant, token) → expiry (epoch s).
+    dedup: HashMap<(String, String), i64>,
+    /// The table's stream as Lambda would see it: one record per write that carried events.
+    stream: Vec<Value>,
+    /// Events the relay published.
+    relayed: std::collections::HashSet<String>,
     candidates: HashMap<(String, String), Candidate>,
     applications: HashMap<(String, String), BTreeMap<String, Application>>,
     interviews: HashMap<(String, String), BTreeMap<String, InterviewRec>>,

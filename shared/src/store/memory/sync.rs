@@ -21,7 +21,7 @@ impl SyncStore for InMemoryStore {
                 }
                 continue;
             };
-            let (mark, owed_events) = c.sync_mark.clone().unzip();
+            let (mark, marked_events) = c.sync_mark.clone().unzip();
             out.insert(
                 opp.clone(),
                 SyncedView {
@@ -35,7 +35,7 @@ impl SyncStore for InMemoryStore {
                         .unwrap_or_default(),
                     deleted_at: c.view.deleted_at,
                     mark,
-                    owed_events,
+                    marked_events: marked_events.unwrap_or(0),
                 },
             );
         }
@@ -71,7 +71,8 @@ impl SyncStore for InMemoryStore {
         }
         let c = s.candidates.entry(k).or_default();
         c.view.opportunity_id.clone_from(&w.opportunity);
-        c.sync_mark = Some((w.mark.clone(), w.events.clone()));
+        c.sync_mark = Some((w.mark.clone(), w.events.len()));
+        s.emit(&w.events);
         Ok(true)
     }
 
@@ -102,11 +103,19 @@ impl SyncStore for InMemoryStore {
         Ok(Some(job.clone()))
     }
 
-    async fn save_sync_job(&self, job: &SyncJob, held_until: i64) -> Result<bool, StoreError> {
+    async fn save_sync_job(
+        &self,
+        job: &SyncJob,
+        held_until: i64,
+        event: Option<&crate::events::VendorEvent>,
+    ) -> Result<bool, StoreError> {
         let mut s = self.0.lock().unwrap();
         match s.sync_jobs.get_mut(&job.tenant) {
             Some(cur) if cur.job_id == job.job_id && cur.lease_until == held_until => {
                 *cur = job.clone();
+                if let Some(e) = event {
+                    s.emit(std::slice::from_ref(e));
+                }
                 Ok(true)
             }
             _ => Ok(false),

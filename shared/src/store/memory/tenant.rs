@@ -6,12 +6,25 @@ impl TenantStore for InMemoryStore {
         id: &str,
         status: TenantStatus,
         reason: &str,
-        _now_ms: i64,
+        now_ms: i64,
     ) -> Result<(), StoreError> {
-        if let Some(t) = self.0.lock().unwrap().tenants.get_mut(id) {
-            t.status = status;
-            t.status_reason = Some(reason.to_string());
+        let mut s = self.0.lock().unwrap();
+        let Some(t) = s.tenants.get_mut(id) else {
+            return Ok(());
+        };
+        let was = t.status;
+        t.status = status;
+        t.status_reason = Some(reason.to_string());
+        if let Some(event) = transition_event(id, was, status, reason, now_ms) {
+            s.emit(&[event]);
         }
+        Ok(())
+    }
+
+    async fn connect_tenant(&self, t: &Tenant, now_ms: i64) -> Result<(), StoreError> {
+        let mut s = self.0.lock().unwrap();
+        s.tenants.insert(t.id.clone(), t.clone());
+        s.emit(&[crate::events::tenant_event(&t.id, t.status, None, now_ms)]);
         Ok(())
     }
 

@@ -109,6 +109,7 @@ impl TranscriptStore for InMemoryStore {
         &self,
         k: &ConversationKey,
         batch: &Batch,
+        event: &crate::events::VendorEvent,
         _now_ms: i64,
     ) -> Result<(), StoreError> {
         let mut s = self.0.lock().unwrap();
@@ -128,6 +129,7 @@ impl TranscriptStore for InMemoryStore {
             if c.pending > 0 {
                 c.due_at = c.last_message_at + c.quiet_ms;
             }
+            s.emit(std::slice::from_ref(event));
         }
         Ok(())
     }

@@ -1,23 +1,20 @@
 use super::*;
+use crate::events::VendorEvent;
 
 impl Inner {
-    pub(super) fn seen(&self, d: &Delivery<'_>, now_ms: i64) -> Option<DedupRecord> {
+    pub(super) fn seen(&self, d: &Delivery<'_>, now_ms: i64) -> bool {
         self.dedup
             .get(&key(d.tenant, d.token))
-            .filter(|(_, exp)| *exp >= now_ms / 1000)
-            .map(|(r, _)| r.clone())
+            .is_some_and(|exp| *exp >= now_ms / 1000)
     }
 
-    pub(super) fn claim(&mut self, d: &Delivery<'_>, event: &str, now_ms: i64) {
+    /// The delivery's dedup record, its event in the outbox.
+    pub(super) fn record(&mut self, d: &Delivery<'_>, event: &VendorEvent, now_ms: i64) {
         self.deliveries
             .push((d.tenant.to_string(), d.kind, d.triggered_at));
-        let rec = DedupRecord {
-            done: false,
-            lease_until: now_ms + LEASE_MS,
-            event: Some(event.to_string()),
-        };
         self.dedup
-            .insert(key(d.tenant, d.token), (rec, d.expires_at_secs(now_ms)));
+            .insert(key(d.tenant, d.token), d.expires_at_secs(now_ms));
+        self.emit(std::slice::from_ref(event));
     }
 
     /// Applies `m` if its guard holds; false when the change is stale.
@@ -150,79 +147,36 @@ impl Inner {
 }
 
 impl WebhookStore for InMemoryStore {
-    async fn claim_apply(
+    async fn apply_delivery(
         &self,
         d: &Delivery<'_>,
         m: &Mutation,
-        event: &str,
+        event: &VendorEvent,
         now_ms: i64,
-    ) -> Result<Claim, StoreError> {
+    ) -> Result<Recorded, StoreError> {
         let mut s = self.0.lock().unwrap();
-        if let Some(rec) = s.seen(d, now_ms) {
-            return Ok(Claim::Seen(rec));
+        if s.seen(d, now_ms) {
+            return Ok(Recorded::Duplicate);
         }
         if !s.apply(d.tenant, m, d.triggered_at) {
-            return Ok(Claim::Stale);
+            return Ok(Recorded::Stale);
         }
-        s.claim(d, event, now_ms);
-        Ok(Claim::Applied)
+        s.record(d, event, now_ms);
+        Ok(Recorded::Applied)
     }
 
-    async fn claim_only(
+    async fn record_delivery(
         &self,
         d: &Delivery<'_>,
-        event: &str,
+        event: &VendorEvent,
         now_ms: i64,
-    ) -> Result<Claim, StoreError> {
+    ) -> Result<Recorded, StoreError> {
         let mut s = self.0.lock().unwrap();
-        if let Some(rec) = s.seen(d, now_ms) {
-            return Ok(Claim::Seen(rec));
+        if s.seen(d, now_ms) {
+            return Ok(Recorded::Duplicate);
         }
-        s.claim(d, event, now_ms);
-        Ok(Claim::Applied)
-    }
-
-    async fn take_over(
-        &self,
-        d: &Delivery<'_>,
-        seen_lease: i64,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let mut s = self.0.lock().unwrap();
-        match s.dedup.get_mut(&key(d.tenant, d.token)) {
-            Some((r, _)) if !r.done && r.lease_until == seen_lease => {
-                r.lease_until = now_ms + LEASE_MS;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-
-    async fn complete(&self, d: &Delivery<'_>) -> Result<(), StoreError> {
-        if let Some((r, _)) = self
-            .0
-            .lock()
-            .unwrap()
-            .dedup
-            .get_mut(&key(d.tenant, d.token))
-        {
-            r.done = true;
-            r.event = None;
-        }
-        Ok(())
-    }
-
-    async fn release(&self, d: &Delivery<'_>) -> Result<(), StoreError> {
-        if let Some((r, _)) = self
-            .0
-            .lock()
-            .unwrap()
-            .dedup
-            .get_mut(&key(d.tenant, d.token))
-        {
-            r.lease_until = 0;
-        }
-        Ok(())
+        s.record(d, event, now_ms);
+        Ok(Recorded::Applied)
     }
 
     async fn purge(&self, tenant: &str, opportunity: &str) -> Result<(), StoreError> {
