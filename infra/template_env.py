@@ -20,7 +20,8 @@ Usage:
       --api HttpApi=http://127.0.0.1:9001 --out .stack/functions-dev.json
 
 Writes `{"functions": {"<binary>": {"environment": {...}, "routes": [{"api", "method", "path"}]}},
-"apis": {"<api>": "<local url>"}, "mappings": [{"function", "source", "batchSize", "filters", ...}]}`. Needs cfn-lint's YAML loader (in the local stack's .venv through moto).
+"apis": {"<api>": "<local url>"}, "mappings": [{"function", "source", "batchSize", "filters", ...}],
+"tables": {"<logical id>": {"attributes", "keys", "indexes", "stream", "ttl"}}}`. Needs cfn-lint's YAML loader (in the local stack's .venv through moto).
 """
 
 from __future__ import annotations
@@ -163,6 +164,31 @@ def mappings(template: dict) -> list[dict]:
     return out
 
 
+def tables(template: dict) -> dict[str, dict]:
+    """Each DynamoDB table's shape (keys, indexes, stream, TTL), which the local stack's table must match."""
+    out = {}
+    for logical, r in (template.get("Resources") or {}).items():
+        if not isinstance(r, dict) or r.get("Type") != "AWS::DynamoDB::Table":
+            continue
+        p = r.get("Properties") or {}
+        keys = lambda schema: [[k["AttributeName"], k["KeyType"]] for k in schema]  # noqa: E731
+        out[logical] = {
+            "attributes": sorted([a["AttributeName"], a["AttributeType"]] for a in p.get("AttributeDefinitions") or []),
+            "keys": keys(p.get("KeySchema") or []),
+            "indexes": {
+                g["IndexName"]: {
+                    "keys": keys(g["KeySchema"]),
+                    "projection": g["Projection"]["ProjectionType"],
+                    "nonKeyAttributes": sorted(g["Projection"].get("NonKeyAttributes") or []),
+                }
+                for g in p.get("GlobalSecondaryIndexes") or []
+            },
+            "stream": (p.get("StreamSpecification") or {}).get("StreamViewType"),
+            "ttl": (p.get("TimeToLiveSpecification") or {}).get("AttributeName"),
+        }
+    return out
+
+
 def pairs(values: list[str], flag: str) -> dict[str, str]:
     out = {}
     for v in values:
@@ -208,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             "functions": functions(template, Resolver(template, local)),
             "apis": apis,
             "mappings": mappings(template),
+            "tables": tables(template),
         }
     except Unresolved as e:
         print(f"template_env: {e}", file=sys.stderr)

@@ -10,6 +10,11 @@ the stream records the partial writes (and the restore) added, as DynamoDB write
 for a cancelled transaction: the same outcome (all or nothing, the same errors, the same stream), at a
 cost independent of the table's size. Everything else is moto as installed.
 
+Tests can make DynamoDB cancel a table's next transactions as it does under load: an item
+`{"pk": <table name>, "sk": <any, in order>, "code": "TransactionConflict" | "ThrottlingError" |
+"ValidationError" ...}` put into the table `moto-faults` cancels the next TransactWriteItems on that table
+with that code as the last item's cancellation reason (the others `None`), writing nothing, and is used up.
+
 Run with the stack's venv: `.venv/bin/python tests/moto_server.py -H 127.0.0.1 -p PORT` (the local
 stack does).
 """
@@ -18,6 +23,7 @@ import copy
 import sys
 
 import moto.dynamodb.models as models
+from moto.dynamodb.exceptions import TransactionCanceledException
 from moto.dynamodb.models.table import Table
 from moto.server import main
 
@@ -47,7 +53,29 @@ def _key(table, op):
     return key
 
 
+FAULTS = "moto-faults"
+
+
+def _injected_fault(self, transact_items):
+    """The cancellation queued in FAULTS for the transaction's first table, used up, if any."""
+    faults = self.tables.get(FAULTS)
+    names = [op.get("TableName") for entry in transact_items for op in entry.values()]
+    if faults is None or not names:
+        return None
+    queued = sorted(faults.all_items(), key=lambda i: i.range_key.value if i.range_key else "")
+    for item in queued:
+        if item.hash_key.value == names[0]:
+            faults.delete_item(item.hash_key, item.range_key)
+            code = item.attrs["code"].value
+            errors = [(None, None, None)] * (len(names) - 1) + [(code, f"{code} (injected)", None)]
+            return TransactionCanceledException(errors)
+    return None
+
+
 def transact_write_items(self, transact_items):
+    fault = _injected_fault(self, transact_items)
+    if fault is not None:
+        raise fault
     backup = []
     streams = {
         name: len(table.stream_shard.items)

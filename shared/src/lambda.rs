@@ -97,16 +97,18 @@ async fn run_json<F, Fut>(
 ) -> Result<(), Error>
 where
     F: Fn(serde_json::Value, std::time::Instant) -> Fut,
-    Fut: std::future::Future<Output = serde_json::Value>,
+    Fut: std::future::Future<Output = Result<serde_json::Value, crate::queue::Unreadable>>,
 {
     use lambda_http::lambda_runtime::LambdaEvent;
     let handle = &handle;
     metrics_cloudwatch_embedded::lambda::service::run(
         metrics,
         service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-            Ok::<_, std::convert::Infallible>(
-                handle(event.payload, deadline_of(&event.context)).await,
-            )
+            handle(event.payload, deadline_of(&event.context))
+                .await
+                .inspect_err(
+                    |e| tracing::error!(error = %e, "the batch fails: it comes back whole"),
+                )
         }),
     )
     .await
@@ -208,7 +210,7 @@ pub async fn run_transcript_flush() -> Result<(), Error> {
     let (metrics, oauth) = (cold.metrics, cold.oauth());
     let transcripts = &transcripts(cold, oauth);
     run_json(metrics, move |_, deadline| async move {
-        serde_json::to_value(transcripts.flush(deadline).await).unwrap_or_default()
+        Ok(serde_json::to_value(transcripts.flush(deadline).await).unwrap_or_default())
     })
     .await
 }
@@ -225,7 +227,7 @@ pub async fn run_sync() -> Result<(), Error> {
     syncer.tenants.set_oauth(oauth);
     let syncer = &syncer;
     run_json(cold.metrics, move |_, deadline| async move {
-        serde_json::to_value(syncer.run(deadline).await).unwrap_or_default()
+        Ok(serde_json::to_value(syncer.run(deadline).await).unwrap_or_default())
     })
     .await
 }
@@ -236,14 +238,8 @@ pub async fn run_relay() -> Result<(), Error> {
     let relay = crate::relay::Relay::new(cold.store.clone(), cold.vendor_bus(), SystemClock);
     let relay = &relay;
     run_json(cold.metrics, move |payload, _| async move {
-        // A batch that is not a stream event cannot be retried into one: said, and answered empty.
-        match serde_json::from_value::<aws_lambda_events::dynamodb::Event>(payload) {
-            Ok(event) => serde_json::to_value(relay.handle(&event).await).unwrap_or_default(),
-            Err(e) => {
-                tracing::error!(error = %e, "not a DynamoDB stream event");
-                serde_json::json!({"batchItemFailures": []})
-            }
-        }
+        let answer = relay.handle_payload(payload).await?;
+        Ok(serde_json::to_value(answer).unwrap_or_default())
     })
     .await
 }

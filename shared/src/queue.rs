@@ -3,7 +3,7 @@
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::future::Future;
 
 /// What became of one item: whether the queue should deliver it again, and the answer to show.
@@ -12,20 +12,43 @@ pub struct Handled {
     pub answer: Value,
 }
 
+/// A batch an event source delivered that the function cannot read. The invocation fails with it,
+/// so Lambda delivers the whole batch again (and, past the source's retries, to its dead-letter
+/// destination) instead of counting its messages as handled.
+#[derive(Debug, thiserror::Error)]
+#[error("not a readable {source_name} event: {message}")]
+pub struct Unreadable {
+    pub source_name: &'static str,
+    pub message: String,
+}
+
+impl From<Unreadable> for lambda_runtime::Diagnostic {
+    fn from(e: Unreadable) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: "Unreadable".into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
 /// Runs `handle` on each record of an SQS event (at most `concurrency` at once) or on the payload
 /// itself when it is not an SQS event.
-pub async fn each_item<F, Fut>(payload: Value, concurrency: usize, handle: F) -> Value
+pub async fn each_item<F, Fut>(
+    payload: Value,
+    concurrency: usize,
+    handle: F,
+) -> Result<Value, Unreadable>
 where
     F: Fn(Value) -> Fut,
     Fut: Future<Output = Handled>,
 {
     if payload.get("Records").is_none() {
-        return handle(payload).await.answer;
+        return Ok(handle(payload).await.answer);
     }
-    let event: SqsEvent = match serde_json::from_value(payload) {
-        Ok(e) => e,
-        Err(e) => return json!({"error": "invalid_event", "message": e.to_string()}),
-    };
+    let event: SqsEvent = serde_json::from_value(payload).map_err(|e| Unreadable {
+        source_name: "SQS",
+        message: e.to_string(),
+    })?;
     let handle = &handle;
     let results: Vec<(String, bool)> = futures::stream::iter(event.records)
         .map(|record| async move {
@@ -52,5 +75,5 @@ where
             response.batch_item_failures.push(failure);
         }
     }
-    serde_json::to_value(response).unwrap_or(Value::Null)
+    Ok(serde_json::to_value(response).unwrap_or(Value::Null))
 }

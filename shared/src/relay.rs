@@ -190,6 +190,20 @@ impl<S: OutboxStore, E: EventSink, C: Clock> Relay<S, E, C> {
         }
         response
     }
+
+    /// The invocation's payload, as Lambda passes it: a batch that is not a stream event fails the
+    /// invocation, so the mapping retries it and finally hands it to its on-failure destination.
+    pub async fn handle_payload(
+        &self,
+        payload: serde_json::Value,
+    ) -> Result<DynamoDbEventResponse, crate::queue::Unreadable> {
+        let event: Event =
+            serde_json::from_value(payload).map_err(|e| crate::queue::Unreadable {
+                source_name: "DynamoDB stream",
+                message: e.to_string(),
+            })?;
+        Ok(self.handle(&event).await)
+    }
 }
 
 #[cfg(test)]
@@ -237,6 +251,32 @@ mod tests {
             serde_dynamo::AttributeValue::S("not json".into()),
         );
         assert!(OutboxRecord::of(&bad).events.is_err());
+    }
+
+    /// A payload that is not a stream batch used to be answered with no failures, which the mapping
+    /// takes for a batch relayed in full: its events were never published. It now fails.
+    #[tokio::test]
+    async fn a_batch_that_is_not_a_stream_event_fails_the_invocation() {
+        let bus = std::sync::Arc::new(InMemoryEvents::default());
+        let relay = Relay::new(InMemoryStore::default(), bus.clone(), ManualClock::at(1));
+        let err = relay
+            .handle_payload(json!({"Records": [{"eventID": 7, "dynamodb": "?"}]}))
+            .await
+            .expect_err("an unreadable batch fails");
+        assert!(
+            err.to_string()
+                .starts_with("not a readable DynamoDB stream event"),
+            "{err}"
+        );
+        let ok = relay
+            .handle_payload(
+                serde_json::to_value(json!({"Records": [record("1", Some(&[event("a")]), None)]}))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert!(ok.batch_item_failures.is_empty());
+        assert_eq!(bus.events().len(), 1);
     }
 
     #[tokio::test]

@@ -80,6 +80,60 @@ pub async fn fresh_table(aws: &SdkConfig) -> (DynamoStore, String) {
     (DynamoStore::new(client, &name), name)
 }
 
+/// Makes the emulator cancel `table`'s next `times` transactions with `code` as DynamoDB does under
+/// load (`TransactionConflict`, `ThrottlingError`) or for a write it refuses (`ValidationError`):
+/// through `tests/moto_server.py`'s fault table.
+pub async fn cancel_next_transactions(table: &str, code: &str, times: usize) {
+    use aws_sdk_dynamodb::types::AttributeValue as AV;
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    const FAULTS: &str = "moto-faults";
+    let client = aws_sdk_dynamodb::Client::new(&aws().await);
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |n: &str, t| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
+    let created = client
+        .create_table()
+        .table_name(FAULTS)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .send()
+        .await;
+    if let Err(e) = created {
+        assert!(
+            e.as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()),
+            "{e:?}"
+        );
+    }
+    for _ in 0..times {
+        client
+            .put_item()
+            .table_name(FAULTS)
+            .item("pk", AV::S(table.to_string()))
+            .item("sk", AV::S(unique("fault")))
+            .item("code", AV::S(code.to_string()))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
 /// A store a test starts empty: in memory, or DynamoDB (a fresh table) in the local emulator.
 pub trait FreshStore: Sized {
     fn fresh() -> impl std::future::Future<Output = Self>;

@@ -92,3 +92,72 @@ fn what_the_template_gives_is_what_the_functions_need() {
         );
     }
 }
+
+/// The table the local stack runs on (`create_table`) is the template's: its keys, attribute types,
+/// indexes and their projections, stream and TTL. An index added to one and not the other would
+/// pass every local test and fail deployed (a query naming an index the table lacks).
+#[tokio::test]
+async fn the_local_table_is_the_templates() {
+    use aws_sdk_dynamodb::types::{AttributeDefinition, KeySchemaElement};
+    let functions = functions_file();
+    let want = &functions["tables"]["Table"];
+    let aws = lever_bridge_tests::aws().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&aws);
+    let table = std::env::var("TABLE_NAME").unwrap();
+    let t = ddb
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let t = t.table().unwrap();
+    let keys = |schema: &[KeySchemaElement]| -> Value {
+        schema
+            .iter()
+            .map(|k| serde_json::json!([k.attribute_name(), k.key_type().as_str()]))
+            .collect()
+    };
+    let mut attributes: Vec<Value> = t
+        .attribute_definitions()
+        .iter()
+        .map(|a: &AttributeDefinition| {
+            serde_json::json!([a.attribute_name(), a.attribute_type().as_str()])
+        })
+        .collect();
+    attributes.sort_by_key(Value::to_string);
+    let indexes: serde_json::Map<String, Value> = t
+        .global_secondary_indexes()
+        .iter()
+        .map(|g| {
+            let p = g.projection().unwrap();
+            let mut non_key: Vec<&str> =
+                p.non_key_attributes().iter().map(String::as_str).collect();
+            non_key.sort_unstable();
+            (
+                g.index_name().unwrap().to_string(),
+                serde_json::json!({
+                    "keys": keys(g.key_schema()),
+                    "projection": p.projection_type().unwrap().as_str(),
+                    "nonKeyAttributes": non_key,
+                }),
+            )
+        })
+        .collect();
+    let ttl = ddb
+        .describe_time_to_live()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let local = serde_json::json!({
+        "attributes": attributes,
+        "keys": keys(t.key_schema()),
+        "indexes": indexes,
+        "stream": t.stream_specification().and_then(|s| s.stream_view_type()).map(|v| v.as_str()),
+        "ttl": ttl.time_to_live_description().and_then(|d| d.attribute_name()),
+    });
+    assert_eq!(
+        &local, want,
+        "create_table (shared/src/store/dynamo/schema.rs) against infra/template.yaml"
+    );
+}

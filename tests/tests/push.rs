@@ -726,7 +726,8 @@ async fn an_sqs_batch_reports_only_the_messages_to_redeliver() {
         event,
         Instant::now() + Duration::from_secs(3),
     )
-    .await;
+    .await
+    .unwrap();
     let failures: Vec<&str> = response["batchItemFailures"]
         .as_array()
         .unwrap()
@@ -745,7 +746,8 @@ async fn an_sqs_batch_reports_only_the_messages_to_redeliver() {
         again,
         Instant::now() + Duration::from_secs(30),
     )
-    .await;
+    .await
+    .unwrap();
     assert_eq!(response["batchItemFailures"], json!([]), "{response}");
     // A direct invocation answers the outcome.
     let direct = handle_event(
@@ -753,9 +755,33 @@ async fn an_sqs_batch_reports_only_the_messages_to_redeliver() {
         rig.command("b-1", &opp, json!({"text": "one"})),
         Instant::now() + Duration::from_secs(5),
     )
-    .await;
+    .await
+    .unwrap();
     assert_eq!(direct["status"], "duplicate");
     assert_eq!(rig.sim.notes(&opp).len(), 1);
+}
+
+/// An SQS event the function cannot read (a record without its message id) used to be answered
+/// `{"error": …}`, which Lambda takes for a batch handled in full: every message in it was deleted
+/// unread. It now fails the invocation, so the queue delivers the batch again.
+#[tokio::test]
+async fn an_sqs_event_that_cannot_be_read_fails_the_whole_batch() {
+    let rig = Rig::new().await;
+    let opp = rig.opportunity();
+    let body = rig.command("u-1", &opp, json!({"text": "one"})).to_string();
+    let event = json!({"Records": [{"messageId": 42, "body": body, "eventSource": "aws:sqs"}]});
+    let answer = handle_event(
+        rig.pusher(PushKind::Note),
+        event,
+        Instant::now() + Duration::from_secs(5),
+    )
+    .await;
+    let err = answer.expect_err("an unreadable batch fails");
+    assert!(
+        err.to_string().starts_with("not a readable SQS event"),
+        "{err}"
+    );
+    assert!(rig.sim.notes(&opp).is_empty());
 }
 
 #[tokio::test]

@@ -126,6 +126,7 @@ on_both_stores!(
     older_events_never_overwrite_newer_state,
     every_kind_applies_to_the_view,
     deleted_candidates_are_erased_and_stay_deleted,
+    a_contact_stays_while_another_of_its_opportunities_is_stored,
     rotated_token_is_accepted_after_one_reread,
     a_tenants_token_does_not_open_another_tenant,
     malformed_deliveries_get_their_status_and_change_nothing,
@@ -493,6 +494,66 @@ async fn deleted_candidates_are_erased_and_stay_deleted<B: Backend>() {
             view.interviews.len()
         ),
         (None, false, 0, 0)
+    );
+}
+
+/// A Lever contact (the person) can have several opportunities; deleting one used to erase the
+/// contact the others still refer to.
+async fn a_contact_stays_while_another_of_its_opportunities_is_stored<B: Backend>() {
+    let h = Harness::<B, B::Secrets>::make().await;
+    let (tenant, tok) = h.tenant().await;
+    let t = h.now() - 100_000;
+    let kind = EventKind::CandidateStageChange;
+    for (i, opp) in ["opp-1", "opp-2"].into_iter().enumerate() {
+        let (_, body) = delivery(kind, &tok, t + i as i64, sample_data(kind, opp));
+        assert_eq!(
+            status(&h.send(kind, &tenant, &body).await),
+            (200, "accepted")
+        );
+    }
+    let contact = EventKind::ContactCreated;
+    let (_, body) = delivery(contact, &tok, t, sample_data(contact, "opp-1"));
+    h.send(contact, &tenant, &body).await;
+    let delete = |opp: &str, at: i64| {
+        delivery(
+            EventKind::CandidateDeleted,
+            &tok,
+            at,
+            json!({"opportunityId": opp}),
+        )
+        .1
+    };
+    let deleted = h
+        .send(
+            EventKind::CandidateDeleted,
+            &tenant,
+            &delete("opp-1", t + 10),
+        )
+        .await;
+    assert_eq!(status(&deleted), (200, "accepted"));
+    assert!(
+        h.store
+            .contact(&tenant, "contact-1")
+            .await
+            .unwrap()
+            .is_some(),
+        "opp-2 still refers to the contact"
+    );
+    let deleted = h
+        .send(
+            EventKind::CandidateDeleted,
+            &tenant,
+            &delete("opp-2", t + 11),
+        )
+        .await;
+    assert_eq!(status(&deleted), (200, "accepted"));
+    assert!(
+        h.store
+            .contact(&tenant, "contact-1")
+            .await
+            .unwrap()
+            .is_none(),
+        "the last opportunity gone, the contact is erased"
     );
 }
 
@@ -940,4 +1001,68 @@ async fn dynamodb_round_trips_per_delivery() {
         "a duplicate costs one round trip"
     );
     assert_eq!(h.secrets.loads(), 1, "a warm instance read the secret once");
+}
+
+/// DynamoDB cancels a transaction for a conflict with another one in flight, for throttling, or for
+/// a write it refuses. A conflict is retried at once (it usually clears in milliseconds); throttling
+/// is a 503, so Lever delivers again later; a refused write cannot succeed on any retry, so it is
+/// acknowledged with its cause logged rather than making Lever send it five more times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_transaction_is_retried_deferred_or_acknowledged_by_its_cause() {
+    let h = Harness::<DynamoStore, <DynamoStore as Backend>::Secrets>::make().await;
+    let (tenant, tok) = h.tenant().await;
+    let table = h.store.table().to_string();
+    let kind = EventKind::CandidateStageChange;
+    let at = h.now() - 10_000;
+    let stage_of = |opp: &'static str| {
+        let store = &h.store;
+        let tenant = &tenant;
+        async move {
+            store
+                .candidate(tenant, opp)
+                .await
+                .unwrap()
+                .and_then(|v| v.stage)
+                .map(|s| s.id)
+        }
+    };
+
+    // Two conflicts: retried in the same invocation, applied.
+    cancel_next_transactions(&table, "TransactionConflict", 2).await;
+    let (_, body) = delivery(kind, &tok, at, sample_data(kind, "opp-1"));
+    assert_eq!(
+        status(&h.send(kind, &tenant, &body).await),
+        (200, "accepted")
+    );
+    assert!(stage_of("opp-1").await.is_some());
+
+    // Conflicts that outlast the retries, then throttling: 503 and nothing written; Lever's
+    // redelivery is applied.
+    for (code, times) in [("TransactionConflict", 5), ("ThrottlingError", 1)] {
+        let opp = if code == "ThrottlingError" {
+            "opp-3"
+        } else {
+            "opp-2"
+        };
+        cancel_next_transactions(&table, code, times).await;
+        let (_, body) = delivery(kind, &tok, at, sample_data(kind, opp));
+        let r = h.send(kind, &tenant, &body).await;
+        assert_eq!(r.status, 503, "{code}: {}", r.body);
+        assert_eq!(stage_of(opp).await, None, "{code}");
+        assert_eq!(
+            status(&h.send(kind, &tenant, &body).await),
+            (200, "accepted"),
+            "{code}"
+        );
+        assert!(stage_of(opp).await.is_some(), "{code}");
+    }
+
+    // A write DynamoDB refuses: acknowledged, so Lever stops; nothing written.
+    cancel_next_transactions(&table, "ValidationError", 1).await;
+    let (_, body) = delivery(kind, &tok, at, sample_data(kind, "opp-4"));
+    assert_eq!(
+        status(&h.send(kind, &tenant, &body).await),
+        (200, "ignored")
+    );
+    assert_eq!(stage_of("opp-4").await, None);
 }

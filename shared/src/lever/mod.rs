@@ -287,10 +287,9 @@ impl HttpLever {
         let status = res.status().as_u16();
         let retry_after = res
             .headers()
-            .get("retry-after")
+            .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map(|s| Duration::from_secs_f64(s.clamp(0.0, 60.0)));
+            .and_then(|v| retry_after(v, std::time::SystemTime::now()));
         let bytes = res.bytes().await.map_err(|e| (transport(&e), None))?;
         if (200..300).contains(&status) {
             if bytes.is_empty() {
@@ -325,6 +324,24 @@ impl HttpLever {
         };
         Err((err, retry_after))
     }
+}
+
+/// The longest pause a `Retry-After` may ask for; longer asks are capped (the deadline decides).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// A `Retry-After` value: seconds (fractions accepted) or an HTTP-date (RFC 9110 §10.2.3), as a pause
+/// from `now` of at most [`MAX_RETRY_AFTER`]. Anything else (`NaN`, negative, garbage) is no advice.
+fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    let pause = match value.parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 => Duration::from_secs_f64(s.min(60.0)),
+        Ok(_) => return None,
+        Err(_) => httpdate::parse_http_date(value)
+            .ok()?
+            .duration_since(now)
+            .unwrap_or_default(),
+    };
+    Some(pause.min(MAX_RETRY_AFTER))
 }
 
 fn transport(e: &reqwest::Error) -> LeverError {
@@ -407,6 +424,68 @@ impl LeverApi for HttpLever {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date_and_ignores_the_rest() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        let at = |v| retry_after(v, now);
+        assert_eq!(at("2"), Some(Duration::from_secs(2)));
+        assert_eq!(at(" 0.5 "), Some(Duration::from_millis(500)));
+        assert_eq!(at("3600"), Some(MAX_RETRY_AFTER));
+        for nonsense in ["NaN", "nan", "inf", "-1", "-inf", "soon", ""] {
+            assert_eq!(at(nonsense), None, "{nonsense}");
+        }
+        assert_eq!(
+            at("Sun, 06 Nov 1994 08:49:47 GMT"),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            at("Sunday, 06-Nov-94 08:49:47 GMT"),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            at("Sun Nov  6 08:50:07 1994"),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            at("Sun, 06 Nov 1994 08:49:00 GMT"),
+            Some(Duration::ZERO),
+            "a date passed"
+        );
+        assert_eq!(at("Mon, 07 Nov 1994 08:49:37 GMT"), Some(MAX_RETRY_AFTER));
+    }
+
+    /// Lever (or a proxy before it) answering `Retry-After: NaN` used to panic the function
+    /// (`Duration::from_secs_f64`); now it is no advice, and the retry waits its own backoff.
+    #[tokio::test]
+    async fn a_nonsense_retry_after_is_retried_not_a_panic() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let answers = [
+                "HTTP/1.1 429 Too Many Requests\r\nRetry-After: NaN\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"data\":[]}",
+            ];
+            for answer in answers {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await.unwrap();
+                socket.write_all(answer.as_bytes()).await.unwrap();
+            }
+        });
+        let lever = HttpLever::new(RateLimiter::new(10.0, 20), RetryPolicy::default());
+        let account = Account {
+            base_url: format!("http://127.0.0.1:{port}"),
+            auth: Auth::ApiKey(Redacted::new("k")),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let answer = lever
+            .send(&account, LeverRequest::get("/users"), deadline)
+            .await
+            .unwrap();
+        assert_eq!(answer, serde_json::json!({"data": []}));
+    }
 
     #[test]
     fn credentials_never_print() {

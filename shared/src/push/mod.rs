@@ -577,7 +577,7 @@ pub async fn handle_event<L, S, K, C>(
     pusher: &Pusher<L, S, K, C>,
     payload: Value,
     deadline: Instant,
-) -> Value
+) -> Result<Value, crate::queue::Unreadable>
 where
     L: LeverApi,
     S: CommandStore + TenantStore + StatsStore + Clone,

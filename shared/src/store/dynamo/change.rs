@@ -77,15 +77,26 @@ impl Group {
     }
 }
 
-pub(super) fn group(m: &Mutation, t: i64, expires_at: i64, i: usize) -> Option<Group> {
+pub(super) fn group(
+    tenant: &str,
+    m: &Mutation,
+    t: i64,
+    expires_at: i64,
+    i: usize,
+) -> Option<Group> {
     let p = |name: &str| format!(":{name}{i}");
     let (set, at, mut values) = match m {
         Mutation::Stage { to, contact, .. } => {
             let mut set = format!("stageId = {}, stageSince = {}", p("v"), p("t"));
             let mut values = vec![(p("v"), s(to.as_str()))];
             if let Some(c) = contact {
-                set += &format!(", contactId = if_not_exists(contactId, {})", p("c"));
+                set += &format!(
+                    ", contactId = if_not_exists(contactId, {c}), contactKey = if_not_exists(contactKey, {k})",
+                    c = p("c"),
+                    k = p("k")
+                );
                 values.push((p("c"), s(c.as_str())));
+                values.push((p("k"), s(pk_contact(tenant, c))));
             }
             (set, "stageSince", values)
         }
@@ -139,7 +150,7 @@ pub(super) fn change_for(
         | Mutation::Archive { opportunity, .. }
         | Mutation::Hired { opportunity }
         | Mutation::Deleted { opportunity } => {
-            let g = group(m, t, expires_at, 0).expect("a candidate-level mutation");
+            let g = group(tenant, m, t, expires_at, 0).expect("a candidate-level mutation");
             let condition = match m {
                 Mutation::Deleted { .. } => NOT_DELETED.to_string(),
                 _ => format!("{NOT_DELETED} AND {}", g.guard(0)),

@@ -12,7 +12,7 @@ mod tenant;
 mod transcript;
 mod webhook;
 
-pub use schema::{DELIVERIES_INDEX, DUE_INDEX, create_table};
+pub use schema::{CONTACTS_INDEX, DELIVERIES_INDEX, DUE_INDEX, create_table};
 
 use super::*;
 use crate::webhook::{Archived, Mutation};

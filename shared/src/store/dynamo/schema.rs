@@ -20,7 +20,8 @@
 //! Every item that owes the vendor events carries them in `outbox` (a JSON array), written with
 //! the change they report; the table's stream (new and old images) takes them to the relay.
 //!
-//! Indexes: `due` (`dueShard`, `dueAt`; sparse) and `deliveries` (`hookKey`, `triggeredAt`; keys only).
+//! Indexes: `due` (`dueShard`, `dueAt`; sparse), `deliveries` (`hookKey`, `triggeredAt`; keys only)
+//! and `contacts` (`contactKey`; sparse, keys only: the candidates of a contact).
 //! Attribute names are compound words so none is a DynamoDB reserved word.
 
 use super::*;
@@ -88,6 +89,10 @@ pub(super) const SK_STATS: &str = "#STATS";
 pub(super) fn hook_key(tenant: &str, kind: crate::webhook::EventKind) -> String {
     format!("T#{tenant}#K#{}", kind.as_str())
 }
+/// Index of candidates by their contact (`contactKey`, the contact item's `pk`; keys only): a
+/// Lever contact may have several opportunities, and its item is kept while one is stored.
+pub const CONTACTS_INDEX: &str = "contacts";
+
 /// Index of conversations waiting for their transcript: sparse (only conversations with messages
 /// to post carry `dueShard`), sharded so no partition is hot, sorted by `dueAt`.
 pub const DUE_INDEX: &str = "due";
@@ -159,6 +164,14 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
                 .projection_type(ProjectionType::KeysOnly)
                 .build(),
         );
+    let contacts = GlobalSecondaryIndex::builder()
+        .index_name(CONTACTS_INDEX)
+        .key_schema(key("contactKey", KeyType::Hash)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build(),
+        );
     let created = client
         .create_table()
         .table_name(table)
@@ -169,10 +182,12 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .attribute_definitions(attr("dueAt", T::N)?)
         .attribute_definitions(attr("hookKey", T::S)?)
         .attribute_definitions(attr("triggeredAt", T::N)?)
+        .attribute_definitions(attr("contactKey", T::S)?)
         .key_schema(key("pk", KeyType::Hash)?)
         .key_schema(key("sk", KeyType::Range)?)
         .global_secondary_indexes(build(due.build())?)
         .global_secondary_indexes(build(deliveries.build())?)
+        .global_secondary_indexes(build(contacts.build())?)
         // The outbox: the relay reads what each write added to an item's `outbox`.
         .stream_specification(build(
             aws_sdk_dynamodb::types::StreamSpecification::builder()

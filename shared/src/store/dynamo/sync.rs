@@ -104,7 +104,7 @@ impl SyncStore for DynamoStore {
         let mut apps = Vec::new();
         let mut app_items = Vec::new();
         for (i, (m, t)) in w.changes.iter().enumerate() {
-            if let Some(g) = group(m, *t, expires_at, i) {
+            if let Some(g) = group(tenant, m, *t, expires_at, i) {
                 if !matches!(m, Mutation::Deleted { .. }) {
                     conditions.push(g.guard(i));
                 }

@@ -122,7 +122,9 @@ impl WebhookStore for DynamoStore {
         let Some(candidate) = tombstone else {
             return self.delete_all(doomed).await;
         };
-        if let Some(contact) = get_s(candidate, "contactId") {
+        if let Some(contact) = get_s(candidate, "contactId")
+            && !self.contact_has_another(tenant, &contact, &pk).await?
+        {
             doomed.push((pk_contact(tenant, &contact), SK_CONTACT.to_string()));
         }
         self.delete_all(doomed).await?;
@@ -224,5 +226,43 @@ impl WebhookStore for DynamoStore {
             data: get_json(item, "payloadJson"),
             at: get_n(item, "changedAt").unwrap_or(0),
         }))
+    }
+}
+
+impl DynamoStore {
+    /// Whether a candidate other than `own` (a partition key) refers to the contact. The index is
+    /// eventually consistent: a candidate linked to the contact this very moment may be missed,
+    /// and the contact's next webhook writes its item again.
+    async fn contact_has_another(
+        &self,
+        tenant: &str,
+        contact: &str,
+        own: &str,
+    ) -> Result<bool, StoreError> {
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(CONTACTS_INDEX)
+                .key_condition_expression("contactKey = :k")
+                .expression_attribute_values(":k", s(pk_contact(tenant, contact)))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            if out
+                .items()
+                .iter()
+                .any(|i| get_s(i, "pk").is_some_and(|pk| pk != own))
+            {
+                return Ok(true);
+            }
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(false);
+            }
+        }
     }
 }

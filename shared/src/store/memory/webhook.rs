@@ -196,8 +196,14 @@ impl WebhookStore for InMemoryStore {
             };
             contact
         });
+        // Kept while another of the tenant's candidates refers to it.
         if let Some(contact) = contact {
-            s.contacts.remove(&key(tenant, &contact));
+            let referred = s.candidates.iter().any(|((t, _), c)| {
+                t == tenant && c.view.contact_id.as_deref() == Some(contact.as_str())
+            });
+            if !referred {
+                s.contacts.remove(&key(tenant, &contact));
+            }
         }
         Ok(())
     }
