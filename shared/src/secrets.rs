@@ -68,6 +68,15 @@ impl TenantSecret {
             .map_or(&[], Vec::as_slice)
     }
 
+    /// `oauth` or `apiKey`: the credentials the functions use (OAuth wins should both be stored).
+    pub fn auth_kind(&self) -> Option<&'static str> {
+        match (&self.oauth, &self.api_key) {
+            (Some(_), _) => Some("oauth"),
+            (None, Some(_)) => Some("apiKey"),
+            (None, None) => None,
+        }
+    }
+
     /// Puts `token` first among the kind's signature tokens, keeping the previous ones (a
     /// rotation, at most [`MAX_TOKENS`]) when asked.
     pub fn add_token(&mut self, kind: EventKind, token: Redacted, keep_previous: bool) {

@@ -35,6 +35,7 @@ on_both_stores!(
     oauth_refresh_before_expiry_and_one_winner_when_concurrent,
     oauth_refused_refresh_disconnects_the_tenant,
     a_secret_write_during_a_refresh_keeps_the_new_refresh_token,
+    an_oauth_tenant_is_connected_and_a_key_replaces_its_tokens,
     connect_then_disconnect_deletes_secret_and_data,
     status_shows_health_and_renders_in_chromium,
     roles_sync_map_and_report_mismatches,
@@ -396,7 +397,7 @@ async fn test_connection_tells_a_bad_key_from_a_missing_permission() {
     assert_eq!(state("users:read"), "ok");
     assert_eq!(state("notes:read"), "missing");
     assert_eq!(state("webhooks:write"), "missing");
-    assert_eq!(state("confidential"), "unknown");
+    assert_eq!(state("confidential"), "missing");
     let (_, st) = rig
         .call("GET", &format!("/admin/tenants/{id}/status"), Value::Null)
         .await;
@@ -1606,4 +1607,57 @@ async fn oauth_refused_refresh_disconnects_the_tenant<B: Backend>() {
         rig.store.tenant(&id).await.unwrap().unwrap().status,
         TenantStatus::Connected
     );
+}
+
+/// The status reads the credentials the tenant has (API key or OAuth), and each kind replaces the
+/// other: a key put on an OAuth tenant is what every function then uses, and the reverse.
+async fn an_oauth_tenant_is_connected_and_a_key_replaces_its_tokens<B: Backend>() {
+    let rig = Rig::<B>::new(KeyPerms::all()).await;
+    let (id, _, _) = rig.oauth_connect().await;
+    let status = format!("/admin/tenants/{id}/status");
+    let (s, v) = rig.call("GET", &status, Value::Null).await;
+    assert_eq!(s, 200);
+    assert_ne!(v["state"], "disconnected", "{v}");
+    assert_eq!(v["auth"], "oauth", "{v}");
+    assert!(!v.to_string().contains("API key"), "{v}");
+
+    let (s, v) = rig
+        .call(
+            "PUT",
+            &format!("/admin/tenants/{id}/apiKey"),
+            json!({"apiKey": rig.key}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let secret = rig.secrets.load(&id).await.unwrap().unwrap();
+    assert!(secret.oauth.is_none(), "the key replaces the OAuth tokens");
+    let ctx = rig
+        .tenants(Arc::new(ManualClock::at(now_ms())))
+        .context(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        ctx.account.auth,
+        Auth::ApiKey(Redacted::new(rig.key.clone()))
+    );
+    let (_, v) = rig.call("GET", &status, Value::Null).await;
+    assert_eq!(v["auth"], "apiKey", "{v}");
+
+    // And OAuth again replaces the key.
+    let r = rig
+        .raw_query(
+            "/admin/oauth/authorize",
+            &format!("tenantId={id}&environment=sandbox"),
+        )
+        .await;
+    let state = r.value()["state"].as_str().unwrap().to_string();
+    let r = rig
+        .callback(&rig.sim.issue_auth_code(KeyPerms::all()), &state)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let secret = rig.secrets.load(&id).await.unwrap().unwrap();
+    assert!(secret.api_key.is_none() && secret.oauth.is_some());
+    let (_, v) = rig.call("GET", &status, Value::Null).await;
+    assert_eq!(v["auth"], "oauth", "{v}");
 }

@@ -571,3 +571,68 @@ async fn a_refused_key_fails_visibly_and_waits() {
         lever_bridge::store::TenantStatus::Disconnected
     );
 }
+
+/// A key created without confidential access gets an access error for `confidentiality=all`: the
+/// sync falls back to what the key may see, and says so in the status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_without_confidential_access_syncs_what_it_may_see() {
+    let r = rig::<lever_bridge::store::memory::InMemoryStore>(300).await;
+    let key = random_hex(16);
+    r.sim.add_key(
+        &key,
+        KeyPerms {
+            confidential: false,
+            ..KeyPerms::all()
+        },
+    );
+    let mut secret = secret_for_all(SIGNATURE);
+    secret.api_key = Some(Redacted::new(&key));
+    r.sync
+        .tenants
+        .secrets()
+        .inner()
+        .save(&r.tenant, &secret)
+        .await
+        .unwrap();
+    r.sync.tenants.secrets().reload(&r.tenant).await.unwrap();
+    r.backfill().await;
+    let ids = r.sim.opportunity_ids();
+    let visible: Vec<String> = ids
+        .iter()
+        .filter(|id| r.sim.opportunity(id).unwrap()["confidentiality"] != "confidential")
+        .cloned()
+        .collect();
+    assert!(
+        visible.len() < ids.len(),
+        "the account has confidential candidates"
+    );
+    let views = r.store.sync_views(&r.tenant, &ids).await.unwrap();
+    assert_eq!(
+        views.len(),
+        visible.len(),
+        "every candidate the key may see"
+    );
+    let job = r.store.sync_job(&r.tenant).await.unwrap().unwrap();
+    assert_eq!(job.last_error, None);
+    let status = SyncStatus::of(Some(&job), r.clock.now_ms());
+    assert_eq!(status.confidential, Some(false), "{status:?}");
+    r.reconcile().await;
+    let job = r.store.sync_job(&r.tenant).await.unwrap().unwrap();
+    assert_eq!(job.last_error, None, "and the reconciliation runs too");
+}
+
+/// A paging cursor Lever refuses (expired, or from before a change of filters) restarts the walk
+/// instead of failing every run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_cursor_restarts_the_walk() {
+    let r = rig::<lever_bridge::store::memory::InMemoryStore>(250).await;
+    let mut job = r.sync.start_backfill(&r.tenant).await.unwrap();
+    job.position = Some("[9999,1,\"gone\"]".into());
+    job.pages = 2;
+    r.store.put_sync_job(&job).await.unwrap();
+    r.run(Duration::from_secs(300)).await;
+    let job = r.store.sync_job(&r.tenant).await.unwrap().unwrap();
+    assert!(job.finished_at.is_some(), "{job:?}");
+    assert_eq!(job.last_error, None);
+    r.assert_view_equals_lever(&[]).await;
+}

@@ -156,13 +156,18 @@ chosen environment, and that it was not deleted (Lever: Settings > Integrations 
         }))
     }
 
-    /// `PUT /admin/tenants/{id}/apiKey`: a new key (after a 401, or a rotation); the webhook tokens stay.
+    /// `PUT /admin/tenants/{id}/apiKey`: a new key (after a 401, or a rotation); the webhook tokens
+    /// stay, OAuth tokens go (the functions would otherwise keep using them).
     pub async fn replace_key(&self, id: &str, body: &[u8]) -> Result<Value, AdminError> {
         let tenant = self.tenant(id).await?;
         let b: KeyBody = parse_body(body)?;
         let key = check_key(b.api_key)?;
         self.verify_key(&tenant.lever_base_url, &key).await?;
-        self.update_secret(id, |s| s.api_key = Some(key)).await?;
+        self.update_secret(id, |s| {
+            s.api_key = Some(key);
+            s.oauth = None;
+        })
+        .await?;
         self.store
             .set_tenant_status(id, TenantStatus::Connected, "", self.clock.now_ms())
             .await?;

@@ -274,7 +274,7 @@ where
                 return Err(AdminError::new(
                     409,
                     "no_credentials",
-                    "the tenant has no Lever API key: connect it again (PUT /admin/tenants/{id}/apiKey)",
+                    "the tenant has no Lever credentials: connect it again (PUT /admin/tenants/{id}/apiKey, or OAuth at GET /admin/oauth/authorize)",
                 ));
             }
         };

@@ -234,8 +234,8 @@ where
                 message,
             });
         }
-        // Confidential access cannot be asked for directly: a key without it simply sees no
-        // confidential postings.
+        // Lever answers a key without confidential access an access error; a key with it may
+        // still see none (an account without confidential postings).
         let confidential = lever
             .send(
                 LeverRequest::get("/postings")

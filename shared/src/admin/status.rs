@@ -28,6 +28,8 @@ pub struct StatusReport {
     /// `connected`, `degraded` or `disconnected`.
     pub state: &'static str,
     pub reasons: Vec<String>,
+    /// How the tenant is connected: `apiKey`, `oauth`, or `null` when no credentials are stored.
+    pub auth: Option<&'static str>,
     pub environment: String,
     pub lever_base_url: String,
     pub owner_user_id: Option<String>,
@@ -79,9 +81,14 @@ where
         {
             reasons.push(r.to_string());
         }
-        if secret.as_ref().is_none_or(|s| s.api_key.is_none()) {
+        let auth = secret.as_ref().and_then(|s| s.auth_kind());
+        if auth.is_none() {
             state = "disconnected";
-            reasons.push("no Lever API key is stored".into());
+            reasons.push(
+                "no Lever credentials are stored: connect with an API key (PUT /admin/tenants/{id}/apiKey) \
+or through OAuth (GET /admin/oauth/authorize)"
+                    .replace("{id}", id),
+            );
         }
         if state == "connected" {
             let missing: Vec<&str> = webhooks
@@ -117,6 +124,7 @@ where
             tenant_id: id.to_string(),
             state,
             reasons,
+            auth,
             environment: self.settings.environment_of(&tenant.lever_base_url),
             lever_base_url: tenant.lever_base_url,
             owner_user_id: tenant.owner_user_id,
@@ -180,6 +188,14 @@ td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}</style></head><bo
         (
             "Environment",
             format!("{} ({})", r.environment, r.lever_base_url),
+        ),
+        (
+            "Credentials",
+            match r.auth {
+                Some("oauth") => "OAuth".into(),
+                Some(_) => "API key".into(),
+                None => "none".into(),
+            },
         ),
         (
             "Owner",

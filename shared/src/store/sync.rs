@@ -88,6 +88,9 @@ pub struct SyncJob {
     pub recovered_total: i64,
     pub recovered_last: i64,
     pub last_error: Option<String>,
+    /// Lever refused `confidentiality=all` (the key lacks confidential access): this run lists
+    /// only what the key may see. Asked again at every new run, in case access was granted.
+    pub non_confidential: bool,
     /// When the job should run next (`None`: not scheduled).
     pub due_at: Option<i64>,
     /// Until when a run holds it.

@@ -229,6 +229,7 @@ impl<
             job.started_at = now;
             job.finished_at = None;
             job.last_error = None;
+            job.non_confidential = false;
             job.run += 1;
         }
         let mut retry_after = self.config.retry_after_ms;
@@ -357,6 +358,40 @@ impl<
         }
     }
 
+    /// The page at the job's position and the position after it. A cursor Lever refuses (400:
+    /// expired, or from other filters) starts the walk again: writes are guarded and marked, so
+    /// reading pages twice costs requests, never a wrong view or a repeated event.
+    async fn page(
+        lever: &Lever<'_, L>,
+        job: &mut SyncJob,
+        req: LeverRequest,
+    ) -> Result<(Vec<Value>, Option<String>), LeverError> {
+        let read = async |position: Option<String>| {
+            let mut pages = lever.pages_from(req.clone(), position);
+            let items = pages.next_page().await?.unwrap_or_default();
+            Ok((items, pages.position().map(str::to_string)))
+        };
+        match read(job.position.clone()).await {
+            Err(LeverError::Rejected {
+                status: 400,
+                message,
+                ..
+            }) if job.position.is_some() => {
+                tracing::warn!(
+                    tenant = job.tenant,
+                    message,
+                    "Lever refused the paging cursor: the walk starts again"
+                );
+                job.position = None;
+                if job.phase == SyncPhase::Opportunities {
+                    job.done = 0;
+                }
+                read(None).await
+            }
+            page => page,
+        }
+    }
+
     fn mark(job: &SyncJob) -> String {
         format!("{}/{}/{}", job.job_id, job.run, job.pages)
     }
@@ -369,17 +404,31 @@ impl<
         hired: &HashSet<String>,
         report: &mut SyncReport,
     ) -> Result<bool, RunError> {
-        let mut req = LeverRequest::get("/opportunities")
-            .query("expand", "applications")
-            .query("confidentiality", "all");
-        if job.mode == SyncMode::Reconcile
-            && let Some(since) = job.since
-        {
-            req = req.query("updated_at_start", since.to_string());
-        }
-        let mut pages = lever.pages_from(req, job.position.clone());
-        let items: Vec<Value> = pages.next_page().await?.unwrap_or_default();
-        let next = pages.position().map(str::to_string);
+        let (items, next) = loop {
+            let mut req = confidentiality(
+                LeverRequest::get("/opportunities").query("expand", "applications"),
+                !job.non_confidential,
+            );
+            if job.mode == SyncMode::Reconcile
+                && let Some(since) = job.since
+            {
+                req = req.query("updated_at_start", since.to_string());
+            }
+            match Self::page(lever, job, req).await {
+                Err(LeverError::Forbidden(why)) if !job.non_confidential => {
+                    tracing::warn!(
+                        tenant = job.tenant,
+                        why,
+                        "no confidential access: syncing the candidates the key may see"
+                    );
+                    job.non_confidential = true;
+                    // Lever binds a cursor to its filters: the walk starts again without them.
+                    job.position = None;
+                    job.done = 0;
+                }
+                page => break page?,
+            }
+        };
         let snaps: Vec<Snapshot> = items.iter().filter_map(Snapshot::parse).collect();
         let mark = Self::mark(job);
         let written = self
@@ -424,9 +473,7 @@ impl<
         if let Some(since) = job.since {
             req = req.query("deleted_at_start", since.to_string());
         }
-        let mut pages = lever.pages_from(req, job.position.clone());
-        let items: Vec<Value> = pages.next_page().await?.unwrap_or_default();
-        let next = pages.position().map(str::to_string);
+        let (items, next) = Self::page(lever, job, req).await?;
         let now = self.clock.now_ms();
         let deleted: Vec<(String, i64)> = items
             .iter()
@@ -589,4 +636,13 @@ struct Written {
     changes: usize,
     events: usize,
     deleted: Vec<String>,
+}
+
+/// Asks for confidential candidates too when the key may see them.
+fn confidentiality(req: LeverRequest, confidential: bool) -> LeverRequest {
+    if confidential {
+        req.query("confidentiality", "all")
+    } else {
+        req
+    }
 }

@@ -34,7 +34,10 @@ impl<
         let newest = job.newest_created_at.unwrap_or(reached);
         // Small accounts are done before an estimate would help.
         if job.oldest_created_at.is_none() && job.pages >= 2 {
-            match self.tail_start(lever, newest, reached).await {
+            match self
+                .tail_start(lever, newest, reached, !job.non_confidential)
+                .await
+            {
                 Ok(oldest) => job.oldest_created_at = Some(oldest),
                 Err(e) => {
                     tracing::warn!(tenant = job.tenant, error = %e, "could not estimate the backfill's size");
@@ -65,6 +68,7 @@ impl<
         lever: &Lever<'_, L>,
         newest: i64,
         below: i64,
+        confidential: bool,
     ) -> Result<i64, LeverError> {
         const DAY: i64 = 24 * 3600 * 1000;
         // Lever was founded in 2012: nothing is older.
@@ -73,10 +77,11 @@ impl<
         let precision = DAY.max((newest - lo) / 256);
         while hi - lo > precision {
             let mid = lo + (hi - lo) / 2;
-            let req = LeverRequest::get("/opportunities")
-                .query("limit", TAIL.to_string())
-                .query("confidentiality", "all")
-                .query("created_at_end", mid.to_string());
+            let req = confidentiality(
+                LeverRequest::get("/opportunities").query("limit", TAIL.to_string()),
+                confidential,
+            )
+            .query("created_at_end", mid.to_string());
             let body = lever.send(req).await?;
             if crate::lever::models::list_data(&body).len() >= TAIL {
                 hi = mid;
@@ -111,6 +116,9 @@ pub struct SyncStatus {
     pub changes_recovered: i64,
     pub changes_recovered_last_run: i64,
     pub last_error: Option<String>,
+    /// Whether confidential candidates are in the view: `false` when the key lacks confidential
+    /// access (the sync then reads only the others), `None` before a run.
+    pub confidential: Option<bool>,
 }
 
 impl SyncStatus {
@@ -139,6 +147,7 @@ impl SyncStatus {
             changes_recovered: j.recovered_total,
             changes_recovered_last_run: j.recovered_last,
             last_error: j.last_error.clone(),
+            confidential: (j.pages > 0 || j.finished_at.is_some()).then_some(!j.non_confidential),
         }
     }
 }

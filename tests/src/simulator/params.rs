@@ -129,15 +129,25 @@ impl Params {
         }
     }
 
-    pub fn confidentiality(&self) -> Result<Confidentiality, ApiError> {
-        match self.get("confidentiality") {
-            None | Some("non-confidential") => Ok(Confidentiality::NonConfidential),
-            Some("confidential") => Ok(Confidentiality::Confidential),
-            Some("all") => Ok(Confidentiality::All),
-            Some(other) => Err(ApiError::bad_request(format!(
-                "Invalid value for confidentiality: {other} (non-confidential, confidential or all)"
-            ))),
+    /// The filter asked for. Asking for confidential data (`confidential` or `all`) with a key
+    /// created without confidential access is an access error, as Lever answers (lever-api.md).
+    pub fn confidentiality(&self, caller: &Caller) -> Result<Confidentiality, ApiError> {
+        let asked = match self.get("confidentiality") {
+            None | Some("non-confidential") => Confidentiality::NonConfidential,
+            Some("confidential") => Confidentiality::Confidential,
+            Some("all") => Confidentiality::All,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid value for confidentiality: {other} (non-confidential, confidential or all)"
+                )));
+            }
+        };
+        if asked != Confidentiality::NonConfidential && !caller.confidential() {
+            return Err(ApiError::forbidden(
+                "This API key does not have access to confidential data",
+            ));
         }
+        Ok(asked)
     }
 }
 

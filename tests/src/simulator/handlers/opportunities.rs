@@ -130,7 +130,7 @@ pub(crate) async fn list(
     params: Params,
 ) -> ApiResult {
     caller.require("opportunities:read")?;
-    let confidentiality = params.confidentiality()?;
+    let confidentiality = params.confidentiality(&caller)?;
     let filters = Filters::parse(&params)?;
     let now = crate::now_ms();
     sim.with_state(|s| {

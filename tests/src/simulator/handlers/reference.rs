@@ -131,7 +131,7 @@ pub(crate) async fn list_postings(
     params: Params,
 ) -> ApiResult {
     caller.require("postings:read")?;
-    let confidentiality = params.confidentiality()?;
+    let confidentiality = params.confidentiality(&caller)?;
     let states = params.all("state");
     if let Some(bad) = states.iter().find(|s| !POSTING_STATES.contains(s)) {
         return Err(ApiError::bad_request(format!(
