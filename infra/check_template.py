@@ -61,6 +61,8 @@ ADMIN_ROUTES: dict[str, set[tuple[str, str]]] = {
         ("POST", "/admin/tenants/{id}/test"),
         ("POST", "/admin/tenants/{id}/sync"),
         ("GET", "/admin/tenants/{id}/users"),
+        ("GET", "/admin/tenants/{id}/parked"),
+        ("POST", "/admin/tenants/{id}/parked/replay"),
         ("PUT", "/admin/tenants/{id}/owner"),
         ("DELETE", "/admin/tenants/{id}"),
     },

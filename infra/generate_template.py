@@ -6,7 +6,7 @@ The kinds are the binaries in functions/src/bin (`webhook-<event>.rs`, `push-<ki
 library holds against its lists of kinds (`function::Function::all`), so a new kind is one more binary and one
 `make template`. In a block, `{Name}` is the kind in CamelCase (`CandidateStageChange`, `TagsLinks`), `{kebab}`
 as in the binary's name, `{event}` Lever's event name (webhooks) and `{description}` the function's description
-(pushes, from PUSH_DESCRIPTIONS below), `{table_actions}` a webhook function's actions on the table and
+(pushes, from PUSH_DESCRIPTIONS below), `{queue_env}` the variable holding a push queue's URL, `{table_actions}` a webhook function's actions on the table and
 `{index_statements}` its statements for the indexes it queries (a line holding only an empty placeholder is
 dropped). Other braces are left alone.
 
@@ -71,7 +71,12 @@ def values(section: str, kebab: str) -> dict[str, str]:
         }
     if kebab not in PUSH_DESCRIPTIONS:
         raise SystemExit(f"generate_template: push-{kebab} has no description: add it to PUSH_DESCRIPTIONS")
-    return {"Name": name, "kebab": kebab, "description": PUSH_DESCRIPTIONS[kebab]}
+    return {
+        "Name": name,
+        "kebab": kebab,
+        "description": PUSH_DESCRIPTIONS[kebab],
+        "queue_env": "PUSH_QUEUE_URL_" + kebab.upper().replace("-", "_"),
+    }
 
 
 def render() -> str:

@@ -134,13 +134,20 @@ if [ "$mode" != bench ]; then
   # parameters and resources. cargo lambda watch starts every function through `lever-bridge-dev
   # exec-function` (cargo's runner), which gives it exactly that environment and what Lambda sets.
   functions="$state/functions-$suffix.json"
+  # The push queues `lever-bridge-dev setup` made (moto's account id in their URLs).
+  queues=()
+  for f in functions/src/bin/push-*.rs; do
+    kebab=$(basename "$f" .rs)
+    name=$(echo "${kebab#push-}" | sed -E 's/(^|-)([a-z])/\U\2/g')
+    queues+=(--resource "Push${name}Queue=$AWS_ENDPOINT_URL/123456789012/$STACK_NAME-$kebab")
+  done
   "$venv/bin/python" infra/template_env.py --stack-name "$STACK_NAME" --region "$AWS_REGION" \
     --param SecretPrefix="$SECRET_PREFIX" --param LogLevel="${LOG_LEVEL:-INFO}" \
     --param LeverCustomBaseUrl="$lever/v1" \
     --param LeverOAuthClientId=sim-client --param LeverOAuthRedirectUri="$admin/admin/oauth/callback" \
     --param LeverOAuthAuthorizeUrl="$lever/oauth/authorize" --param LeverOAuthTokenUrl="$lever/oauth/token" \
     --resource Table="$TABLE_NAME" --resource VendorBus="$EVENT_BUS_NAME" \
-    --resource LeverOAuthClientSecret="$STACK_NAME/lever-oauth-client" \
+    --resource LeverOAuthClientSecret="$STACK_NAME/lever-oauth-client" "${queues[@]}" \
     --api HttpApi="$hooks" --api AdminApi="$admin" --out "$functions"
   export LEVER_BRIDGE_FUNCTIONS="$functions"
   echo "==> the template's HTTP APIs on $hooks (webhooks) and $admin (admin)"
@@ -149,8 +156,8 @@ if [ "$mode" != bench ]; then
   wait_for_port "$hooks_port" "the webhook API"
   wait_for_port "$admin_port" "the admin API"
   runner="target.'cfg(all())'.runner=['$root/$dev_tool', 'exec-function']"
-  # The relay's event source mapping on the table's stream, as Lambda runs it.
-  echo "==> the table's stream -> relay (the outbox)"
+  # The template's event source mappings (the table's stream, the push queues), as Lambda runs them.
+  echo "==> event source mappings: the table's stream -> relay (the outbox), push queues -> push functions"
   setsid "$dev_tool" mappings --watch "http://127.0.0.1:$watch_port" >"$state/mappings-$suffix.log" 2>&1 &
   pids+=($!)
 fi

@@ -140,6 +140,11 @@ pub struct Config {
     pub transcript_max_note_chars: usize,
     /// `SYNC_INTERVAL_MINUTES`, in ms (sync).
     pub sync_interval_ms: i64,
+    /// `PARKED_MAX_DAYS` (sync): parked commands older than this end as failed.
+    pub parked_max_days: i64,
+    /// `PUSH_QUEUE_URL_<KIND>`: the push queues, where the functions that reconnect tenants send
+    /// parked commands back.
+    pub push_queue_urls: Vec<(crate::push::command::PushKind, String)>,
 }
 
 impl Default for Config {
@@ -155,6 +160,8 @@ impl Default for Config {
             custom_lever_base_url: None,
             transcript_max_note_chars: 10_000,
             sync_interval_ms: 60 * 60_000,
+            parked_max_days: crate::push::parked::DEFAULT_MAX_PARKED_DAYS,
+            push_queue_urls: Vec::new(),
         }
     }
 }
@@ -187,6 +194,10 @@ impl Config {
             c.custom_lever_base_url = env
                 .optional("LEVER_CUSTOM_BASE_URL")
                 .map(|u| u.trim_end_matches('/').to_string());
+            c.push_queue_urls = crate::push::command::PushKind::ALL
+                .into_iter()
+                .filter_map(|k| Some((k, env.optional(k.queue_env())?)))
+                .collect();
         }
         match function {
             Function::TranscriptFlush => {
@@ -195,6 +206,11 @@ impl Config {
             }
             Function::Sync => {
                 c.sync_interval_ms = env.number("SYNC_INTERVAL_MINUTES", 60, |m| *m > 0) * 60_000;
+                c.parked_max_days = env.number(
+                    "PARKED_MAX_DAYS",
+                    crate::push::parked::DEFAULT_MAX_PARKED_DAYS,
+                    |d| (3..=365).contains(d),
+                );
             }
             _ => {}
         }
@@ -399,9 +415,9 @@ mod tests {
         let c = Config::load(Function::Sync, &Env::from_pairs(vars.clone()));
         assert_eq!(
             c.unwrap_err(),
-            ConfigError::Missing(vec!["SYNC_INTERVAL_MINUTES"])
+            ConfigError::Missing(vec!["PARKED_MAX_DAYS", "SYNC_INTERVAL_MINUTES"])
         );
-        vars.extend([("SYNC_INTERVAL_MINUTES", "15")]);
+        vars.extend([("SYNC_INTERVAL_MINUTES", "15"), ("PARKED_MAX_DAYS", "")]);
         let c = Config::load(Function::Sync, &Env::from_pairs(vars.clone())).unwrap();
         assert!(c.oauth.is_none());
         assert_eq!(c.sync_interval_ms, 15 * 60_000);

@@ -221,6 +221,7 @@ pub async fn run_sync() -> Result<(), Error> {
     let (lever, oauth) = (cold.lever(), cold.oauth());
     let config = crate::sync::SyncConfig {
         interval_ms: cold.config.sync_interval_ms,
+        parked_max_days: cold.config.parked_max_days,
         ..Default::default()
     };
     let mut syncer = crate::sync::Syncer::new(lever, cold.store, cold.secrets, SystemClock, config);
@@ -249,7 +250,13 @@ pub async fn run_relay() -> Result<(), Error> {
 pub async fn run_admin(group: crate::admin::http::Group) -> Result<(), Error> {
     let cold = cold_start(Function::Admin(group)).await?;
     let (lever, oauth) = (cold.lever(), cold.oauth());
-    let settings = crate::admin::Settings::new(&cold.config, oauth);
+    let queues = (!cold.config.push_queue_urls.is_empty()).then(|| {
+        Arc::new(crate::push::parked::PushQueues::Sqs {
+            client: aws_sdk_sqs::Client::new(&cold.aws),
+            urls: cold.config.push_queue_urls.iter().cloned().collect(),
+        })
+    });
+    let settings = crate::admin::Settings::new(&cold.config, oauth, queues);
     let admin = crate::admin::Admin::new(lever, cold.store, cold.secrets, SystemClock, settings);
     let admin = &admin;
     let groups = [group];

@@ -304,6 +304,14 @@ impl<S: TenantStore, K: SecretStore, C: Clock + Clone> Tenants<S, K, C> {
         Ok(Some(TenantContext { tenant, account }))
     }
 
+    /// The tenant and its credentials read again from the store, bypassing this instance's caches:
+    /// another function may have reconnected the tenant (a new key, OAuth) since they were cached.
+    pub async fn reload_context(&self, id: &str) -> Result<Option<TenantContext>, TenantError> {
+        self.records.lock().unwrap().remove(id);
+        self.secrets.reload(id).await?;
+        self.context(id).await
+    }
+
     /// The context after refreshing the tenant's OAuth tokens (see [`refresh_oauth`]).
     async fn refreshed_context(
         &self,

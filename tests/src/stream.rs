@@ -369,6 +369,128 @@ impl StreamMapping {
     }
 }
 
+/// One of the template's event source mappings on an SQS queue, run against its function under
+/// `cargo lambda watch` as Lambda runs it: up to its batch size per receive, the batch's failures
+/// (`batchItemFailures`) left on the queue for their visibility timeout, the rest deleted; a function
+/// error leaves the whole batch.
+pub struct QueueMapping {
+    pub name: String,
+    pub function: String,
+    pub queue_url: String,
+    pub queue_arn: String,
+    pub batch: i32,
+    pub sqs: aws_sdk_sqs::Client,
+    pub invoke_url: String,
+}
+
+impl QueueMapping {
+    pub fn new(
+        spec: &Value,
+        sqs: aws_sdk_sqs::Client,
+        queue_url: String,
+        queue_arn: String,
+        watch: &str,
+    ) -> QueueMapping {
+        let function = spec["function"].as_str().unwrap_or_default().to_string();
+        QueueMapping {
+            name: spec["name"].as_str().unwrap_or_default().to_string(),
+            invoke_url: format!(
+                "{}/2015-03-31/functions/{function}/invocations",
+                watch.trim_end_matches('/')
+            ),
+            function,
+            queue_url,
+            queue_arn,
+            batch: spec["batchSize"].as_i64().unwrap_or(10).clamp(1, 10) as i32,
+            sqs,
+        }
+    }
+
+    /// Polls the queue and invokes the function until the process ends.
+    pub async fn run(self) {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(300))
+            .build()
+            .expect("HTTP client");
+        loop {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(self.batch)
+                .wait_time_seconds(1)
+                .visibility_timeout(30)
+                .send()
+                .await;
+            let messages = match received {
+                Ok(out) => out.messages.unwrap_or_default(),
+                Err(e) => {
+                    eprintln!("{}: receive failed: {e:?}", self.name);
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if messages.is_empty() {
+                continue;
+            }
+            let records: Vec<Value> = messages
+                .iter()
+                .map(|m| {
+                    json!({
+                        "messageId": m.message_id(),
+                        "receiptHandle": m.receipt_handle(),
+                        "body": m.body(),
+                        "attributes": {},
+                        "messageAttributes": {},
+                        "eventSource": "aws:sqs",
+                        "eventSourceARN": self.queue_arn,
+                        "awsRegion": "us-east-1",
+                    })
+                })
+                .collect();
+            let answer = http
+                .post(&self.invoke_url)
+                .json(&json!({"Records": records}))
+                .send()
+                .await;
+            let failed: Vec<String> = match answer {
+                Ok(res)
+                    if res.status().is_success()
+                        && !res.headers().contains_key("x-amz-function-error") =>
+                {
+                    let body: Value = res.json().await.unwrap_or_default();
+                    body["batchItemFailures"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_string))
+                        .collect()
+                }
+                other => {
+                    eprintln!("{}: {} failed: {other:?}", self.name, self.function);
+                    continue;
+                }
+            };
+            for m in &messages {
+                if failed.iter().any(|f| Some(f.as_str()) == m.message_id()) {
+                    continue;
+                }
+                if let Some(handle) = m.receipt_handle()
+                    && let Err(e) = self
+                        .sqs
+                        .delete_message()
+                        .queue_url(&self.queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                {
+                    eprintln!("{}: delete failed: {e:?}", self.name);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

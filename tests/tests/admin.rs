@@ -66,6 +66,7 @@ impl<B: Backend> Rig<B> {
             ],
             lever_budget: std::time::Duration::from_secs(20),
             oauth: Some(Arc::new(OAuthClient::new(sim_oauth(&sim), None))),
+            queues: None,
         };
         let lever = Arc::new(HttpLever::new(
             RateLimiter::new(10.0, 20),

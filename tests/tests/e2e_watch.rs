@@ -215,6 +215,8 @@ struct Account {
     store: DynamoStore,
     /// The tenant's owner, an active user of the account (when asked for).
     owner: Option<String>,
+    /// The tenant's Lever API key.
+    key: String,
 }
 
 async fn account(prefix: &str, with_owner: bool) -> Account {
@@ -259,6 +261,7 @@ async fn account(prefix: &str, with_owner: bool) -> Account {
         tenant,
         store,
         owner,
+        key,
     }
 }
 
@@ -437,6 +440,56 @@ async fn admin_api(client: &reqwest::Client, method: reqwest::Method, path: &str
         res.status().as_u16(),
         res.json().await.unwrap_or(Value::Null),
     )
+}
+
+/// A parked push comes back through its queue, as deployed: Lever refuses the key and push-note
+/// parks the command; a new key through the admin API (admin-tenants, with the push queues' URLs
+/// the template gives it) sends it back onto push-note's queue, whose mapping invokes push-note,
+/// and the note lands in Lever once.
+#[tokio::test]
+async fn a_parked_push_comes_back_through_its_queue() {
+    use lever_bridge_tests::simulator::{KeyPerms, NewOpportunity};
+    let Account {
+        sim, tenant, key, ..
+    } = account("e2e-park", true).await;
+    let opp = sim.add_opportunity(NewOpportunity {
+        name: "Ada Lovelace".into(),
+        ..Default::default()
+    });
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .build()
+        .unwrap();
+    sim.remove_key(&key);
+    let command = json!({"commandId": unique("cmd"), "tenantId": tenant, "opportunityId": opp, "text": "Scored 88/100."});
+    let parked = invoke(&client, "push-note", command.clone()).await;
+    assert_eq!(parked["status"], "parked", "{parked}");
+    let new_key = random_hex(16);
+    sim.add_key(&new_key, KeyPerms::all());
+    let base = std::env::var("LEVER_BRIDGE_ADMIN_API")
+        .expect("LEVER_BRIDGE_ADMIN_API is not set: run the tests with `make test`");
+    let res = client
+        .put(format!("{base}/admin/tenants/{tenant}/apiKey"))
+        .json(&json!({"apiKey": new_key}))
+        .send()
+        .await
+        .expect("admin API");
+    assert_eq!(res.status().as_u16(), 200);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["parkedReplayed"], 1, "{v}");
+    let landed = async {
+        while sim.notes(&opp).is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), landed)
+        .await
+        .expect("the replayed command reached Lever through its queue");
+    assert_eq!(
+        invoke(&client, "push-note", command).await["status"],
+        "duplicate"
+    );
+    assert_eq!(sim.notes(&opp).len(), 1);
 }
 
 /// An OAuth tenant whose access token expires while the functions run, every function with the

@@ -6,6 +6,7 @@ use lever_bridge::clock::{Clock, ManualClock};
 use lever_bridge::lever::calls::Lever;
 use lever_bridge::lever::{Account, Auth, HttpLever, LeverRequest, RateLimiter, RetryPolicy};
 use lever_bridge::push::command::PushKind;
+use lever_bridge::push::parked::PushQueues;
 use lever_bridge::push::{Outcome, Pusher, handle_event};
 use lever_bridge::secrets::{InMemorySecrets, Redacted, SecretStore, TenantSecret};
 use lever_bridge::store::dynamo::DynamoStore;
@@ -28,6 +29,8 @@ struct Rig {
     tenant: String,
     owner: String,
     key: String,
+    secrets: Arc<InMemorySecrets>,
+    lever: Arc<HttpLever>,
     pushers: Vec<P>,
 }
 
@@ -85,6 +88,8 @@ impl Rig {
             tenant,
             owner,
             key,
+            secrets,
+            lever,
             pushers,
         }
     }
@@ -113,6 +118,51 @@ impl Rig {
             ..Default::default()
         })
     }
+}
+
+type A =
+    lever_bridge::admin::Admin<Arc<HttpLever>, DynamoStore, Arc<InMemorySecrets>, Arc<ManualClock>>;
+
+impl Rig {
+    /// The admin API of the functions that reconnect tenants, its push queues in memory.
+    fn admin(&self) -> (A, Arc<PushQueues>) {
+        let queues = Arc::new(PushQueues::memory());
+        let admin = lever_bridge::admin::Admin::new(
+            self.lever.clone(),
+            self.store.clone(),
+            self.secrets.clone(),
+            self.clock.clone(),
+            lever_bridge::admin::Settings {
+                webhook_base_url: None,
+                environments: vec![("sandbox".into(), self.sim.base_url())],
+                lever_budget: Duration::from_secs(20),
+                oauth: None,
+                queues: Some(queues.clone()),
+            },
+        );
+        (admin, queues)
+    }
+}
+
+async fn call(admin: &A, method: &str, path: &str, body: Value) -> (u16, Value) {
+    let body = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    let reply = admin
+        .handle_request(
+            &lever_bridge::admin::http::Group::ALL,
+            method,
+            path,
+            "",
+            body.as_bytes(),
+        )
+        .await;
+    (
+        reply.status,
+        serde_json::from_str(&reply.body).unwrap_or(Value::Null),
+    )
 }
 
 fn active_user(sim: &Simulator) -> String {
@@ -427,13 +477,8 @@ async fn a_rejected_key_disconnects_the_tenant_and_parks_its_commands() {
         .await
         .unwrap();
     rig.clock.advance(61_000);
-    for cmd in parked {
-        let kind = if cmd.get("text").is_some() {
-            PushKind::Note
-        } else {
-            PushKind::Stage
-        };
-        done(&rig.push(kind, cmd).await);
+    for p in parked {
+        done(&rig.push(PushKind::parse(&p.kind).unwrap(), p.command).await);
     }
     assert!(rig.store.parked(&rig.tenant).await.unwrap().is_empty());
     assert_eq!(rig.sim.notes(&opp).len(), 1);
@@ -802,5 +847,202 @@ async fn the_deadline_bounds_retries() {
         started.elapsed() < Duration::from_millis(2500),
         "{:?}",
         started.elapsed()
+    );
+}
+
+/// Lever refuses the key: 30 commands of four kinds are parked. The customer's admin puts a new
+/// key: every parked command goes back to its kind's queue in the order it was parked and lands in
+/// Lever once, although the push instances still hold the old key and the disconnected record in
+/// their caches; the parked list, the count and the status follow.
+#[tokio::test]
+async fn parked_commands_come_back_once_when_the_tenant_reconnects() {
+    let rig = Rig::new().await;
+    let (admin, queues) = rig.admin();
+    let opps: Vec<String> = (0..5).map(|_| rig.opportunity()).collect();
+    let stages = rig.sim.stages();
+    rig.sim.remove_key(&rig.key);
+    let mut sent = Vec::new();
+    for i in 0..30 {
+        let opp = &opps[i % opps.len()];
+        let (kind, fields) = match i % 4 {
+            0 => (PushKind::Note, json!({"text": format!("note {i}")})),
+            1 => (
+                PushKind::Stage,
+                json!({"stageId": stages[i % stages.len()]["id"]}),
+            ),
+            2 => (
+                PushKind::TagsLinks,
+                json!({"addTags": [format!("tag-{i}")]}),
+            ),
+            _ => (
+                PushKind::Interview,
+                json!({"action": "schedule", "interviewId": format!("iv-{i}"), "start": now_ms() + 3_600_000, "durationMinutes": 30, "interviewers": [rig.owner]}),
+            ),
+        };
+        let cmd = rig.command(&format!("r-{i:02}"), opp, fields);
+        let outcome = rig.push(kind, cmd.clone()).await;
+        assert!(
+            matches!(outcome, Outcome::Parked { .. }),
+            "{i}: {outcome:?}"
+        );
+        sent.push((kind, cmd));
+        rig.clock.advance(1);
+    }
+    assert_eq!(rig.store.parked(&rig.tenant).await.unwrap().len(), 30);
+    let stats = rig.store.tenant_stats(&rig.tenant).await.unwrap();
+    assert_eq!(stats.pushes_parked, 30);
+    let written = |sim: &Simulator| {
+        sim.requests()
+            .iter()
+            .filter(|r| r.method != "GET" && r.status.is_some_and(|s| s < 300))
+            .count()
+    };
+    assert_eq!(written(&rig.sim), 0, "nothing reached Lever");
+
+    let key = random_hex(16);
+    rig.sim.add_key(&key, KeyPerms::all());
+    let path = format!("/admin/tenants/{}/apiKey", rig.tenant);
+    let (status, v) = call(&admin, "PUT", &path, json!({"apiKey": key})).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["parkedReplayed"], 30, "{v}");
+    let queued = queues.take();
+    assert_eq!(queued.len(), 30);
+    for kind in PushKind::ALL {
+        let expected: Vec<&Value> = sent
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, c)| c)
+            .collect();
+        let got: Vec<&Value> = queued
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, c)| c)
+            .collect();
+        assert_eq!(
+            got, expected,
+            "{kind:?}: each kind's commands in the order they were parked"
+        );
+    }
+    // The queues deliver them; one of each kind twice, as SQS may.
+    let mut deliveries = queued.clone();
+    deliveries.extend(queued.iter().step_by(8).cloned());
+    for (kind, cmd) in deliveries {
+        let outcome = rig.push(kind, cmd).await;
+        assert!(
+            matches!(outcome, Outcome::Done { .. } | Outcome::Duplicate { .. }),
+            "{outcome:?}"
+        );
+    }
+    for (kind, cmd) in &sent {
+        let id = cmd["commandId"].as_str().unwrap();
+        let record = rig.store.command(&rig.tenant, id).await.unwrap().unwrap();
+        assert_eq!(
+            record.state,
+            lever_bridge::store::CommandState::Done,
+            "{kind:?} {id}"
+        );
+    }
+    let notes: usize = opps.iter().map(|o| rig.sim.notes(o).len()).sum();
+    assert_eq!(notes, 8, "each note once");
+    assert!(rig.store.parked(&rig.tenant).await.unwrap().is_empty());
+    assert_eq!(
+        rig.store
+            .tenant_stats(&rig.tenant)
+            .await
+            .unwrap()
+            .pushes_parked,
+        0
+    );
+    let tenant = rig.store.tenant(&rig.tenant).await.unwrap().unwrap();
+    assert_eq!(tenant.status, TenantStatus::Connected);
+}
+
+/// A parked command waits at most the configured days: the hourly check fails it with the reason
+/// (and a `pushFailed` for the vendor) after counting it near expiry for two days; a tenant deleted
+/// meanwhile fails the rest. A connection test that passes again replays them; the route replays
+/// only a connected tenant's.
+#[tokio::test]
+async fn parked_commands_expire_replay_by_test_and_fail_with_their_tenant() {
+    use lever_bridge::push::parked::expire;
+    const DAY: i64 = 24 * 3600 * 1000;
+    let rig = Rig::new().await;
+    let (admin, queues) = rig.admin();
+    let opp = rig.opportunity();
+    rig.sim.remove_key(&rig.key);
+    for i in 0..3 {
+        let cmd = rig.command(&format!("old-{i}"), &opp, json!({"text": "x"}));
+        assert!(matches!(
+            rig.push(PushKind::Note, cmd).await,
+            Outcome::Parked { .. }
+        ));
+    }
+    rig.clock.advance(12 * DAY + 1);
+    let cmd = rig.command("young", &opp, json!({"text": "y"}));
+    assert!(matches!(
+        rig.push(PushKind::Note, cmd).await,
+        Outcome::Parked { .. }
+    ));
+    let e = expire(&rig.store, &rig.tenant, 14, rig.clock.now_ms())
+        .await
+        .unwrap();
+    assert_eq!((e.expired, e.near_expiry), (0, 3));
+    let list = format!("/admin/tenants/{}/parked", rig.tenant);
+    let (status, v) = call(&admin, "GET", &list, Value::Null).await;
+    assert_eq!((status, v["count"].as_u64()), (200, Some(4)), "{v}");
+    assert_eq!(v["parked"][0]["commandId"], "old-0", "oldest first: {v}");
+    let (status, v) = call(&admin, "POST", &format!("{list}/replay"), Value::Null).await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (409, Some("tenant_disconnected")),
+        "{v}"
+    );
+
+    rig.clock.advance(2 * DAY);
+    let e = expire(&rig.store, &rig.tenant, 14, rig.clock.now_ms())
+        .await
+        .unwrap();
+    assert_eq!((e.expired, e.near_expiry), (3, 0));
+    let record = rig
+        .store
+        .command(&rig.tenant, "old-0")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.state, lever_bridge::store::CommandState::Failed);
+    assert!(record.error.unwrap().contains("more than 14 days"));
+    assert_eq!(rig.store.parked(&rig.tenant).await.unwrap().len(), 1);
+
+    // Lever takes the key again (a permission restored): the passing test replays the rest.
+    rig.sim.add_key(&rig.key, KeyPerms::all());
+    let (status, v) = call(
+        &admin,
+        "POST",
+        &format!("/admin/tenants/{}/test", rig.tenant),
+        Value::Null,
+    )
+    .await;
+    assert_eq!((status, v["result"].as_str()), (200, Some("ok")), "{v}");
+    assert_eq!(v["parkedReplayed"], 1, "{v}");
+    assert_eq!(queues.take().len(), 1);
+
+    // Parked again, then the tenant is deleted: the vendor is told it failed.
+    rig.sim.remove_key(&rig.key);
+    rig.clock.advance(61_000);
+    let cmd = rig.command("last", &opp, json!({"text": "z"}));
+    assert!(matches!(
+        rig.push(PushKind::Note, cmd).await,
+        Outcome::Parked { .. }
+    ));
+    let (status, v) = call(
+        &admin,
+        "DELETE",
+        &format!("/admin/tenants/{}", rig.tenant),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["parkedFailed"], 2,
+        "the replayed one not yet run and the new one: {v}"
     );
 }

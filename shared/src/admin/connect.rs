@@ -5,7 +5,7 @@ use crate::clock::Clock;
 use crate::lever::calls::Lever;
 use crate::lever::{Account, Auth, LeverApi, LeverError, LeverRequest};
 use crate::secrets::{Redacted, SecretStore};
-use crate::store::{AdminStore, StatsStore, Tenant, TenantStatus, TenantStore};
+use crate::store::{AdminStore, CommandStore, StatsStore, Tenant, TenantStatus, TenantStore};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -42,7 +42,7 @@ fn random_id() -> String {
 
 impl<L, S, K, C> Admin<L, S, K, C>
 where
-    S: TenantStore + StatsStore + AdminStore,
+    S: TenantStore + StatsStore + AdminStore + CommandStore,
     K: SecretStore,
     L: LeverApi,
     C: Clock,
@@ -172,19 +172,31 @@ chosen environment, and that it was not deleted (Lever: Settings > Integrations 
             .set_tenant_status(id, TenantStatus::Connected, "", self.clock.now_ms())
             .await?;
         tracing::info!(tenant = id, "tenant API key replaced");
-        Ok(json!({"tenantId": id, "status": "connected"}))
+        let replayed = self.replay_after_reconnect(id).await;
+        Ok(
+            json!({"tenantId": id, "status": "connected", "parkedReplayed": replayed.map(|r| r.replayed)}),
+        )
     }
 
     /// `DELETE /admin/tenants/{id}`: the secret and every record reachable by key. Webhooks the
     /// tenant's URLs receive then get 401 (unknown tenant) once instances' caches expire.
     pub async fn disconnect(&self, id: &str) -> Result<Value, AdminError> {
         self.tenant(id).await?;
+        // Each parked command ends as failed, so the vendor hears of every one.
+        let failed = crate::push::parked::fail_all(
+            &self.store,
+            id,
+            "the tenant was deleted before it reconnected",
+            self.clock.now_ms(),
+        )
+        .await?;
         self.secrets.delete(id).await?;
         self.store.delete_tenant_data(id).await?;
         tracing::info!(tenant = id, "tenant deleted");
         Ok(json!({
             "tenantId": id,
             "deleted": true,
+            "parkedFailed": failed,
             "message": "The tenant's secret and records are deleted. Delete its webhooks in Lever \
         (Settings > Integrations and API > Webhooks); until then Lever's deliveries get 401.",
         }))

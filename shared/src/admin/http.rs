@@ -8,7 +8,7 @@ use super::{Admin, AdminError, Reply};
 use crate::clock::Clock;
 use crate::lever::LeverApi;
 use crate::secrets::SecretStore;
-use crate::store::{AdminStore, StatsStore, TenantStore};
+use crate::store::{AdminStore, CommandStore, StatsStore, TenantStore};
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +59,7 @@ fn ok(v: Result<Value, AdminError>) -> Reply {
 
 impl<L, S, K, C> Admin<L, S, K, C>
 where
-    S: TenantStore + StatsStore + AdminStore,
+    S: TenantStore + StatsStore + AdminStore + CommandStore,
     K: SecretStore,
     L: LeverApi,
     C: Clock,
@@ -139,6 +139,8 @@ where
             ("PUT", ["tenants", id, "apiKey"]) => ok(self.replace_key(id, body).await),
             ("POST", ["tenants", id, "test"]) => ok(self.test_connection(id).await),
             ("POST", ["tenants", id, "sync"]) => ok(self.start_sync(id).await),
+            ("GET", ["tenants", id, "parked"]) => ok(self.list_parked(id).await),
+            ("POST", ["tenants", id, "parked", "replay"]) => ok(self.replay_parked(id).await),
             ("GET", ["tenants", id, "users"]) => ok(self.users(id).await),
             ("PUT", ["tenants", id, "owner"]) => ok(self.set_owner(id, body).await),
             ("POST", ["tenants", id, "webhooks"]) => ok(self.register_webhooks(id).await),
@@ -176,7 +178,8 @@ fn route_of(segs: &[&str]) -> Option<(Group, &'static [&'static str])> {
         ["tenants", _] => (Tenants, &["DELETE"]),
         ["tenants", _, "apiKey" | "owner"] => (Tenants, &["PUT"]),
         ["tenants", _, "test" | "sync"] => (Tenants, &["POST"]),
-        ["tenants", _, "users"] => (Tenants, &["GET"]),
+        ["tenants", _, "users" | "parked"] => (Tenants, &["GET"]),
+        ["tenants", _, "parked", "replay"] => (Tenants, &["POST"]),
         ["tenants", _, "webhooks"] => (Webhooks, &["POST"]),
         ["tenants", _, "webhooks", _, "token"] => (Webhooks, &["PUT"]),
         ["tenants", _, "status" | "status.html"] => (Status, &["GET"]),

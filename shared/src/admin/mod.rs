@@ -10,6 +10,7 @@ pub mod connect;
 pub mod http;
 pub mod oauth;
 pub mod owner;
+pub mod parked;
 pub mod probe;
 pub mod resolve;
 pub mod roles;
@@ -20,7 +21,9 @@ use crate::clock::Clock;
 use crate::lever::calls::Lever;
 use crate::lever::{Account, Auth, LeverApi, LeverError};
 use crate::secrets::{SecretStore, SecretsError, TenantSecret};
-use crate::store::{AdminStore, StatsStore, StoreError, Tenant, TenantStatus, TenantStore};
+use crate::store::{
+    AdminStore, CommandStore, StatsStore, StoreError, Tenant, TenantStatus, TenantStore,
+};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -35,12 +38,16 @@ pub struct Settings {
     pub lever_budget: Duration,
     /// The OAuth client; `None`: tenants connect with API keys only.
     pub oauth: Option<std::sync::Arc<crate::lever::oauth::OAuthClient>>,
+    /// The push queues parked commands go back to when a tenant reconnects (the functions that
+    /// reconnect tenants); `None` elsewhere.
+    pub queues: Option<std::sync::Arc<crate::push::parked::PushQueues>>,
 }
 
 impl Settings {
     pub fn new(
         c: &crate::config::Config,
         oauth: Option<std::sync::Arc<crate::lever::oauth::OAuthClient>>,
+        queues: Option<std::sync::Arc<crate::push::parked::PushQueues>>,
     ) -> Self {
         let mut environments = default_environments();
         if let Some(url) = &c.custom_lever_base_url {
@@ -51,6 +58,7 @@ impl Settings {
             environments,
             lever_budget: Duration::from_secs(25),
             oauth,
+            queues,
         }
     }
 
@@ -212,7 +220,7 @@ pub struct Ctx {
 
 impl<L, S, K, C> Admin<L, S, K, C>
 where
-    S: TenantStore + StatsStore + AdminStore,
+    S: TenantStore + StatsStore + AdminStore + CommandStore,
     K: SecretStore,
     L: LeverApi,
     C: Clock,

@@ -13,7 +13,9 @@ use crate::clock::Clock;
 use crate::lever::LeverApi;
 use crate::lever::oauth::{OAuthClient, OAuthError};
 use crate::secrets::{OAuthTokens, SecretStore};
-use crate::store::{AdminStore, OAuthPending, StatsStore, Tenant, TenantStatus, TenantStore};
+use crate::store::{
+    AdminStore, CommandStore, OAuthPending, StatsStore, Tenant, TenantStatus, TenantStore,
+};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -52,7 +54,7 @@ fn invalid_state() -> AdminError {
 
 impl<L, S, K, C> Admin<L, S, K, C>
 where
-    S: TenantStore + StatsStore + AdminStore,
+    S: TenantStore + StatsStore + AdminStore + CommandStore,
     K: SecretStore,
     L: LeverApi,
     C: Clock,
@@ -222,9 +224,12 @@ where
         self.store
             .connect_tenant(&tenant, self.clock.now_ms())
             .await?;
-        if created {
+        let replayed = if created {
             self.schedule_backfill(&id).await?;
-        }
+            None
+        } else {
+            self.replay_after_reconnect(&id).await.map(|r| r.replayed)
+        };
         tracing::info!(
             tenant = id.as_str(),
             environment = environment.as_str(),
@@ -240,6 +245,7 @@ where
                 "auth": "oauth",
                 "status": "connected",
                 "connectedAt": now,
+                "parkedReplayed": replayed,
                 "webhookUrls": self.webhook_urls(&id),
                 "next": [
                     format!("POST /admin/tenants/{id}/test"),

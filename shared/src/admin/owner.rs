@@ -4,7 +4,7 @@ use super::{Admin, AdminError, parse_body};
 use crate::clock::Clock;
 use crate::lever::{LeverApi, LeverError};
 use crate::secrets::SecretStore;
-use crate::store::{AdminStore, StatsStore, TenantStore};
+use crate::store::{AdminStore, CommandStore, StatsStore, TenantStore};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -16,7 +16,7 @@ struct OwnerBody {
 
 impl<L, S, K, C> Admin<L, S, K, C>
 where
-    S: TenantStore + StatsStore + AdminStore,
+    S: TenantStore + StatsStore + AdminStore + CommandStore,
     K: SecretStore,
     L: LeverApi,
     C: Clock,

@@ -10,7 +10,7 @@ use super::{Admin, AdminError, UNAUTHORIZED_MESSAGE};
 use crate::clock::Clock;
 use crate::lever::{LeverApi, LeverError, LeverRequest};
 use crate::secrets::SecretStore;
-use crate::store::{AdminStore, StatsStore, TenantStatus, TenantStore};
+use crate::store::{AdminStore, CommandStore, StatsStore, TenantStatus, TenantStore};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -154,7 +154,7 @@ fn probes() -> Vec<(&'static str, &'static str, Probe, bool)> {
 
 impl<L, S, K, C> Admin<L, S, K, C>
 where
-    S: TenantStore + StatsStore + AdminStore,
+    S: TenantStore + StatsStore + AdminStore + CommandStore,
     K: SecretStore,
     L: LeverApi,
     C: Clock,
@@ -306,6 +306,14 @@ API Credentials, edit the key, tick these permissions, and test again.",
             )
         };
         tracing::info!(tenant = id, result, "connection tested");
-        Ok(json!({"tenantId": id, "result": result, "message": message, "checks": checks}))
+        // Lever takes the credentials again after a 401: what was parked goes back to its queues.
+        let replayed = if ctx.tenant.status == TenantStatus::Disconnected {
+            self.replay_after_reconnect(id).await.map(|r| r.replayed)
+        } else {
+            None
+        };
+        Ok(
+            json!({"tenantId": id, "result": result, "message": message, "checks": checks, "parkedReplayed": replayed}),
+        )
     }
 }

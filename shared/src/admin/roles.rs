@@ -4,7 +4,7 @@ use super::{Admin, AdminError, parse_body};
 use crate::clock::Clock;
 use crate::lever::{LeverApi, LeverError};
 use crate::secrets::SecretStore;
-use crate::store::{AdminStore, PostingRecord, StatsStore, TenantStore};
+use crate::store::{AdminStore, CommandStore, PostingRecord, StatsStore, TenantStore};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -18,7 +18,7 @@ struct RoleBody {
 
 impl<L, S, K, C> Admin<L, S, K, C>
 where
-    S: TenantStore + StatsStore + AdminStore,
+    S: TenantStore + StatsStore + AdminStore + CommandStore,
     K: SecretStore,
     L: LeverApi,
     C: Clock,

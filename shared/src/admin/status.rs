@@ -5,7 +5,9 @@ use super::{Admin, AdminError};
 use crate::clock::Clock;
 use crate::lever::LeverApi;
 use crate::secrets::SecretStore;
-use crate::store::{AdminStore, StatsStore, TenantStats, TenantStatus, TenantStore, WebhookStat};
+use crate::store::{
+    AdminStore, CommandStore, StatsStore, TenantStats, TenantStatus, TenantStore, WebhookStat,
+};
 use crate::webhook::EventKind;
 use serde::Serialize;
 
@@ -43,7 +45,7 @@ pub struct StatusReport {
 
 impl<L, S, K, C> Admin<L, S, K, C>
 where
-    S: TenantStore + StatsStore + AdminStore,
+    S: TenantStore + StatsStore + AdminStore + CommandStore,
     K: SecretStore,
     L: LeverApi,
     C: Clock,

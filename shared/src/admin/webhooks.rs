@@ -5,7 +5,7 @@ use super::{Admin, AdminError, parse_body, webhook_url};
 use crate::clock::Clock;
 use crate::lever::LeverApi;
 use crate::secrets::{Redacted, SecretStore};
-use crate::store::{AdminStore, StatsStore, TenantStore};
+use crate::store::{AdminStore, CommandStore, StatsStore, TenantStore};
 use crate::webhook::EventKind;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -23,7 +23,7 @@ struct TokenBody {
 
 impl<L, S, K, C> Admin<L, S, K, C>
 where
-    S: TenantStore + StatsStore + AdminStore,
+    S: TenantStore + StatsStore + AdminStore + CommandStore,
     K: SecretStore,
     L: LeverApi,
     C: Clock,

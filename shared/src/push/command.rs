@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 macro_rules! push_kinds {
-    ($($variant:ident => $name:literal, $function:literal;)*) => {
+    ($($variant:ident => $name:literal, $function:literal, $queue_env:literal;)*) => {
         /// The kinds of push, one Lambda function (and one queue) each.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum PushKind { $(#[serde(rename = $name)] $variant),* }
@@ -14,18 +14,20 @@ macro_rules! push_kinds {
             pub const ALL: [PushKind; 6] = [$(PushKind::$variant),*];
             pub const fn as_str(self) -> &'static str { match self { $(PushKind::$variant => $name),* } }
             pub const fn function_name(self) -> &'static str { match self { $(PushKind::$variant => $function),* } }
+            /// The variable holding its queue's URL, for the functions that replay parked commands.
+            pub const fn queue_env(self) -> &'static str { match self { $(PushKind::$variant => $queue_env),* } }
             pub fn parse(s: &str) -> Option<Self> { match s { $($name => Some(PushKind::$variant),)* _ => None } }
         }
     };
 }
 
 push_kinds! {
-    Note => "note", "push-note";
-    Feedback => "feedback", "push-feedback";
-    Stage => "stage", "push-stage";
-    Archive => "archive", "push-archive";
-    TagsLinks => "tagsLinks", "push-tags-links";
-    Interview => "interview", "push-interview";
+    Note => "note", "push-note", "PUSH_QUEUE_URL_NOTE";
+    Feedback => "feedback", "push-feedback", "PUSH_QUEUE_URL_FEEDBACK";
+    Stage => "stage", "push-stage", "PUSH_QUEUE_URL_STAGE";
+    Archive => "archive", "push-archive", "PUSH_QUEUE_URL_ARCHIVE";
+    TagsLinks => "tagsLinks", "push-tags-links", "PUSH_QUEUE_URL_TAGS_LINKS";
+    Interview => "interview", "push-interview", "PUSH_QUEUE_URL_INTERVIEW";
 }
 
 /// Fields every command has.

@@ -7,6 +7,7 @@
 
 pub mod command;
 mod interview;
+pub mod parked;
 pub mod render;
 
 use crate::clock::Clock;
@@ -190,6 +191,16 @@ impl<
                 };
             }
         };
+        // A record cached as disconnected may predate a reconnection by another function (the
+        // replay of this very command, say): look again before parking.
+        let ctx = if ctx.tenant.status == TenantStatus::Disconnected {
+            match self.tenants.reload_context(&env.tenant_id).await {
+                Ok(Some(fresh)) => fresh,
+                _ => ctx,
+            }
+        } else {
+            ctx
+        };
         let end = if ctx.tenant.status == TenantStatus::Disconnected {
             let why = ctx
                 .tenant
@@ -199,6 +210,7 @@ impl<
             CommandEnd::Parked {
                 error: why,
                 command: command.raw.clone(),
+                kind: self.kind.as_str().to_string(),
             }
         } else {
             let mut attempt = Attempt {
@@ -206,7 +218,17 @@ impl<
                 first_claimed_at,
                 wrote: false,
             };
-            match self.execute(&command, &ctx, deadline, &mut attempt).await {
+            let mut result = self.execute(&command, &ctx, deadline, &mut attempt).await;
+            // A 401 with credentials this instance cached: the tenant may have been given new ones
+            // since. Nothing was written, so trying once with what is stored now is safe.
+            if let Err(Stop::Lever(LeverError::Unauthorized(_))) = &result
+                && let Ok(Some(fresh)) = self.tenants.reload_context(&env.tenant_id).await
+                && fresh.account.auth != ctx.account.auth
+                && fresh.tenant.status != TenantStatus::Disconnected
+            {
+                result = self.execute(&command, &fresh, deadline, &mut attempt).await;
+            }
+            match result {
                 Ok(result) => CommandEnd::Done { result },
                 Err(Stop::Invalid(error)) => CommandEnd::Failed { error },
                 Err(Stop::Lever(LeverError::Unauthorized(msg))) => {
@@ -217,6 +239,7 @@ impl<
                     CommandEnd::Parked {
                         error: why,
                         command: command.raw.clone(),
+                        kind: self.kind.as_str().to_string(),
                     }
                 }
                 // A partial success (one of two notes) also makes the next attempt look first.

@@ -64,11 +64,28 @@ pub enum CommandEnd {
         error: String,
         uncertain: bool,
     },
-    /// Kept until the tenant reconnects; `command` is the command as received.
+    /// Kept until the tenant reconnects; `command` is the command as received, `kind` its push
+    /// kind (the queue a replay sends it back to).
     Parked {
         error: String,
         command: Value,
+        kind: String,
     },
+}
+
+/// A command waiting for its tenant to reconnect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParkedCommand {
+    pub id: String,
+    pub kind: String,
+    /// As received from the vendor.
+    pub command: Value,
+    /// When it was first parked (parking it again keeps this: the expiry counts from here).
+    pub parked_at: i64,
+    /// Why it was parked.
+    pub error: Option<String>,
+    /// Times a reconnection sent it back to its queue.
+    pub replays: u32,
 }
 
 /// Where a vendor interview lives in Lever.
@@ -104,8 +121,30 @@ pub trait CommandStore: Send + Sync {
         tenant: &str,
         id: &str,
     ) -> impl Future<Output = Result<Option<CommandRecord>, StoreError>> + Send;
-    /// The tenant's parked commands, as received.
-    fn parked(&self, tenant: &str) -> impl Future<Output = Result<Vec<Value>, StoreError>> + Send;
+    /// The tenant's parked commands, oldest first.
+    fn parked(
+        &self,
+        tenant: &str,
+    ) -> impl Future<Output = Result<Vec<ParkedCommand>, StoreError>> + Send;
+    /// Records that a parked command went back to its queue; `event` (`pushReplayed`) goes to the
+    /// outbox in the same write. Nothing is written when it is no longer parked.
+    fn mark_replayed(
+        &self,
+        tenant: &str,
+        id: &str,
+        event: &crate::events::VendorEvent,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Ends a parked command as failed (expired, or its tenant deleted), with `event`
+    /// (`pushFailed`) in the same write. False when it was no longer parked (a replay took it).
+    fn fail_parked(
+        &self,
+        tenant: &str,
+        id: &str,
+        error: &str,
+        event: &crate::events::VendorEvent,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     fn interview_map(
         &self,
         tenant: &str,

@@ -21,8 +21,8 @@ use crate::lever::calls::Lever;
 use crate::lever::{LeverApi, LeverError, LeverRequest};
 use crate::secrets::SecretStore;
 use crate::store::{
-    StoreError, SyncJob, SyncMode, SyncPhase, SyncStore, SyncWrite, TenantStatus, TenantStore,
-    WebhookStore,
+    CommandStore, StoreError, SyncJob, SyncMode, SyncPhase, SyncStore, SyncWrite, TenantStatus,
+    TenantStore, WebhookStore,
 };
 use crate::tenant::{TenantError, Tenants};
 use crate::webhook::Mutation;
@@ -50,6 +50,8 @@ pub struct SyncConfig {
     pub writes_at_once: usize,
     /// Stop starting pages this long before the deadline.
     pub margin: Duration,
+    /// Parked commands older than this many days end as failed (`PARKED_MAX_DAYS`).
+    pub parked_max_days: i64,
 }
 
 impl Default for SyncConfig {
@@ -62,6 +64,7 @@ impl Default for SyncConfig {
             tenants_at_once: 32,
             writes_at_once: 16,
             margin: Duration::from_secs(5),
+            parked_max_days: crate::push::parked::DEFAULT_MAX_PARKED_DAYS,
         }
     }
 }
@@ -79,6 +82,9 @@ pub struct SyncReport {
     /// Jobs left unfinished at the deadline (continued by the next run).
     pub continued: usize,
     pub failed: usize,
+    /// Parked commands failed for waiting too long, and those within two days of it.
+    pub parked_expired: usize,
+    pub parked_near_expiry: usize,
 }
 
 /// How a job's run ended.
@@ -131,7 +137,7 @@ pub struct Syncer<L, S, K, C> {
 
 impl<
     L: LeverApi,
-    S: SyncStore + WebhookStore + TenantStore + Clone,
+    S: SyncStore + WebhookStore + TenantStore + CommandStore + Clone,
     K: SecretStore,
     C: Clock + Clone,
 > Syncer<L, S, K, C>
@@ -183,8 +189,12 @@ impl<
             total.events += r.events;
             total.continued += r.continued;
             total.failed += r.failed;
+            total.parked_expired += r.parked_expired;
+            total.parked_near_expiry += r.parked_near_expiry;
         }
         metrics::counter!("ChangesRecovered").increment(total.recovered as u64);
+        metrics::counter!("ParkedExpired").increment(total.parked_expired as u64);
+        metrics::gauge!("ParkedNearExpiry").set(total.parked_near_expiry as f64);
         metrics::counter!("SyncCandidatesWritten").increment(total.changed as u64);
         tracing::info!(?total, "sync run");
         total
@@ -213,6 +223,17 @@ impl<
             }
         };
         report.tenants = 1;
+        // Each tenant's parked commands are checked as its job runs (hourly, or each minute while
+        // it is disconnected): no scan of the table.
+        match crate::push::parked::expire(&self.store, tenant, self.config.parked_max_days, now)
+            .await
+        {
+            Ok(e) => {
+                report.parked_expired = e.expired;
+                report.parked_near_expiry = e.near_expiry;
+            }
+            Err(e) => tracing::warn!(tenant, error = %e, "could not check the parked commands"),
+        }
         let mut job = job;
         let mut held = until;
         if job.finished_at.is_some() {

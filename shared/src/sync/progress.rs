@@ -5,7 +5,7 @@ use super::*;
 
 impl<
     L: LeverApi,
-    S: SyncStore + WebhookStore + TenantStore + Clone,
+    S: SyncStore + WebhookStore + TenantStore + CommandStore + Clone,
     K: SecretStore,
     C: Clock + Clone,
 > Syncer<L, S, K, C>

@@ -136,23 +136,36 @@ async fn gateway(watch: &str) {
     }
 }
 
-/// The template's event source mappings on the table's stream (the relay's), run against the
-/// functions under `cargo lambda watch` as Lambda runs them. SQS mappings are not run locally: the
-/// tests and `make dev` invoke the push and ingest functions directly.
+/// The template's event source mappings, run against the functions under `cargo lambda watch` as
+/// Lambda runs them: the table's stream to the relay, and each queue the local stack has (the push
+/// queues, `<stack>-<function>`) to its function.
 async fn mappings(config: &LocalStack, watch: &str) {
     let functions = functions_file();
     let aws = aws().await;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
     let mut running = Vec::new();
     for spec in functions["mappings"].as_array().into_iter().flatten() {
-        if spec["source"] != "Table.StreamArn" {
+        if spec["source"] == "Table.StreamArn" {
+            let tap = lever_bridge_tests::stream::Tap::dynamo(&aws, &config.table).await;
+            let mapping = lever_bridge_tests::stream::StreamMapping::new(spec, tap, watch);
+            println!(
+                "{}: the table's stream -> {}",
+                mapping.name, mapping.function
+            );
+            running.push(tokio::spawn(mapping.run()));
             continue;
         }
-        let tap = lever_bridge_tests::stream::Tap::dynamo(&aws, &config.table).await;
-        let mapping = lever_bridge_tests::stream::StreamMapping::new(spec, tap, watch);
-        println!(
-            "{}: the table's stream -> {}",
-            mapping.name, mapping.function
-        );
+        let function = spec["function"].as_str().unwrap_or_default();
+        let queue = format!("{}-{function}", config.event_bus);
+        let Ok(url) = sqs.get_queue_url().queue_name(&queue).send().await else {
+            println!("{}: no local queue {queue}: not run", spec["name"]);
+            continue;
+        };
+        let url = url.queue_url.unwrap_or_default();
+        let arn = format!("arn:aws:sqs:us-east-1:123456789012:{queue}");
+        let mapping =
+            lever_bridge_tests::stream::QueueMapping::new(spec, sqs.clone(), url, arn, watch);
+        println!("{}: queue {queue} -> {}", mapping.name, mapping.function);
         running.push(tokio::spawn(mapping.run()));
     }
     for r in running {
@@ -359,6 +372,15 @@ async fn setup(config: &LocalStack) {
         );
     }
     let sqs = aws_sdk_sqs::Client::new(&aws);
+    // The push queues (`<stack>-push-<kind>`, the local values of the template's Push*Queue):
+    // parked commands are replayed onto them.
+    for kind in lever_bridge::push::command::PushKind::ALL {
+        sqs.create_queue()
+            .queue_name(format!("{}-{}", config.event_bus, kind.function_name()))
+            .send()
+            .await
+            .expect("push queue");
+    }
     let queue_name = format!("{}-vendor-events", config.event_bus);
     let queue = sqs
         .create_queue()

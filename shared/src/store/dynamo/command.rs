@@ -153,16 +153,26 @@ impl CommandStore for DynamoStore {
                 .collect(),
         };
         let extra = match end {
-            CommandEnd::Parked { command, .. } => {
-                let put = Put::builder()
+            // Parking again keeps the first parkedAt: the expiry counts from it.
+            CommandEnd::Parked {
+                command,
+                kind,
+                error,
+            } => {
+                let up = Update::builder()
                     .table_name(&self.table)
-                    .item("pk", s(pk_parked(tenant)))
-                    .item("sk", s(id))
-                    .item("commandJson", s(command.to_string()))
-                    .item("parkedAt", n(now_ms));
+                    .key("pk", s(pk_parked(tenant)))
+                    .key("sk", s(id))
+                    .update_expression(
+                        "SET commandJson = :c, pushKind = :k, lastError = :e, parkedAt = if_not_exists(parkedAt, :now)",
+                    )
+                    .expression_attribute_values(":c", s(command.to_string()))
+                    .expression_attribute_values(":k", s(kind.as_str()))
+                    .expression_attribute_values(":e", s(error.as_str()))
+                    .expression_attribute_values(":now", n(now_ms));
                 Some(
                     TransactWriteItem::builder()
-                        .put(build(put.build())?)
+                        .update(build(up.build())?)
                         .build(),
                 )
             }
@@ -213,13 +223,107 @@ impl CommandStore for DynamoStore {
         Ok(out.item().map(command_record))
     }
 
-    async fn parked(&self, tenant: &str) -> Result<Vec<Value>, StoreError> {
+    async fn parked(&self, tenant: &str) -> Result<Vec<ParkedCommand>, StoreError> {
         let items = self.query_all(&pk_parked(tenant)).await?;
-        Ok(items
+        let mut parked: Vec<ParkedCommand> = items
             .iter()
-            .filter_map(|i| get_s(i, "commandJson"))
-            .filter_map(|j| serde_json::from_str(&j).ok())
-            .collect())
+            .filter_map(|i| {
+                Some(ParkedCommand {
+                    id: get_s(i, "sk")?,
+                    kind: get_s(i, "pushKind").unwrap_or_default(),
+                    command: serde_json::from_str(&get_s(i, "commandJson")?).ok()?,
+                    parked_at: get_n(i, "parkedAt").unwrap_or(0),
+                    error: get_s(i, "lastError"),
+                    replays: get_n(i, "replays").unwrap_or(0) as u32,
+                })
+            })
+            .collect();
+        parked.sort_by(|a, b| (a.parked_at, &a.id).cmp(&(b.parked_at, &b.id)));
+        Ok(parked)
+    }
+
+    async fn mark_replayed(
+        &self,
+        tenant: &str,
+        id: &str,
+        event: &crate::events::VendorEvent,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let change = Change {
+            pk: pk_parked(tenant),
+            sk: id.to_string(),
+            update: format!("SET replayedAt = :now, {OUTBOX_ATTRIBUTE} = :o ADD replays :one"),
+            condition: "attribute_exists(pk)".into(),
+            values: vec![
+                (":now".into(), n(now_ms)),
+                (
+                    ":o".into(),
+                    s(crate::events::to_outbox(std::slice::from_ref(event))),
+                ),
+                (":one".into(), n(1)),
+            ],
+        };
+        conditional(change.send_raw(&self.client, &self.table).await)?;
+        Ok(())
+    }
+
+    async fn fail_parked(
+        &self,
+        tenant: &str,
+        id: &str,
+        error: &str,
+        event: &crate::events::VendorEvent,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let record = Change {
+            pk: pk_command(tenant, id),
+            sk: SK_COMMAND.into(),
+            update: format!(
+                "SET commandStatus = :failed, lastError = :e, updatedAt = :now, {OUTBOX_ATTRIBUTE} = :o"
+            ),
+            condition: "commandStatus = :parked".into(),
+            values: vec![
+                (":failed".into(), s(state_name(CommandState::Failed))),
+                (":parked".into(), s(state_name(CommandState::Parked))),
+                (":e".into(), s(error)),
+                (":now".into(), n(now_ms)),
+                (
+                    ":o".into(),
+                    s(crate::events::to_outbox(std::slice::from_ref(event))),
+                ),
+            ],
+        };
+        let del = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(&self.table)
+            .key("pk", s(pk_parked(tenant)))
+            .key("sk", s(id));
+        let items = vec![
+            TransactWriteItem::builder()
+                .update(record.into_update(&self.table)?)
+                .build(),
+            TransactWriteItem::builder()
+                .delete(build(del.build())?)
+                .build(),
+        ];
+        let sent = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            // No longer parked (a replay claimed it): the parked entry goes when that attempt ends.
+            Err(e)
+                if matches!(
+                    e.as_service_error().and_then(cancelled),
+                    Some(Cancelled::Seen)
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     async fn interview_map(

@@ -113,17 +113,19 @@ impl StatsStore for DynamoStore {
                     .await
             }
             CommandEnd::Released { .. } => Ok(()),
+            // Parked ones are counted from the parked list (they leave it when replayed): only
+            // the reason is kept here.
             CommandEnd::Failed { error } | CommandEnd::Parked { error, .. } => {
-                let counter = if matches!(end, CommandEnd::Failed { .. }) {
-                    "pushesFailed :one"
-                } else {
-                    "pushesParked :one"
-                };
+                let failed = matches!(end, CommandEnd::Failed { .. });
                 self.add_counters(
                     tenant,
-                    counter,
+                    "pushesFailed :n",
                     Some("lastPushError = :e, lastPushErrorAt = :at"),
-                    vec![(":one", n(1)), (":e", s(error.as_str())), (":at", n(at_ms))],
+                    vec![
+                        (":n", n(i64::from(failed))),
+                        (":e", s(error.as_str())),
+                        (":at", n(at_ms)),
+                    ],
                 )
                 .await
             }
@@ -141,25 +143,55 @@ impl StatsStore for DynamoStore {
     }
 
     async fn tenant_stats(&self, tenant: &str) -> Result<TenantStats, StoreError> {
-        let out = self
+        let get = self
             .client
             .get_item()
             .table_name(&self.table)
             .key("pk", s(pk_tenant(tenant)))
             .key("sk", s(SK_STATS))
-            .send()
-            .await
-            .map_err(unavailable)?;
+            .send();
+        let (out, parked) = futures::join!(get, self.parked_count(tenant));
+        let out = out.map_err(unavailable)?;
+        let parked = parked?;
         let Some(i) = out.item() else {
-            return Ok(TenantStats::default());
+            return Ok(TenantStats {
+                pushes_parked: parked,
+                ..TenantStats::default()
+            });
         };
         Ok(TenantStats {
             pushes_done: get_n(i, "pushesDone").unwrap_or(0),
             pushes_failed: get_n(i, "pushesFailed").unwrap_or(0),
-            pushes_parked: get_n(i, "pushesParked").unwrap_or(0),
+            pushes_parked: parked,
             last_push_error: get_s(i, "lastPushError"),
             last_push_error_at: get_n(i, "lastPushErrorAt"),
             transcript_messages_waiting: get_n(i, "transcriptMessagesWaiting").unwrap_or(0).max(0),
         })
+    }
+}
+
+impl DynamoStore {
+    /// The tenant's parked commands now (a counting query: no item is read out).
+    async fn parked_count(&self, tenant: &str) -> Result<i64, StoreError> {
+        let mut count = 0;
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(pk_parked(tenant)))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            count += i64::from(out.count());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(count);
+            }
+        }
     }
 }

@@ -86,18 +86,34 @@ impl CommandStore for InMemoryStore {
                 c.record.error = Some(error.clone());
                 c.uncertain |= uncertain;
             }
-            CommandEnd::Parked { error, command } => {
+            CommandEnd::Parked {
+                error,
+                command,
+                kind,
+            } => {
                 c.record.state = CommandState::Parked;
                 c.record.error = Some(error.clone());
-                parked = Some(command.clone());
+                parked = Some((command.clone(), kind.clone(), error.clone()));
             }
         }
         let done = matches!(end, CommandEnd::Done { .. } | CommandEnd::Failed { .. });
-        if let Some(command) = parked {
-            s.parked
+        if let Some((command, kind, error)) = parked {
+            let entry = s
+                .parked
                 .entry(tenant.to_string())
                 .or_default()
-                .insert(id.to_string(), command);
+                .entry(id.to_string())
+                .or_insert_with(|| ParkedCommand {
+                    id: id.to_string(),
+                    kind: String::new(),
+                    command: Value::Null,
+                    parked_at: now_ms,
+                    error: None,
+                    replays: 0,
+                });
+            entry.kind = kind;
+            entry.command = command;
+            entry.error = Some(error);
         } else if done && was_parked {
             s.parked.entry(tenant.to_string()).or_default().remove(id);
         }
@@ -117,15 +133,58 @@ impl CommandStore for InMemoryStore {
             .map(|c| c.record.clone()))
     }
 
-    async fn parked(&self, tenant: &str) -> Result<Vec<Value>, StoreError> {
-        Ok(self
+    async fn parked(&self, tenant: &str) -> Result<Vec<ParkedCommand>, StoreError> {
+        let mut parked: Vec<ParkedCommand> = self
             .0
             .lock()
             .unwrap()
             .parked
             .get(tenant)
             .map(|m| m.values().cloned().collect())
-            .unwrap_or_default())
+            .unwrap_or_default();
+        parked.sort_by(|a, b| (a.parked_at, &a.id).cmp(&(b.parked_at, &b.id)));
+        Ok(parked)
+    }
+
+    async fn mark_replayed(
+        &self,
+        tenant: &str,
+        id: &str,
+        event: &crate::events::VendorEvent,
+        _now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut s = self.0.lock().unwrap();
+        let Some(p) = s.parked.get_mut(tenant).and_then(|m| m.get_mut(id)) else {
+            return Ok(());
+        };
+        p.replays += 1;
+        s.emit(std::slice::from_ref(event));
+        Ok(())
+    }
+
+    async fn fail_parked(
+        &self,
+        tenant: &str,
+        id: &str,
+        error: &str,
+        event: &crate::events::VendorEvent,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        let Some(c) = s.commands.get_mut(&key(tenant, id)) else {
+            return Ok(false);
+        };
+        if c.record.state != CommandState::Parked {
+            return Ok(false);
+        }
+        c.record.state = CommandState::Failed;
+        c.record.error = Some(error.to_string());
+        c.record.updated_at = now_ms;
+        if let Some(m) = s.parked.get_mut(tenant) {
+            m.remove(id);
+        }
+        s.emit(std::slice::from_ref(event));
+        Ok(true)
     }
 
     async fn interview_map(

@@ -45,7 +45,7 @@ struct Inner {
     contacts: HashMap<(String, String), Contact>,
     tenants: HashMap<String, Tenant>,
     commands: HashMap<(String, String), CommandRec>,
-    parked: HashMap<String, BTreeMap<String, Value>>,
+    parked: HashMap<String, BTreeMap<String, ParkedCommand>>,
     interview_maps: HashMap<(String, String), InterviewMap>,
     conversations: HashMap<(String, String), Conversation>,
     /// Accepted deliveries: (tenant, kind, triggeredAt).

@@ -50,10 +50,9 @@ impl StatsStore for InMemoryStore {
             CommandEnd::Done { .. } => st.pushes_done += 1,
             CommandEnd::Released { .. } => {}
             CommandEnd::Failed { error } | CommandEnd::Parked { error, .. } => {
+                // Parked ones are counted from the parked list.
                 if matches!(end, CommandEnd::Failed { .. }) {
                     st.pushes_failed += 1;
-                } else {
-                    st.pushes_parked += 1;
                 }
                 st.last_push_error = Some(error.clone());
                 st.last_push_error_at = Some(at_ms);
@@ -74,14 +73,9 @@ impl StatsStore for InMemoryStore {
     }
 
     async fn tenant_stats(&self, tenant: &str) -> Result<TenantStats, StoreError> {
-        let mut st = self
-            .0
-            .lock()
-            .unwrap()
-            .stats
-            .get(tenant)
-            .cloned()
-            .unwrap_or_default();
+        let s = self.0.lock().unwrap();
+        let mut st = s.stats.get(tenant).cloned().unwrap_or_default();
+        st.pushes_parked = s.parked.get(tenant).map_or(0, |p| p.len() as i64);
         st.transcript_messages_waiting = st.transcript_messages_waiting.max(0);
         Ok(st)
     }
