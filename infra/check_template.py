@@ -25,7 +25,11 @@
   (e) every function has its own log group (LoggingConfig.LogGroup: !Ref an AWS::Logs::LogGroup) with
       RetentionInDays;
   (f) transcript-flush and sync each have exactly one schedule event (SAM `Type: Schedule` or `ScheduleV2`),
-      enabled, at their SCHEDULED expression, and no other trigger (no other event, no event source mapping).
+      enabled, at their SCHEDULED expression, and no other trigger (no other event, no event source mapping);
+  (g) a function reaches only the tenant secrets its code uses (`Function::secret_parts`): every
+      secretsmanager statement on the tenant secrets names `<prefix>*/webhooks-…` or `<prefix>*/lever-…`,
+      the webhook functions only the first and only to read it, the functions that call Lever with a
+      tenant's credentials (not the admin functions that also tell or set webhook tokens) only the second.
 
 Usage: .venv/bin/python infra/check_template.py [--template PATH]
 Exits 0 and prints `template: N passed, 0 failed`, or prints one line per problem and exits 1 (2 when the
@@ -522,6 +526,47 @@ def check_flush(t: Template, r: Report, named: dict[str, str]) -> None:
             r.fail("f", fid, f"event {name}: the schedule is disabled", ev)
 
 
+# Which tenant secrets a binary may reach (shared/src/function.rs, Function::secret_parts).
+def secret_parts(binary: str) -> set[str]:
+    if binary.startswith("webhook-"):
+        return {"webhooks"}
+    if binary in ("admin-tenants", "admin-webhooks", "admin-status", "admin-oauth"):
+        return {"webhooks", "lever"}
+    if binary.startswith("push-") or binary in ("transcript-flush", "sync", "admin-roles", "admin-resolve"):
+        return {"lever"}
+    return set()
+
+
+TENANT_SECRET = re.compile(r":secret:\$\{SecretPrefix\}(.*)$")
+
+
+def check_secrets(t: Template, r: Report, named: dict[str, str]) -> None:
+    """(g)"""
+    for fid, binary in named.items():
+        r.check("g", fid)
+        allowed = secret_parts(binary)
+        res = t.resources[fid]
+        for where, st in statements(res, fid):
+            if not isinstance(st, dict):
+                continue
+            actions = [a for a in as_list(st.get("Action")) if isinstance(a, str) and a.startswith("secretsmanager:")]
+            if not actions:
+                continue
+            for resource in as_list(st.get("Resource")):
+                sub = resource.get("Fn::Sub") if isinstance(resource, dict) else None
+                m = TENANT_SECRET.search(sub) if isinstance(sub, str) else None
+                if m is None:
+                    continue
+                part = re.fullmatch(r"\*/(webhooks|lever)-(\?{6}|\*)", m.group(1))
+                if part is None:
+                    r.fail("g", fid, f"{where}: {sub!r} names tenant secrets without their part (*/webhooks-?????? or "
+                           "*/lever-??????)", st)
+                elif part.group(1) not in allowed:
+                    r.fail("g", fid, f"{where}: {binary} may not reach the tenants' {part.group(1)} secrets", st)
+                elif binary.startswith("webhook-") and actions != ["secretsmanager:GetSecretValue"]:
+                    r.fail("g", fid, f"{where}: a webhook function only reads its tokens ({', '.join(actions)})", st)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help="default: infra/template.yaml")
@@ -551,6 +596,7 @@ def main(argv: list[str] | None = None) -> int:
     check_iam(t, r)
     check_log_groups(t, r)
     check_flush(t, r, named)
+    check_secrets(t, r, named)
     return r.finish()
 
 

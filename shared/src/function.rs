@@ -59,6 +59,20 @@ impl Function {
         }
     }
 
+    /// Which of a tenant's secrets it reads and writes (its role allows those only): the webhook
+    /// functions the signature tokens, the functions that call Lever the credentials, the admin
+    /// functions that tell or set tokens both.
+    pub const fn secret_parts(self) -> crate::secrets::Parts {
+        use crate::secrets::Parts;
+        match self {
+            Function::Webhook(_) => Parts::WEBHOOKS,
+            Function::Push(_) | Function::TranscriptFlush | Function::Sync => Parts::LEVER,
+            Function::Admin(Group::Roles | Group::Resolve) => Parts::LEVER,
+            Function::Admin(_) => Parts::ALL,
+            Function::TranscriptIngest | Function::Relay => Parts::NONE,
+        }
+    }
+
     /// Whether it publishes vendor events on the bus: only the relay (everything else writes them
     /// to the outbox).
     pub const fn publishes_events(self) -> bool {

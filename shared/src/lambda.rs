@@ -79,7 +79,11 @@ async fn cold_start(function: Function) -> Result<Cold, Error> {
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table);
     store.warm_up().await;
     let secrets_client = aws_sdk_secretsmanager::Client::new(&aws);
-    let secrets = SecretsManagerStore::new(secrets_client.clone(), &config.secret_prefix);
+    let secrets = SecretsManagerStore::new(
+        secrets_client.clone(),
+        &config.secret_prefix,
+        function.secret_parts(),
+    );
     Ok(Cold {
         config,
         aws,

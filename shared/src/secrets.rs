@@ -126,59 +126,105 @@ pub enum SecretsError {
     Malformed,
 }
 
+/// Which of a tenant's two secrets a store reads and writes: the webhook signature tokens
+/// (`<prefix><tenant>/webhooks`, the only one the webhook functions may read) and the Lever
+/// credentials (`<prefix><tenant>/lever`: the API key or the OAuth tokens).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parts {
+    pub webhooks: bool,
+    pub lever: bool,
+}
+
+impl Parts {
+    pub const NONE: Parts = Parts {
+        webhooks: false,
+        lever: false,
+    };
+    pub const WEBHOOKS: Parts = Parts {
+        webhooks: true,
+        lever: false,
+    };
+    pub const LEVER: Parts = Parts {
+        webhooks: false,
+        lever: true,
+    };
+    pub const ALL: Parts = Parts {
+        webhooks: true,
+        lever: true,
+    };
+}
+
+/// The webhooks secret's JSON.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WebhooksPart {
+    #[serde(default, deserialize_with = "one_or_many")]
+    webhook_tokens: BTreeMap<String, Vec<Redacted>>,
+}
+
+/// The Lever credentials secret's JSON.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LeverPart {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    api_key: Option<Redacted>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    oauth: Option<OAuthTokens>,
+}
+
 pub trait SecretStore: Send + Sync {
-    /// The tenant's secret, `None` when the tenant has none.
+    /// The tenant's secret (the parts this store reads), `None` when the tenant has none.
     fn load(
         &self,
         tenant: &str,
     ) -> impl Future<Output = Result<Option<TenantSecret>, SecretsError>> + Send;
-    /// Creates or replaces the tenant's secret.
+    /// Creates or replaces the tenant's secret (the parts this store writes).
     fn save(
         &self,
         tenant: &str,
         secret: &TenantSecret,
     ) -> impl Future<Output = Result<(), SecretsError>> + Send;
-    /// Deletes the tenant's secret at once (no recovery window). Deleting a missing one is fine.
+    /// Deletes the tenant's secrets at once (no recovery window). Deleting a missing one is fine.
     fn delete(&self, tenant: &str) -> impl Future<Output = Result<(), SecretsError>> + Send;
 }
 
+/// A tenant's secrets in Secrets Manager: `<prefix><tenant>/webhooks` and `<prefix><tenant>/lever`,
+/// of which it reads and writes `parts` (a function's role allows no more).
 pub struct SecretsManagerStore {
     client: aws_sdk_secretsmanager::Client,
     prefix: String,
+    parts: Parts,
 }
 
+const WEBHOOKS: &str = "webhooks";
+const LEVER: &str = "lever";
+
 impl SecretsManagerStore {
-    pub fn new(client: aws_sdk_secretsmanager::Client, prefix: impl Into<String>) -> Self {
+    pub fn new(
+        client: aws_sdk_secretsmanager::Client,
+        prefix: impl Into<String>,
+        parts: Parts,
+    ) -> Self {
         SecretsManagerStore {
             client,
             prefix: prefix.into(),
+            parts,
         }
     }
-    fn name(&self, tenant: &str) -> String {
-        format!("{}{tenant}", self.prefix)
+
+    /// The secret's name: `<prefix><tenant>/<part>`.
+    pub fn name(&self, tenant: &str, part: &str) -> String {
+        format!("{}{tenant}/{part}", self.prefix)
     }
-}
 
-fn unavailable<E: std::error::Error>(e: E) -> SecretsError {
-    SecretsError::Unavailable(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())
-}
-
-impl SecretStore for SecretsManagerStore {
-    async fn load(&self, tenant: &str) -> Result<Option<TenantSecret>, SecretsError> {
+    async fn get(&self, name: String) -> Result<Option<String>, SecretsError> {
         use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError as E;
-        match self
-            .client
-            .get_secret_value()
-            .secret_id(self.name(tenant))
-            .send()
-            .await
-        {
-            Ok(out) => {
-                let text = out.secret_string().ok_or(SecretsError::Malformed)?;
-                serde_json::from_str(text)
-                    .map(Some)
-                    .map_err(|_| SecretsError::Malformed)
-            }
+        match self.client.get_secret_value().secret_id(name).send().await {
+            Ok(out) => Ok(Some(
+                out.secret_string()
+                    .ok_or(SecretsError::Malformed)?
+                    .to_string(),
+            )),
             // A secret scheduled for deletion answers InvalidRequest: the tenant is gone either way.
             Err(e)
                 if matches!(
@@ -192,12 +238,11 @@ impl SecretStore for SecretsManagerStore {
         }
     }
 
-    async fn save(&self, tenant: &str, secret: &TenantSecret) -> Result<(), SecretsError> {
-        let body = serde_json::to_string(secret).map_err(|_| SecretsError::Malformed)?;
+    async fn put(&self, name: String, body: String) -> Result<(), SecretsError> {
         let put = self
             .client
             .put_secret_value()
-            .secret_id(self.name(tenant))
+            .secret_id(&name)
             .secret_string(&body)
             .send()
             .await;
@@ -209,7 +254,7 @@ impl SecretStore for SecretsManagerStore {
             {
                 self.client
                     .create_secret()
-                    .name(self.name(tenant))
+                    .name(name)
                     .secret_string(body)
                     .send()
                     .await
@@ -220,11 +265,11 @@ impl SecretStore for SecretsManagerStore {
         }
     }
 
-    async fn delete(&self, tenant: &str) -> Result<(), SecretsError> {
+    async fn delete_one(&self, name: String) -> Result<(), SecretsError> {
         let res = self
             .client
             .delete_secret()
-            .secret_id(self.name(tenant))
+            .secret_id(name)
             .force_delete_without_recovery(true)
             .send()
             .await;
@@ -238,6 +283,84 @@ impl SecretStore for SecretsManagerStore {
             }
             Err(e) => Err(unavailable(e)),
         }
+    }
+}
+
+/// Reads `name` when `wanted`.
+async fn part<F: Future<Output = Result<Option<String>, SecretsError>>>(
+    wanted: bool,
+    read: F,
+) -> Result<Option<String>, SecretsError> {
+    if wanted { read.await } else { Ok(None) }
+}
+
+fn unavailable<E: std::error::Error>(e: E) -> SecretsError {
+    SecretsError::Unavailable(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())
+}
+
+impl SecretStore for SecretsManagerStore {
+    async fn load(&self, tenant: &str) -> Result<Option<TenantSecret>, SecretsError> {
+        // Boxed: two SDK calls side by side would make every caller's future large.
+        let (webhooks, lever) = futures::join!(
+            Box::pin(part(
+                self.parts.webhooks,
+                self.get(self.name(tenant, WEBHOOKS))
+            )),
+            Box::pin(part(self.parts.lever, self.get(self.name(tenant, LEVER)))),
+        );
+        let (webhooks, lever) = (webhooks?, lever?);
+        if webhooks.is_none() && lever.is_none() {
+            return Ok(None);
+        }
+        let mut secret = TenantSecret::default();
+        if let Some(text) = webhooks {
+            let p: WebhooksPart =
+                serde_json::from_str(&text).map_err(|_| SecretsError::Malformed)?;
+            secret.webhook_tokens = p.webhook_tokens;
+        }
+        if let Some(text) = lever {
+            let p: LeverPart = serde_json::from_str(&text).map_err(|_| SecretsError::Malformed)?;
+            secret.api_key = p.api_key;
+            secret.oauth = p.oauth;
+        }
+        Ok(Some(secret))
+    }
+
+    async fn save(&self, tenant: &str, secret: &TenantSecret) -> Result<(), SecretsError> {
+        let webhooks = serde_json::to_string(&WebhooksPart {
+            webhook_tokens: secret.webhook_tokens.clone(),
+        })
+        .map_err(|_| SecretsError::Malformed)?;
+        let lever = serde_json::to_string(&LeverPart {
+            api_key: secret.api_key.clone(),
+            oauth: secret.oauth.clone(),
+        })
+        .map_err(|_| SecretsError::Malformed)?;
+        let (w, l) = futures::join!(
+            Box::pin(async {
+                if self.parts.webhooks {
+                    self.put(self.name(tenant, WEBHOOKS), webhooks).await
+                } else {
+                    Ok(())
+                }
+            }),
+            Box::pin(async {
+                if self.parts.lever {
+                    self.put(self.name(tenant, LEVER), lever).await
+                } else {
+                    Ok(())
+                }
+            }),
+        );
+        w.and(l)
+    }
+
+    async fn delete(&self, tenant: &str) -> Result<(), SecretsError> {
+        let (w, l) = futures::join!(
+            Box::pin(self.delete_one(self.name(tenant, WEBHOOKS))),
+            Box::pin(self.delete_one(self.name(tenant, LEVER))),
+        );
+        w.and(l)
     }
 }
 

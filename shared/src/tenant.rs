@@ -12,8 +12,36 @@ use std::time::{Duration, Instant};
 
 /// An access token expiring within this is refreshed before use.
 pub const REFRESH_MARGIN_MS: i64 = 5 * 60_000;
-/// How long a refresh lease lasts: longer than a token call (10 s timeout) plus saving the secret.
-pub const REFRESH_LEASE_MS: i64 = 30_000;
+/// How long the tenant's secret lease lasts: longer than everything its holder does, each step
+/// bounded (re-reading the secret, Lever's token call, saving the new tokens with retries), so no
+/// second instance can take the lease over while the first still holds a refresh token Lever is
+/// retiring.
+pub const REFRESH_LEASE_MS: i64 = 60_000;
+/// Re-reading the secret under the lease.
+const READ_BUDGET: Duration = Duration::from_secs(5);
+/// The token call: the OAuth client's 10 s HTTP timeout and reading its client secret.
+const TOKEN_BUDGET: Duration = Duration::from_secs(15);
+/// Saving the new tokens, retried (the old refresh token is dead: the new one must be stored).
+const SAVE_BUDGET: Duration = Duration::from_secs(30);
+const _: () = assert!(
+    (READ_BUDGET.as_millis() + TOKEN_BUDGET.as_millis() + SAVE_BUDGET.as_millis())
+        < REFRESH_LEASE_MS as u128
+);
+
+/// `step` within `budget`, or an error naming it.
+async fn within<T>(
+    budget: Duration,
+    what: &str,
+    step: impl Future<Output = Result<T, TenantError>>,
+) -> Result<T, TenantError> {
+    tokio::time::timeout(budget, step)
+        .await
+        .unwrap_or_else(|_| {
+            Err(TenantError::OAuth(format!(
+                "{what} took longer than {budget:?}"
+            )))
+        })
+}
 
 #[derive(Debug, Clone)]
 pub struct TenantContext {
@@ -118,14 +146,21 @@ async fn refresh_under_lease<S: TenantStore, K: SecretStore, C: Clock>(
     clock: &C,
     tenant: &str,
 ) -> Result<Refreshed, TenantError> {
-    let mut secret = secrets.load(tenant).await?.unwrap_or_default();
+    let read = async { Ok(secrets.load(tenant).await?) };
+    let mut secret = within(READ_BUDGET, "reading the secret", read)
+        .await?
+        .unwrap_or_default();
     let Some(tokens) = secret.oauth.clone() else {
         return Ok(Refreshed::Rejected("no OAuth tokens are stored".into()));
     };
     if fresh(&tokens, clock.now_ms()) {
         return Ok(Refreshed::Tokens(tokens));
     }
-    match oauth.refresh(&tokens.refresh_token).await {
+    // Bounded so the lease outlives it (the client's own HTTP timeout is 10 s).
+    let answer = tokio::time::timeout(TOKEN_BUDGET, oauth.refresh(&tokens.refresh_token))
+        .await
+        .unwrap_or_else(|_| Err(OAuthError::Unavailable("the token call timed out".into())));
+    match answer {
         Ok(set) => {
             let now = clock.now_ms();
             let new = OAuthTokens {
@@ -136,12 +171,17 @@ async fn refresh_under_lease<S: TenantStore, K: SecretStore, C: Clock>(
                 obtained_at: now,
             };
             secret.oauth = Some(new.clone());
+            let give_up = Instant::now() + SAVE_BUDGET;
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                match secrets.save(tenant, &secret).await {
+                let left = give_up.saturating_duration_since(Instant::now());
+                let saved = tokio::time::timeout(left, secrets.save(tenant, &secret))
+                    .await
+                    .unwrap_or_else(|_| Err(SecretsError::Unavailable("saving timed out".into())));
+                match saved {
                     Ok(()) => break,
-                    Err(e) if attempt < 4 => {
+                    Err(e) if Instant::now() + Duration::from_millis(200 * attempt) < give_up => {
                         tracing::warn!(tenant, attempt, error = %e, "saving refreshed OAuth tokens failed: retrying");
                         tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
                     }
@@ -193,12 +233,12 @@ pub async fn update_secret<S: TenantStore, K: SecretStore, C: Clock>(
             .acquire_refresh_lease(tenant, &holder, now, now + REFRESH_LEASE_MS)
             .await?
         {
-            let result = async {
+            let result = within(READ_BUDGET + SAVE_BUDGET, "changing the secret", async {
                 let mut secret = secrets.load(tenant).await?.unwrap_or_default();
                 change(&mut secret);
                 secrets.save(tenant, &secret).await?;
                 Ok(secret)
-            }
+            })
             .await;
             if let Err(e) = store.release_refresh_lease(tenant, &holder).await {
                 tracing::warn!(tenant, error = %e, "could not release the secret lease");

@@ -38,7 +38,7 @@ async fn main() {
     let bus = unique("bus");
     eb.create_event_bus().name(&bus).send().await.expect("bus");
     let prefix = format!("{}/", unique("bench"));
-    let secrets = SecretsManagerStore::new(sm, &prefix);
+    let secrets = SecretsManagerStore::new(sm, &prefix, lever_bridge::secrets::Parts::ALL);
     let store = DynamoStore::new(dynamo, &table);
     store.warm_up().await;
     let tap = lever_bridge_tests::stream::Tap::dynamo(&aws, &table).await;

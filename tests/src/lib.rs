@@ -195,7 +195,11 @@ impl Backend for DynamoStore {
         let aws = aws().await;
         let (store, _) = fresh_table(&aws).await;
         let prefix = format!("{}/", unique("secrets"));
-        let secrets = SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&aws), prefix);
+        let secrets = SecretsManagerStore::new(
+            aws_sdk_secretsmanager::Client::new(&aws),
+            prefix,
+            lever_bridge::secrets::Parts::ALL,
+        );
         (store, std::sync::Arc::new(secrets))
     }
     async fn tap(&self) -> stream::Tap {
@@ -270,10 +274,14 @@ pub async fn create_tenant(
         .put_tenant(&tenant_record(id, lever_base_url, None))
         .await
         .expect("tenant record written");
-    SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(aws), secret_prefix)
-        .save(id, secret)
-        .await
-        .expect("tenant secret written");
+    SecretsManagerStore::new(
+        aws_sdk_secretsmanager::Client::new(aws),
+        secret_prefix,
+        lever_bridge::secrets::Parts::ALL,
+    )
+    .save(id, secret)
+    .await
+    .expect("tenant secret written");
 }
 
 /// A connected tenant record.

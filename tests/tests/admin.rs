@@ -36,6 +36,8 @@ on_both_stores!(
     oauth_refused_refresh_disconnects_the_tenant,
     a_secret_write_during_a_refresh_keeps_the_new_refresh_token,
     an_oauth_tenant_is_connected_and_a_key_replaces_its_tokens,
+    every_secret_writer_during_a_refresh_keeps_the_newest_tokens,
+    a_slow_refresh_keeps_its_lease_until_it_saved,
     connect_then_disconnect_deletes_secret_and_data,
     status_shows_health_and_renders_in_chromium,
     roles_sync_map_and_report_mismatches,
@@ -226,7 +228,7 @@ async fn connect_then_disconnect_deletes_secret_and_data<B: Backend>() {
         format!("{HOOKS}/webhooks/{id}/candidateHired")
     );
     let stored = rig.secrets.load(&id).await.unwrap().unwrap();
-    assert_eq!(stored.api_key.unwrap().expose(), rig.key);
+    assert_eq!(stored.api_key.as_ref().unwrap().expose(), rig.key);
     let (s, v) = rig
         .call(
             "POST",
@@ -1661,4 +1663,183 @@ async fn an_oauth_tenant_is_connected_and_a_key_replaces_its_tokens<B: Backend>(
     assert!(secret.api_key.is_none() && secret.oauth.is_some());
     let (_, v) = rig.call("GET", &status, Value::Null).await;
     assert_eq!(v["auth"], "oauth", "{v}");
+}
+
+/// Every writer of a tenant's secret, run while an OAuth refresh holds the tenant's lease (Lever
+/// takes 1.5 s to answer its token call): each ends with the newest refresh token Lever issued
+/// stored (or, for a new key, no OAuth tokens at all) and every pasted signature token kept.
+async fn every_secret_writer_during_a_refresh_keeps_the_newest_tokens<B: Backend>() {
+    let rig = Rig::<B>::new(KeyPerms::all()).await;
+    for writer in ["paste", "register", "callback", "apiKey"] {
+        let (id, _, _) = rig.oauth_connect().await;
+        let paste = async |event: &str, token: &str| {
+            rig.call(
+                "PUT",
+                &format!("/admin/tenants/{id}/webhooks/{event}/token"),
+                json!({"token": token}),
+            )
+            .await
+        };
+        assert_eq!(paste("contactCreated", "pasted-before").await.0, 200);
+        rig.sim
+            .delay_next_token_call(std::time::Duration::from_millis(1500));
+        let refresh = async {
+            let later = Arc::new(ManualClock::at(now_ms() + 3_400_000));
+            rig.tenants(later).context(&id).await.unwrap().unwrap()
+        };
+        let write = async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            match writer {
+                "paste" => paste("candidateHired", "pasted-during").await,
+                "register" => {
+                    rig.call(
+                        "POST",
+                        &format!("/admin/tenants/{id}/webhooks"),
+                        Value::Null,
+                    )
+                    .await
+                }
+                "callback" => {
+                    let r = rig
+                        .raw_query(
+                            "/admin/oauth/authorize",
+                            &format!("tenantId={id}&environment=sandbox"),
+                        )
+                        .await;
+                    let state = r.value()["state"].as_str().unwrap().to_string();
+                    let r = rig
+                        .callback(&rig.sim.issue_auth_code(KeyPerms::all()), &state)
+                        .await;
+                    (r.status, r.value())
+                }
+                _ => {
+                    rig.call(
+                        "PUT",
+                        &format!("/admin/tenants/{id}/apiKey"),
+                        json!({"apiKey": rig.key}),
+                    )
+                    .await
+                }
+            }
+        };
+        let (ctx, (status, v)) = tokio::join!(refresh, write);
+        assert_eq!(status, 200, "{writer}: {v}");
+        assert_eq!(ctx.tenant.status, TenantStatus::Connected, "{writer}");
+        let stored = rig.secrets.load(&id).await.unwrap().unwrap();
+        assert!(
+            stored
+                .tokens(EventKind::ContactCreated)
+                .iter()
+                .any(|t| t.expose() == "pasted-before"),
+            "{writer}: the pasted token is kept"
+        );
+        match writer {
+            "apiKey" => {
+                assert!(stored.oauth.is_none(), "{writer}: the key replaced OAuth");
+                assert_eq!(stored.api_key.as_ref().unwrap().expose(), rig.key);
+            }
+            _ => {
+                let rt = &stored.oauth.as_ref().unwrap().refresh_token;
+                assert!(
+                    rig.sim
+                        .live_refresh_tokens()
+                        .contains(&rt.expose().to_string()),
+                    "{writer}: the stored refresh token is one Lever still honours"
+                );
+            }
+        }
+        if writer == "paste" {
+            assert_eq!(
+                stored.tokens(EventKind::CandidateHired)[0].expose(),
+                "pasted-during"
+            );
+        }
+        if writer == "register" {
+            assert_eq!(stored.webhook_tokens.len(), 10, "every registered token");
+        }
+    }
+}
+
+/// A refresh Lever answers slowly keeps the tenant's lease until its new tokens are saved: a second
+/// instance whose clock is 45 s later waits for them instead of taking the lease over and
+/// refreshing with a refresh token Lever is about to retire (one of the two would get
+/// `invalid_grant` and disconnect the tenant).
+async fn a_slow_refresh_keeps_its_lease_until_it_saved<B: Backend>() {
+    let rig = Rig::<B>::new(KeyPerms::all()).await;
+    let (id, _, _) = rig.oauth_connect().await;
+    // Tokens refreshed now are fresh on both instances' clocks.
+    rig.sim
+        .set_access_token_lifetime(std::time::Duration::from_secs(7200));
+    rig.sim
+        .delay_next_token_call(std::time::Duration::from_millis(1500));
+    let at = now_ms() + 3_400_000;
+    let first = async {
+        rig.tenants(Arc::new(ManualClock::at(at)))
+            .context(&id)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let second = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        rig.tenants(Arc::new(ManualClock::at(at + 45_000)))
+            .context(&id)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let (a, b) = tokio::join!(first, second);
+    assert_eq!(rig.grants("refresh_token"), 1, "one refresh reached Lever");
+    assert_eq!(
+        a.account.auth, b.account.auth,
+        "both use the new access token"
+    );
+    assert_eq!(
+        rig.store.tenant(&id).await.unwrap().unwrap().status,
+        TenantStatus::Connected
+    );
+}
+
+/// A tenant's signature tokens and its Lever credentials are two secrets: a webhook function's
+/// store reads the tokens and nothing else, a push's store saving refreshed credentials leaves the
+/// tokens alone, and deleting the tenant deletes both.
+#[tokio::test]
+async fn a_tenants_tokens_and_credentials_are_two_secrets() {
+    use lever_bridge::secrets::{Parts, SecretsManagerStore};
+    let aws = aws().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&aws);
+    let prefix = format!("{}/", unique("split"));
+    let store = |parts| SecretsManagerStore::new(sm.clone(), &prefix, parts);
+    let (all, hooks, lever) = (
+        store(Parts::ALL),
+        store(Parts::WEBHOOKS),
+        store(Parts::LEVER),
+    );
+    let mut secret = secret_for_all("tok");
+    secret.api_key = Some(Redacted::new("key-1"));
+    all.save("t", &secret).await.unwrap();
+
+    let seen = hooks.load("t").await.unwrap().unwrap();
+    assert_eq!(seen.tokens(EventKind::CandidateHired)[0].expose(), "tok");
+    assert!(
+        seen.api_key.is_none() && seen.oauth.is_none(),
+        "no credentials for a webhook function"
+    );
+    let mut creds = lever.load("t").await.unwrap().unwrap();
+    assert!(creds.webhook_tokens.is_empty(), "no tokens for a push");
+    creds.api_key = Some(Redacted::new("key-2"));
+    lever.save("t", &creds).await.unwrap();
+    let back = all.load("t").await.unwrap().unwrap();
+    assert_eq!(back.api_key.unwrap().expose(), "key-2");
+    assert_eq!(back.webhook_tokens.len(), 10, "the tokens untouched");
+    for part in ["webhooks", "lever"] {
+        let name = all.name("t", part);
+        assert!(
+            sm.get_secret_value().secret_id(&name).send().await.is_ok(),
+            "{name}"
+        );
+    }
+
+    all.delete("t").await.unwrap();
+    assert!(all.load("t").await.unwrap().is_none());
 }

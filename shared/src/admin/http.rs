@@ -135,12 +135,14 @@ where
                 Ok((status, v)) => Reply::json(status, v),
                 Err(e) => e.reply(),
             },
-            ("DELETE", ["tenants", id]) => ok(self.disconnect(id).await),
-            ("PUT", ["tenants", id, "apiKey"]) => ok(self.replace_key(id, body).await),
-            ("POST", ["tenants", id, "test"]) => ok(self.test_connection(id).await),
+            ("DELETE", ["tenants", id]) => ok(Box::pin(self.disconnect(id)).await),
+            ("PUT", ["tenants", id, "apiKey"]) => ok(Box::pin(self.replace_key(id, body)).await),
+            ("POST", ["tenants", id, "test"]) => ok(Box::pin(self.test_connection(id)).await),
             ("POST", ["tenants", id, "sync"]) => ok(self.start_sync(id).await),
             ("GET", ["tenants", id, "parked"]) => ok(self.list_parked(id).await),
-            ("POST", ["tenants", id, "parked", "replay"]) => ok(self.replay_parked(id).await),
+            ("POST", ["tenants", id, "parked", "replay"]) => {
+                ok(Box::pin(self.replay_parked(id)).await)
+            }
             ("GET", ["tenants", id, "users"]) => ok(self.users(id).await),
             ("PUT", ["tenants", id, "owner"]) => ok(self.set_owner(id, body).await),
             ("POST", ["tenants", id, "webhooks"]) => ok(self.register_webhooks(id).await),

@@ -69,7 +69,8 @@ where
     /// After a reconnection: every parked command goes back to its queue. Best effort (the
     /// reconnection itself stands); what could not be sent stays parked for the route or the next one.
     pub(super) async fn replay_after_reconnect(&self, id: &str) -> Option<Replayed> {
-        match self.replay(id).await {
+        // Boxed: the replay's future is large and the reconnecting routes' already are.
+        match Box::pin(self.replay(id)).await {
             Ok(r) => Some(r),
             Err(e) => {
                 tracing::error!(

@@ -66,7 +66,7 @@ def error(status, code, message):
 
 def signature_tokens(tenant, force=False):
     secret = secrets.get(
-        SECRET_PREFIX + tenant,
+        SECRET_PREFIX + tenant + "/webhooks",
         transform="json",
         max_age=SECRET_TTL_SECONDS,
         force_fetch=force,

@@ -24,6 +24,8 @@ pub(crate) struct OAuthSim {
     /// Access token → expiry (ms since epoch).
     pub(crate) access_expiry: HashMap<String, i64>,
     lifetime: Duration,
+    /// Waits before the next token calls are served (a slow authorization server).
+    delays: std::collections::VecDeque<Duration>,
 }
 
 impl Default for OAuthSim {
@@ -33,6 +35,7 @@ impl Default for OAuthSim {
             refresh_tokens: HashMap::new(),
             access_expiry: HashMap::new(),
             lifetime: Duration::from_secs(3600),
+            delays: std::collections::VecDeque::new(),
         }
     }
 }
@@ -50,6 +53,11 @@ impl Simulator {
     /// How long access tokens issued from now on live.
     pub fn set_access_token_lifetime(&self, lifetime: Duration) {
         lock(&self.inner.oauth).lifetime = lifetime;
+    }
+
+    /// The next token call waits `delay` before it is served (the grant is used when it is served).
+    pub fn delay_next_token_call(&self, delay: Duration) {
+        lock(&self.inner.oauth).delays.push_back(delay);
     }
 
     /// `http://127.0.0.1:PORT/oauth/token`
@@ -94,6 +102,10 @@ pub(crate) async fn token(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let grant = form.get("grant_type").cloned().unwrap_or_default();
+    let delay = lock(&sim.inner.oauth).delays.pop_front();
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
     // Logged without the code, tokens or client secret.
     let id = sim.log_start(LoggedRequest {
         method: "POST".into(),
