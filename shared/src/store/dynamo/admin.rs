@@ -5,29 +5,20 @@ impl DynamoStore {
     async fn delivery_keys(&self, tenant: &str) -> Result<Vec<(String, String)>, StoreError> {
         let mut keys = Vec::new();
         for kind in crate::webhook::EventKind::ALL {
-            let mut start = None;
-            loop {
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name(DELIVERIES_INDEX)
-                    .key_condition_expression("hookKey = :h")
-                    .expression_attribute_values(":h", s(hook_key(tenant, kind)))
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(unavailable)?;
-                keys.extend(
-                    out.items()
-                        .iter()
-                        .filter_map(|i| Some((get_s(i, "pk")?, get_s(i, "sk")?))),
-                );
-                start = out.last_evaluated_key().cloned();
-                if start.is_none() {
-                    break;
-                }
-            }
+            self.query_index(
+                DELIVERIES_INDEX,
+                "hookKey",
+                hook_key(tenant, kind),
+                |items| {
+                    keys.extend(
+                        items
+                            .iter()
+                            .filter_map(|i| Some((get_s(i, "pk")?, get_s(i, "sk")?))),
+                    );
+                    true
+                },
+            )
+            .await?;
         }
         Ok(keys)
     }

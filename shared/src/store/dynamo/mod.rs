@@ -135,6 +135,38 @@ impl DynamoStore {
         }
     }
 
+    /// Reads a keys-only index where `key` is `value`, page by page, handing each page's items to
+    /// `page` until it answers false or the pages end.
+    async fn query_index(
+        &self,
+        index: &str,
+        key: &str,
+        value: String,
+        mut page: impl FnMut(&[Item]) -> bool + Send,
+    ) -> Result<(), StoreError> {
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression(format!("{key} = :k"))
+                .expression_attribute_values(":k", s(value.as_str()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            if !page(out.items()) {
+                return Ok(());
+            }
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
     async fn delete_all(&self, keys: Vec<(String, String)>) -> Result<(), StoreError> {
         let requests = keys
             .into_iter()

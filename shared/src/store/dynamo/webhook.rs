@@ -239,30 +239,19 @@ impl DynamoStore {
         contact: &str,
         own: &str,
     ) -> Result<bool, StoreError> {
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(CONTACTS_INDEX)
-                .key_condition_expression("contactKey = :k")
-                .expression_attribute_values(":k", s(pk_contact(tenant, contact)))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            if out
-                .items()
-                .iter()
-                .any(|i| get_s(i, "pk").is_some_and(|pk| pk != own))
-            {
-                return Ok(true);
-            }
-            start = out.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(false);
-            }
-        }
+        let mut found = false;
+        self.query_index(
+            CONTACTS_INDEX,
+            "contactKey",
+            pk_contact(tenant, contact),
+            |items| {
+                found = items
+                    .iter()
+                    .any(|i| get_s(i, "pk").is_some_and(|pk| pk != own));
+                !found
+            },
+        )
+        .await?;
+        Ok(found)
     }
 }
