@@ -1178,6 +1178,19 @@ impl<B: Backend> Rig<B> {
         (id, code, state)
     }
 
+    /// The whole OAuth flow again for an existing tenant (a new consent): the callback's reply.
+    async fn oauth_reconnect(&self, id: &str) -> Reply {
+        let r = self
+            .raw_query(
+                "/admin/oauth/authorize",
+                &format!("tenantId={id}&environment=sandbox"),
+            )
+            .await;
+        let state = r.value()["state"].as_str().unwrap().to_string();
+        self.callback(&self.sim.issue_auth_code(KeyPerms::all()), &state)
+            .await
+    }
+
     /// The tenants of one function instance (its own cache) on `clock`.
     fn tenants(&self, clock: Arc<ManualClock>) -> Tenants<B, B::Secrets, Arc<ManualClock>> {
         let mut t = Tenants::new(self.store.clone(), self.secrets.clone(), clock, 60_000);
@@ -1291,18 +1304,7 @@ async fn oauth_connect_then_push_with_bearer<B: Backend>() {
     rig.assert_no_secret_in_answers();
 
     // Connecting again (a new consent) updates the tenant: 200, new tokens.
-    let (_, state) = {
-        let r = rig
-            .raw_query(
-                "/admin/oauth/authorize",
-                "tenantId=acme-o&environment=sandbox",
-            )
-            .await;
-        ((), r.value()["state"].as_str().unwrap().to_string())
-    };
-    let r = rig
-        .callback(&rig.sim.issue_auth_code(KeyPerms::all()), &state)
-        .await;
+    let r = rig.oauth_reconnect("acme-o").await;
     assert_eq!(r.status, 200, "{}", r.body);
     let again = rig
         .secrets
@@ -1595,16 +1597,7 @@ async fn oauth_refused_refresh_disconnects_the_tenant<B: Backend>() {
         "{v}"
     );
     // Connecting again through OAuth brings it back.
-    let r = rig
-        .raw_query(
-            "/admin/oauth/authorize",
-            &format!("tenantId={id}&environment=sandbox"),
-        )
-        .await;
-    let state = r.value()["state"].as_str().unwrap().to_string();
-    let r = rig
-        .callback(&rig.sim.issue_auth_code(KeyPerms::all()), &state)
-        .await;
+    let r = rig.oauth_reconnect(&id).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         rig.store.tenant(&id).await.unwrap().unwrap().status,
@@ -1648,16 +1641,7 @@ async fn an_oauth_tenant_is_connected_and_a_key_replaces_its_tokens<B: Backend>(
     assert_eq!(v["auth"], "apiKey", "{v}");
 
     // And OAuth again replaces the key.
-    let r = rig
-        .raw_query(
-            "/admin/oauth/authorize",
-            &format!("tenantId={id}&environment=sandbox"),
-        )
-        .await;
-    let state = r.value()["state"].as_str().unwrap().to_string();
-    let r = rig
-        .callback(&rig.sim.issue_auth_code(KeyPerms::all()), &state)
-        .await;
+    let r = rig.oauth_reconnect(&id).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let secret = rig.secrets.load(&id).await.unwrap().unwrap();
     assert!(secret.api_key.is_none() && secret.oauth.is_some());
@@ -1700,16 +1684,7 @@ async fn every_secret_writer_during_a_refresh_keeps_the_newest_tokens<B: Backend
                     .await
                 }
                 "callback" => {
-                    let r = rig
-                        .raw_query(
-                            "/admin/oauth/authorize",
-                            &format!("tenantId={id}&environment=sandbox"),
-                        )
-                        .await;
-                    let state = r.value()["state"].as_str().unwrap().to_string();
-                    let r = rig
-                        .callback(&rig.sim.issue_auth_code(KeyPerms::all()), &state)
-                        .await;
+                    let r = rig.oauth_reconnect(&id).await;
                     (r.status, r.value())
                 }
                 _ => {
