@@ -184,9 +184,17 @@ impl<S: WebhookStore + StatsStore, K: SecretStore, C: Clock> Receiver<S, K, C> {
                 );
             }
         }
+        let d = Delivery {
+            tenant,
+            token: &env.token,
+            kind,
+            triggered_at: env.triggered_at,
+        };
+        // Lever signs the token and time, never the data: a verified delivery with nothing to
+        // apply is recorded all the same, so its signature cannot carry other data later.
         if env.is_test() {
             tracing::info!(event = kind.as_str(), tenant, "test delivery acknowledged");
-            return Reply::ok("test");
+            return self.record_only(&d, "test", now).await;
         }
         let Some(mutation) = Mutation::from_data(kind, &env.data) else {
             tracing::warn!(
@@ -194,13 +202,7 @@ impl<S: WebhookStore + StatsStore, K: SecretStore, C: Clock> Receiver<S, K, C> {
                 tenant,
                 "delivery without the ids its kind needs: acknowledged, ignored"
             );
-            return Reply::ok("ignored");
-        };
-        let d = Delivery {
-            tenant,
-            token: &env.token,
-            kind,
-            triggered_at: env.triggered_at,
+            return self.record_only(&d, "ignored", now).await;
         };
         self.apply(&d, &mutation, now).await
     }
@@ -235,6 +237,27 @@ impl<S: WebhookStore + StatsStore, K: SecretStore, C: Clock> Receiver<S, K, C> {
             .is_some_and(|fresh| check(&fresh)))
     }
 
+    /// Records a delivery that changes nothing; answers `status`, or `duplicate` when its token
+    /// was recorded before.
+    async fn record_only(&self, d: &Delivery<'_>, status: &str, now: i64) -> Reply {
+        match retried(|| self.store.record_delivery(d, None, now)).await {
+            Ok(Recorded::Duplicate) => {
+                metrics::counter!("WebhookDuplicate").increment(1);
+                Reply::ok("duplicate")
+            }
+            Ok(_) => Reply::ok(status),
+            Err(StoreError::Invalid(why)) => {
+                tracing::error!(
+                    tenant = d.tenant,
+                    why,
+                    "the store refused the delivery's record"
+                );
+                Reply::ok(status)
+            }
+            Err(e) => store_failed(d, e),
+        }
+    }
+
     async fn apply(&self, d: &Delivery<'_>, m: &Mutation, now: i64) -> Reply {
         let mut event = vendor_event(d, m);
         let mut status = "accepted";
@@ -243,7 +266,7 @@ impl<S: WebhookStore + StatsStore, K: SecretStore, C: Clock> Receiver<S, K, C> {
             // Newer state is in place: recorded (so a redelivery is a duplicate), reported stale.
             event.stale = true;
             status = "stale";
-            recorded = retried(|| self.store.record_delivery(d, &event, now)).await;
+            recorded = retried(|| self.store.record_delivery(d, Some(&event), now)).await;
         }
         let duplicate = match recorded {
             Ok(Recorded::Applied | Recorded::Stale) => false,

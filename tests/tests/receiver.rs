@@ -819,6 +819,40 @@ async fn test_request_is_acknowledged_without_effect<B: Backend>() {
         401
     );
     assert!(h.published().await.is_empty());
+
+    // Lever signs the token and time, never the data: a recorded test request or ignored
+    // delivery replayed with other data (a forged deletion, say) is a duplicate without effect.
+    let stage = json!({"opportunityId": "opp-live", "toStageId": "lead-new"});
+    let (_, first) = delivery(EventKind::CandidateStageChange, &tok, h.now(), stage);
+    assert_eq!(
+        status(
+            &h.send(EventKind::CandidateStageChange, &tenant, &first)
+                .await
+        ),
+        (200, "accepted")
+    );
+    for (kind, data) in [
+        (EventKind::CandidateDeleted, json!({})),
+        (EventKind::CandidateDeleted, json!({"somethingNew": true})),
+    ] {
+        let (_, body) = delivery(kind, &tok, h.now(), data);
+        let mut forged: Value = serde_json::from_slice(&body).unwrap();
+        forged["data"] = json!({"opportunityId": "opp-live"});
+        let forged = forged.to_string().into_bytes();
+        assert_eq!(h.send(kind, &tenant, &body).await.status, 200);
+        assert_eq!(
+            status(&h.send(kind, &tenant, &forged).await),
+            (200, "duplicate"),
+            "a recorded signature with other data"
+        );
+    }
+    let view = h
+        .store
+        .candidate(&tenant, "opp-live")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(view.deleted_at.is_none(), "the candidate is not tombstoned");
 }
 
 async fn an_unavailable_bus_loses_nothing<B: Backend>() {
@@ -944,7 +978,7 @@ async fn dedup_records_expire_after_the_rerun_window<B: Backend>() {
         opportunity: "opp-1".into(),
     };
     let event = lever_bridge::events::vendor_event(&d, &m);
-    let record = |at| h.store.record_delivery(&d, &event, at);
+    let record = |at| h.store.record_delivery(&d, Some(&event), at);
     assert_eq!(record(now).await.unwrap(), Recorded::Applied);
     // Still remembered at the end of the window in which Lever could re-run it.
     assert_eq!(record(now + MAX_AGE_MS).await.unwrap(), Recorded::Duplicate);

@@ -100,11 +100,12 @@ pub trait WebhookStore: Send + Sync {
         event: &VendorEvent,
         now_ms: i64,
     ) -> impl Future<Output = Result<Recorded, StoreError>> + Send;
-    /// Records the delivery alone (a stale one, with its event): `Applied` or `Duplicate`.
+    /// Records the delivery alone (a stale one, with its event; a test or ignored one, with none),
+    /// so its token cannot be used again: `Applied` or `Duplicate`.
     fn record_delivery(
         &self,
         d: &Delivery<'_>,
-        event: &VendorEvent,
+        event: Option<&VendorEvent>,
         now_ms: i64,
     ) -> impl Future<Output = Result<Recorded, StoreError>> + Send;
     /// Erases what is stored about a deleted candidate, leaving the tombstone.

@@ -8,16 +8,19 @@ impl DynamoStore {
     fn dedup_put(
         &self,
         d: &Delivery<'_>,
-        event: &VendorEvent,
+        event: Option<&VendorEvent>,
         now_ms: i64,
     ) -> Result<Put, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(pk_dedup(d)))
+            .item("sk", s(SK_DEDUP));
+        let put = match event {
+            Some(e) => put.item(OUTBOX_ATTRIBUTE, s(to_outbox(std::slice::from_ref(e)))),
+            None => put,
+        };
         build(
-            Put::builder()
-                .table_name(&self.table)
-                .item("pk", s(pk_dedup(d)))
-                .item("sk", s(SK_DEDUP))
-                .item(OUTBOX_ATTRIBUTE, s(to_outbox(std::slice::from_ref(event))))
-                .item("eventKind", s(d.kind.as_str()))
+            put.item("eventKind", s(d.kind.as_str()))
                 .item("hookKey", s(hook_key(d.tenant, d.kind)))
                 .item("triggeredAt", n(d.triggered_at))
                 .item("expiresAt", n(d.expires_at_secs(now_ms)))
@@ -41,7 +44,7 @@ impl WebhookStore for DynamoStore {
         let (change, parent) = change_for(d.tenant, m, d.triggered_at, d.expires_at_secs(now_ms));
         let mut items = vec![
             TransactWriteItem::builder()
-                .put(self.dedup_put(d, event, now_ms)?)
+                .put(self.dedup_put(d, Some(event), now_ms)?)
                 .build(),
             TransactWriteItem::builder()
                 .update(change.into_update(&self.table)?)
@@ -90,7 +93,7 @@ impl WebhookStore for DynamoStore {
     async fn record_delivery(
         &self,
         d: &Delivery<'_>,
-        event: &VendorEvent,
+        event: Option<&VendorEvent>,
         now_ms: i64,
     ) -> Result<Recorded, StoreError> {
         let put = self.dedup_put(d, event, now_ms)?;

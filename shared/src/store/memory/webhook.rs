@@ -9,12 +9,14 @@ impl Inner {
     }
 
     /// The delivery's dedup record, its event in the outbox.
-    pub(super) fn record(&mut self, d: &Delivery<'_>, event: &VendorEvent, now_ms: i64) {
+    pub(super) fn record(&mut self, d: &Delivery<'_>, event: Option<&VendorEvent>, now_ms: i64) {
         self.deliveries
             .push((d.tenant.to_string(), d.kind, d.triggered_at));
         self.dedup
             .insert(key(d.tenant, d.token), d.expires_at_secs(now_ms));
-        self.emit(std::slice::from_ref(event));
+        if let Some(e) = event {
+            self.emit(std::slice::from_ref(e));
+        }
     }
 
     /// Applies `m` if its guard holds; false when the change is stale.
@@ -161,14 +163,14 @@ impl WebhookStore for InMemoryStore {
         if !s.apply(d.tenant, m, d.triggered_at) {
             return Ok(Recorded::Stale);
         }
-        s.record(d, event, now_ms);
+        s.record(d, Some(event), now_ms);
         Ok(Recorded::Applied)
     }
 
     async fn record_delivery(
         &self,
         d: &Delivery<'_>,
-        event: &VendorEvent,
+        event: Option<&VendorEvent>,
         now_ms: i64,
     ) -> Result<Recorded, StoreError> {
         let mut s = self.0.lock().unwrap();
