@@ -84,40 +84,30 @@ impl<S: WebhookStore + StatsStore, K: SecretStore, C: Clock> Receiver<S, K, C> {
     pub async fn receive(&self, tenant: &str, body: &[u8]) -> Reply {
         let reply = self.check_and_apply(tenant, body).await;
         if let Some(reason) = reply.rejected {
-            self.record_rejection(tenant, reason, &reply).await;
+            self.record_rejection(tenant, reason).await;
         }
         reply
     }
 
-    /// Keeps the last rejection where the tenant's status page shows it: only for tenants that
-    /// exist (no writes for made-up ids) and at most once a minute per instance.
-    async fn record_rejection(&self, tenant: &str, reason: &str, reply: &Reply) {
+    /// Keeps the last rejection where the tenant's status page shows it, as its reason code
+    /// (never request text): only for a tenant this instance already knows (its secret is cached,
+    /// so a made-up tenant id costs neither a secret read nor a write), at most once a minute per
+    /// kind here and, by a conditional write, across instances.
+    async fn record_rejection(&self, tenant: &str, reason: &'static str) {
         let now = self.clock.now_ms();
-        if !crate::ids::tenant_id(tenant)
-            || self
-                .recorded
-                .lock()
-                .unwrap()
-                .get(tenant)
-                .is_some_and(|at| now - at < 60_000)
+        if !crate::ids::tenant_id(tenant) || !self.secrets.knows(tenant) {
+            return;
+        }
         {
-            return;
+            let mut recorded = self.recorded.lock().unwrap();
+            if recorded.get(tenant).is_some_and(|at| now - at < 60_000) {
+                return;
+            }
+            recorded.insert(tenant.to_string(), now);
         }
-        if !matches!(self.secrets.get(tenant).await, Ok(Some(_))) {
-            return;
-        }
-        self.recorded
-            .lock()
-            .unwrap()
-            .insert(tenant.to_string(), now);
-        let message = reply
-            .body
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or("");
         if let Err(e) = self
             .store
-            .record_rejection(tenant, self.kind, &format!("{reason}: {message}"), now)
+            .record_rejection(tenant, self.kind, reason, now)
             .await
         {
             tracing::warn!(error = %e, "could not record the rejection");

@@ -490,6 +490,16 @@ impl<S: SecretStore, C: Clock> CachedSecrets<S, C> {
         self.fetch(tenant, now).await
     }
 
+    /// Whether the tenant's secret is in this instance's cache now (no call is made).
+    pub fn knows(&self, tenant: &str) -> bool {
+        let now = self.clock.now_ms();
+        self.entries
+            .lock()
+            .unwrap()
+            .get(tenant)
+            .is_some_and(|e| e.value.is_some() && now - e.fetched_at < self.ttl_ms)
+    }
+
     /// Puts a secret this instance just saved into the cache.
     pub fn remember(&self, tenant: &str, secret: TenantSecret) {
         let now = self.clock.now_ms();

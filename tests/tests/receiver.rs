@@ -129,6 +129,7 @@ on_both_stores!(
     a_contact_stays_while_another_of_its_opportunities_is_stored,
     rotated_token_is_accepted_after_one_reread,
     a_tenants_token_does_not_open_another_tenant,
+    rejections_keep_a_code_once_a_minute_across_instances,
     malformed_deliveries_get_their_status_and_change_nothing,
     test_request_is_acknowledged_without_effect,
     an_unavailable_bus_loses_nothing,
@@ -627,7 +628,7 @@ async fn a_tenants_token_does_not_open_another_tenant<B: Backend>() {
         .webhook_stat(&b, EventKind::CandidateHired, 0)
         .await
         .unwrap();
-    assert!(stat.last_rejection.unwrap().starts_with("bad_signature"));
+    assert_eq!(stat.last_rejection.as_deref(), Some("bad_signature"));
     assert!(
         h.store
             .webhook_stat("no-such-tenant", EventKind::CandidateHired, 0)
@@ -1099,4 +1100,56 @@ async fn a_cancelled_transaction_is_retried_deferred_or_acknowledged_by_its_caus
         (200, "ignored")
     );
     assert_eq!(stage_of("opp-4").await, None);
+}
+
+/// A rejection is kept as its reason code, never the request's text, at most once a minute per
+/// tenant and kind across instances, and only for a tenant the instance has already read.
+async fn rejections_keep_a_code_once_a_minute_across_instances<B: Backend>() {
+    let h = Harness::<B, B::Secrets>::make().await;
+    let (tenant, tok) = h.tenant().await;
+    let kind = EventKind::CandidateHired;
+    let stat = async || h.store.webhook_stat(&tenant, kind, 0).await.unwrap();
+    // A stranger's wrong-event body to a tenant this instance has not read: nothing stored.
+    let huge = "x".repeat(250 * 1024);
+    let body =
+        json!({"token": "t", "triggeredAt": h.now(), "event": huge, "signature": "00", "data": {}});
+    let body = body.to_string().into_bytes();
+    assert_eq!(
+        status(&h.send(kind, &tenant, &body).await),
+        (400, "wrong_event")
+    );
+    assert_eq!(
+        stat().await.last_rejection,
+        None,
+        "an unread tenant costs no write"
+    );
+    // Once the tenant is known here (a delivery verified), the code alone is kept.
+    let (_, good) = delivery(kind, &tok, h.now(), json!({"opportunityId": "opp-1"}));
+    assert_eq!(
+        status(&h.send(kind, &tenant, &good).await),
+        (200, "accepted")
+    );
+    assert_eq!(
+        status(&h.send(kind, &tenant, &body).await),
+        (400, "wrong_event")
+    );
+    let first = stat().await;
+    assert_eq!(first.last_rejection.as_deref(), Some("wrong_event"));
+    // Another instance, 10 s later: within the minute, no second write.
+    let other = Receiver::new(
+        kind,
+        h.store.clone(),
+        CachedSecrets::new(h.secrets.clone(), h.clock.clone(), 300_000),
+        h.clock.clone(),
+    );
+    h.clock.advance(10_000);
+    let (_, bad) = delivery(kind, "wrong", h.now(), json!({"opportunityId": "opp-1"}));
+    assert_eq!(other.receive(&tenant, &bad).await.status, 401);
+    assert_eq!(stat().await.last_rejected_at, first.last_rejected_at);
+    h.clock.advance(60_000);
+    assert_eq!(other.receive(&tenant, &bad).await.status, 401);
+    assert_eq!(
+        stat().await.last_rejection.as_deref(),
+        Some("bad_signature")
+    );
 }

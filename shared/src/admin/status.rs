@@ -106,7 +106,11 @@ or through OAuth (GET /admin/oauth/authorize)"
                     && at > w.stat.last_received_at.unwrap_or(0)
                     && now - at < 24 * 3600 * 1000
                 {
-                    reasons.push(format!("{} deliveries are being rejected: {why}", w.event));
+                    reasons.push(format!(
+                        "{} deliveries are being rejected: {}",
+                        w.event,
+                        rejection_text(why)
+                    ));
                 }
             }
             if tenant.owner_user_id.is_none() {
@@ -136,6 +140,28 @@ or through OAuth (GET /admin/oauth/authorize)"
             sync,
             window_days: WINDOW_MS / (24 * 3600 * 1000),
         })
+    }
+}
+
+/// What a recorded rejection code means for the admin (the code is all that is stored).
+fn rejection_text(code: &str) -> String {
+    let what = match code {
+        "bad_signature" => {
+            "the signature does not match the token stored for this event: paste the token Lever shows \
+(PUT /admin/tenants/{id}/webhooks/{event}/token) or register the webhooks again"
+        }
+        "wrong_event" => {
+            "another event's deliveries reach this event's URL: check the webhook's URL in Lever"
+        }
+        "outside_window" => "triggeredAt is more than 15 days old or ahead of the clock",
+        "too_large" => "the body is over 256 KiB",
+        "invalid_json" | "invalid_envelope" => "the body is not a Lever webhook",
+        _ => "",
+    };
+    if what.is_empty() {
+        code.to_string()
+    } else {
+        format!("{code} ({what})")
     }
 }
 

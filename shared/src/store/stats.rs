@@ -32,6 +32,8 @@ pub struct TenantStats {
 /// Figures for the status page. Deliveries are counted from their dedup records (an index, no
 /// extra write on the webhook path); the rest are atomic counters.
 pub trait StatsStore: Send + Sync {
+    /// Keeps the kind's last rejection (a reason code) unless one was kept in the minute before
+    /// `at_ms` (a conditional write: at most one a minute per tenant and kind, across instances).
     fn record_rejection(
         &self,
         tenant: &str,

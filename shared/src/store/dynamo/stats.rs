@@ -35,16 +35,19 @@ impl StatsStore for DynamoStore {
         reason: &str,
         at_ms: i64,
     ) -> Result<(), StoreError> {
-        self.client
+        let put = self
+            .client
             .put_item()
             .table_name(&self.table)
             .item("pk", s(pk_tenant(tenant)))
             .item("sk", s(sk_rejection(kind)))
             .item("rejectedAt", n(at_ms))
             .item("reason", s(reason))
+            .condition_expression("attribute_not_exists(pk) OR rejectedAt < :ago")
+            .expression_attribute_values(":ago", n(at_ms - 60_000))
             .send()
-            .await
-            .map_err(unavailable)?;
+            .await;
+        conditional(put)?;
         Ok(())
     }
 

@@ -8,11 +8,14 @@ impl StatsStore for InMemoryStore {
         reason: &str,
         at_ms: i64,
     ) -> Result<(), StoreError> {
-        self.0
-            .lock()
-            .unwrap()
-            .rejections
-            .insert((tenant.to_string(), kind), (at_ms, reason.to_string()));
+        let mut s = self.0.lock().unwrap();
+        let key = (tenant.to_string(), kind);
+        if s.rejections
+            .get(&key)
+            .is_none_or(|(at, _)| *at < at_ms - 60_000)
+        {
+            s.rejections.insert(key, (at_ms, reason.to_string()));
+        }
         Ok(())
     }
 
