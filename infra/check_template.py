@@ -4,7 +4,7 @@
   (a) every binary in functions/src/bin/*.rs has exactly one AWS::Serverless::Function whose
       Metadata.BuildProperties.Binary names it (rust-cargolambda, CodeUri the workspace root), and every
       function names an existing binary;
-  (b) every webhook-<event> function has exactly one HttpApi event, POST /webhooks/{tenantId}/<event> with
+  (b) every webhook-<event> function has exactly one HttpApi event, POST /webhooks/{tenantId}/{urlKey}/<event> with
       <event> the binary's name in camel case (webhook-candidate-stage-change: candidateStageChange), and
       no authorizer (open: deliveries are signature-checked in code; neither the event's Auth nor its API's
       DefaultAuthorizer may set one); every admin-<group> function has only HttpApi events, exactly its
@@ -72,6 +72,7 @@ ADMIN_ROUTES: dict[str, set[tuple[str, str]]] = {
     },
     "admin-webhooks": {
         ("POST", "/admin/tenants/{id}/webhooks"),
+        ("POST", "/admin/tenants/{id}/webhooks/urlKey"),
         ("PUT", "/admin/tenants/{id}/webhooks/{event}/token"),
     },
     "admin-status": {
@@ -329,7 +330,7 @@ def check_webhook(t: Template, r: Report, fid: str, res: dict[str, Any], binary:
         return
     (name, ev), = http.items()
     props = ev.get("Properties") or {}
-    want = f"/webhooks/{{tenantId}}/{event}"
+    want = f"/webhooks/{{tenantId}}/{{urlKey}}/{event}"
     if str(props.get("Method", "")).upper() != "POST":
         r.fail("b", fid, f"event {name}: Method is {props.get('Method')!r}, not POST", ev)
     if props.get("Path") != want:

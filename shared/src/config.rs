@@ -140,6 +140,9 @@ pub struct Config {
     pub transcript_max_note_chars: usize,
     /// `SYNC_INTERVAL_MINUTES`, in ms (sync).
     pub sync_interval_ms: i64,
+    /// `WEBHOOK_URL_KEY_SECRET_NAME`: the secret the webhook URLs' keys are made from
+    /// (`crate::urlkey`), for the functions that make or check them.
+    pub url_key_secret: Option<String>,
     /// `PARKED_MAX_DAYS` (sync): parked commands older than this end as failed.
     pub parked_max_days: i64,
     /// `PUSH_QUEUE_URL_<KIND>`: the push queues, where the functions that reconnect tenants send
@@ -162,6 +165,7 @@ impl Default for Config {
             sync_interval_ms: 60 * 60_000,
             parked_max_days: crate::push::parked::DEFAULT_MAX_PARKED_DAYS,
             push_queue_urls: Vec::new(),
+            url_key_secret: None,
         }
     }
 }
@@ -184,6 +188,16 @@ impl Config {
                 burst: env.number("LEVER_BURST", 20, |b| *b >= 1),
             };
             c.oauth = OAuthConfig::load(env, function == Function::Admin(Group::OAuth));
+        }
+        if function.knows_url_keys() {
+            c.url_key_secret = Some(env.text("WEBHOOK_URL_KEY_SECRET_NAME"))
+                .filter(|n| !n.is_empty())
+                .or_else(|| {
+                    env.invalid
+                        .borrow_mut()
+                        .push("WEBHOOK_URL_KEY_SECRET_NAME is empty".into());
+                    None
+                });
         }
         if function.tells_webhook_urls() {
             c.webhook_base_url = env
@@ -362,11 +376,14 @@ mod tests {
 
     #[test]
     fn a_webhook_function_reads_the_table_and_secrets_only() {
+        let mut vars = base();
+        vars.push(("WEBHOOK_URL_KEY_SECRET_NAME", "prod/webhook-url-key"));
         let c = Config::load(
             Function::Webhook(EventKind::CandidateHired),
-            &Env::from_pairs(base()),
+            &Env::from_pairs(vars),
         )
         .unwrap();
+        assert_eq!(c.url_key_secret.as_deref(), Some("prod/webhook-url-key"));
         assert_eq!(c.stack_name, "prod");
         assert!(c.oauth.is_none() && c.event_bus.is_empty());
         let mut vars = base();

@@ -84,11 +84,17 @@ impl Function {
         matches!(self, Function::Admin(Group::Tenants | Group::OAuth))
     }
 
-    /// Whether it tells webhook URLs (connect answers, registration, OAuth callback).
+    /// Whether it makes or checks webhook URL keys (`crate::urlkey`): the webhook functions and
+    /// those that tell webhook URLs, the status page included.
+    pub const fn knows_url_keys(self) -> bool {
+        matches!(self, Function::Webhook(_)) || self.tells_webhook_urls()
+    }
+
+    /// Whether it tells webhook URLs (connect answers, registration, OAuth callback, status).
     pub const fn tells_webhook_urls(self) -> bool {
         matches!(
             self,
-            Function::Admin(Group::Tenants | Group::Webhooks | Group::OAuth)
+            Function::Admin(Group::Tenants | Group::Webhooks | Group::OAuth | Group::Status)
         )
     }
 }

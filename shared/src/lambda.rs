@@ -55,6 +55,34 @@ impl Cold {
         )
     }
 
+    /// The webhook URLs' key secret (`WEBHOOK_URL_KEY_SECRET_NAME`), read once at cold start.
+    async fn url_keys(&self) -> Result<crate::urlkey::UrlKeys, Error> {
+        let Some(name) = &self.config.url_key_secret else {
+            return Err("this function has no WEBHOOK_URL_KEY_SECRET_NAME".into());
+        };
+        let out = self
+            .secrets_client
+            .get_secret_value()
+            .secret_id(name)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "the webhook URL key secret `{name}`: {}",
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                )
+            })?;
+        let secret = out
+            .secret_string()
+            .filter(|s| s.len() >= 32)
+            .ok_or_else(|| {
+                format!(
+                    "the webhook URL key secret `{name}` must be a string of 32 or more characters"
+                )
+            })?;
+        Ok(crate::urlkey::UrlKeys::new(secret))
+    }
+
     /// The OAuth client, when the deployment has one (its secret read on first use).
     fn oauth(&self) -> Option<Arc<crate::lever::oauth::OAuthClient>> {
         self.config.oauth.clone().map(|c| {
@@ -120,38 +148,43 @@ where
 
 /// Runs the webhook function for `kind`.
 pub async fn run_webhook(kind: EventKind) -> Result<(), Error> {
+    let cold = cold_start(Function::Webhook(kind)).await?;
+    let keys = cold.url_keys().await?;
     let Cold {
         store,
         secrets,
         metrics,
         ..
-    } = cold_start(Function::Webhook(kind)).await?;
+    } = cold;
     let receiver = Receiver::new(
         kind,
         store,
         CachedSecrets::new(secrets, SystemClock, SECRET_TTL_MS),
         SystemClock,
+        keys,
     );
     let receiver = &receiver;
     metrics_cloudwatch_embedded::lambda::service::run_http(
         metrics,
         service_fn(move |req: Request| async move {
             use tracing::Instrument;
-            let reply = match (req.method().as_str(), tenant_of(&req)) {
-                ("POST", Some(tenant)) => {
+            let reply = match (req.method().as_str(), webhook_path(&req)) {
+                ("POST", Some((tenant, key))) => {
                     let span = tracing::info_span!(
                         "webhook",
                         event = kind.as_str(),
                         tenant = tenant.as_str()
                     );
                     receiver
-                        .receive(&tenant, req.body().as_ref())
+                        .receive(&tenant, &key, req.body().as_ref())
                         .instrument(span)
                         .await
                 }
-                ("POST", None) => {
-                    Reply::error(404, "not_found", "POST /webhooks/{tenantId}/{event}")
-                }
+                ("POST", None) => Reply::error(
+                    404,
+                    "not_found",
+                    "POST /webhooks/{tenantId}/{urlKey}/{event}",
+                ),
                 _ => Reply::error(405, "method_not_allowed", "webhooks are POSTed"),
             };
             http_reply(reply)
@@ -260,7 +293,11 @@ pub async fn run_admin(group: crate::admin::http::Group) -> Result<(), Error> {
             urls: cold.config.push_queue_urls.iter().cloned().collect(),
         })
     });
-    let settings = crate::admin::Settings::new(&cold.config, oauth, queues);
+    let url_keys = match cold.config.url_key_secret {
+        Some(_) => Some(cold.url_keys().await?),
+        None => None,
+    };
+    let settings = crate::admin::Settings::new(&cold.config, oauth, queues, url_keys);
     let admin = crate::admin::Admin::new(lever, cold.store, cold.secrets, SystemClock, settings);
     let admin = &admin;
     let groups = [group];
@@ -307,14 +344,20 @@ fn deadline_of(ctx: &lambda_http::lambda_runtime::Context) -> std::time::Instant
 
 /// The tenant id from API Gateway's path parameter, or from the raw path (`cargo lambda watch`
 /// serves functions under `/lambda-url/<function>/...`).
-fn tenant_of(req: &Request) -> Option<String> {
-    if let Some(t) = req.path_parameters().first("tenantId") {
-        return Some(t.to_string());
+/// The tenant and URL key of `/webhooks/{tenantId}/{urlKey}/{event}`: API Gateway's path
+/// parameters, or the raw path (a function URL, `cargo lambda watch`).
+fn webhook_path(req: &Request) -> Option<(String, String)> {
+    let params = req.path_parameters();
+    if let (Some(t), Some(k)) = (params.first("tenantId"), params.first("urlKey")) {
+        return Some((t.to_string(), k.to_string()));
     }
     let path = req.raw_http_path();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let at = segments.iter().rposition(|s| *s == "webhooks")?;
-    segments.get(at + 1).map(|s| s.to_string())
+    match segments.get(at + 1..at + 4)? {
+        [tenant, key, _event] => Some((tenant.to_string(), key.to_string())),
+        _ => None,
+    }
 }
 
 fn http_reply(reply: Reply) -> Result<Response<Body>, std::convert::Infallible> {
@@ -346,7 +389,8 @@ mod tests {
         let body = include_str!("../tests/data/apigw_v2_webhook.json");
         let req = lambda_http::request::from_str(body).expect("API Gateway v2 request parses");
         assert_eq!(req.method(), "POST");
-        assert_eq!(tenant_of(&req).as_deref(), Some("acme"));
+        let key = "0.0123456789abcdef0123456789abcdef".to_string();
+        assert_eq!(webhook_path(&req), Some(("acme".into(), key.clone())));
         assert!(req.body().as_ref().starts_with(b"{\"event\""));
 
         let b64 = include_str!("../tests/data/apigw_v2_webhook_base64.json");
@@ -358,6 +402,6 @@ mod tests {
 
         let watch = include_str!("../tests/data/lambda_url_watch.json");
         let req = lambda_http::request::from_str(watch).expect("function URL request parses");
-        assert_eq!(tenant_of(&req).as_deref(), Some("demo"));
+        assert_eq!(webhook_path(&req), Some(("demo".into(), key)));
     }
 }

@@ -17,6 +17,7 @@ pub mod store;
 pub mod sync;
 pub mod tenant;
 pub mod transcript;
+pub mod urlkey;
 pub mod webhook;
 
 /// Lever's recorded and documented bodies (`tests/fixtures/lever/`), for unit tests.

@@ -66,23 +66,39 @@ pub struct Receiver<S, K, C> {
     pub store: S,
     pub secrets: CachedSecrets<K, C>,
     pub clock: C,
+    /// Checks the URL key before anything else.
+    pub keys: crate::urlkey::UrlKeys,
     /// When this instance last recorded a rejection per tenant (at most one a minute).
     recorded: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
 
 impl<S: WebhookStore + StatsStore, K: SecretStore, C: Clock> Receiver<S, K, C> {
-    pub fn new(kind: EventKind, store: S, secrets: CachedSecrets<K, C>, clock: C) -> Self {
+    pub fn new(
+        kind: EventKind,
+        store: S,
+        secrets: CachedSecrets<K, C>,
+        clock: C,
+        keys: crate::urlkey::UrlKeys,
+    ) -> Self {
         Receiver {
             kind,
             store,
             secrets,
             clock,
+            keys,
             recorded: Default::default(),
         }
     }
 
-    pub async fn receive(&self, tenant: &str, body: &[u8]) -> Reply {
-        let reply = self.check_and_apply(tenant, body).await;
+    /// A delivery to `/webhooks/<tenant>/<url_key>/<event>`. A wrong URL key (or a made-up
+    /// tenant) is answered 401 before anything else: no secret is read and nothing is written.
+    pub async fn receive(&self, tenant: &str, url_key: &str, body: &[u8]) -> Reply {
+        let Some(generation) = self.keys.check(tenant, url_key) else {
+            metrics::counter!("WebhookRejected").increment(1);
+            metrics::counter!("WebhookRejectedByReason", "Reason" => "url_key").increment(1);
+            return Reply::unauthorized();
+        };
+        let reply = self.check_and_apply(tenant, generation, body).await;
         if let Some(reason) = reply.rejected {
             self.record_rejection(tenant, reason).await;
         }
@@ -114,7 +130,7 @@ impl<S: WebhookStore + StatsStore, K: SecretStore, C: Clock> Receiver<S, K, C> {
         }
     }
 
-    async fn check_and_apply(&self, tenant: &str, body: &[u8]) -> Reply {
+    async fn check_and_apply(&self, tenant: &str, generation: u32, body: &[u8]) -> Reply {
         let kind = self.kind;
         if body.len() > MAX_BODY_BYTES {
             let msg = format!(
@@ -162,9 +178,14 @@ impl<S: WebhookStore + StatsStore, K: SecretStore, C: Clock> Receiver<S, K, C> {
                 Reply::error(401, "outside_window", msg),
             );
         }
-        match self.verified(tenant, &env).await {
-            Ok(true) => {}
-            Ok(false) => return rejected("bad_signature", kind, tenant, Reply::unauthorized()),
+        match self.verified(tenant, generation, &env).await {
+            Ok(Verified::Yes) => {}
+            Ok(Verified::RetiredUrl) => {
+                return rejected("retired_url_key", kind, tenant, Reply::unauthorized());
+            }
+            Ok(Verified::No) => {
+                return rejected("bad_signature", kind, tenant, Reply::unauthorized());
+            }
             Err(e) => {
                 tracing::error!(error = %e, tenant, "secret store unavailable");
                 return Reply::error(
@@ -202,29 +223,35 @@ impl<S: WebhookStore + StatsStore, K: SecretStore, C: Clock> Receiver<S, K, C> {
     async fn verified(
         &self,
         tenant: &str,
+        generation: u32,
         env: &Envelope,
-    ) -> Result<bool, crate::secrets::SecretsError> {
+    ) -> Result<Verified, crate::secrets::SecretsError> {
         if !crate::ids::tenant_id(tenant) {
-            return Ok(false);
+            return Ok(Verified::No);
         }
-        let check = |s: &Option<std::sync::Arc<crate::secrets::TenantSecret>>| {
-            s.as_ref().is_some_and(|s| {
-                verify(
+        let check = |s: &Option<std::sync::Arc<crate::secrets::TenantSecret>>| match s {
+            Some(s) if s.url_generation != generation => Verified::RetiredUrl,
+            Some(s)
+                if verify(
                     &env.signature,
                     &env.token,
                     env.triggered_at,
                     s.tokens(self.kind),
-                )
-            })
+                ) =>
+            {
+                Verified::Yes
+            }
+            _ => Verified::No,
         };
-        if check(&self.secrets.get(tenant).await?) {
-            return Ok(true);
+        let first = check(&self.secrets.get(tenant).await?);
+        if first == Verified::Yes {
+            return Ok(first);
         }
-        Ok(self
-            .secrets
-            .refresh(tenant)
-            .await?
-            .is_some_and(|fresh| check(&fresh)))
+        // A token pasted or a key rotated minutes ago: read once more (throttled).
+        Ok(match self.secrets.refresh(tenant).await? {
+            Some(fresh) => check(&fresh),
+            None => first,
+        })
     }
 
     /// Records a delivery that changes nothing; answers `status`, or `duplicate` when its token
@@ -298,6 +325,15 @@ impl<S: WebhookStore + StatsStore, K: SecretStore, C: Clock> Receiver<S, K, C> {
         metrics::counter!("WebhookAccepted").increment(1);
         Reply::ok(status)
     }
+}
+
+/// What checking a delivery's signature found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verified {
+    Yes,
+    No,
+    /// The URL's key is of a generation the tenant rotated away from.
+    RetiredUrl,
 }
 
 /// A write that lost to a concurrent transaction on the same items, tried again a few times at

@@ -43,6 +43,9 @@ pub struct TenantSecret {
     /// OAuth tokens, for a tenant connected through `/admin/oauth/*` instead of an API key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth: Option<OAuthTokens>,
+    /// The generation of the tenant's webhook URL key (`crate::urlkey`): rotating moves it on.
+    #[serde(default)]
+    pub url_generation: u32,
 }
 
 /// A tenant's OAuth tokens: Lever's access token (1 h), the refresh token (rotated on every refresh)
@@ -160,6 +163,8 @@ impl Parts {
 struct WebhooksPart {
     #[serde(default, deserialize_with = "one_or_many")]
     webhook_tokens: BTreeMap<String, Vec<Redacted>>,
+    #[serde(default)]
+    url_generation: u32,
 }
 
 /// The Lever credentials secret's JSON.
@@ -317,6 +322,7 @@ impl SecretStore for SecretsManagerStore {
             let p: WebhooksPart =
                 serde_json::from_str(&text).map_err(|_| SecretsError::Malformed)?;
             secret.webhook_tokens = p.webhook_tokens;
+            secret.url_generation = p.url_generation;
         }
         if let Some(text) = lever {
             let p: LeverPart = serde_json::from_str(&text).map_err(|_| SecretsError::Malformed)?;
@@ -329,6 +335,7 @@ impl SecretStore for SecretsManagerStore {
     async fn save(&self, tenant: &str, secret: &TenantSecret) -> Result<(), SecretsError> {
         let webhooks = serde_json::to_string(&WebhooksPart {
             webhook_tokens: secret.webhook_tokens.clone(),
+            url_generation: secret.url_generation,
         })
         .map_err(|_| SecretsError::Malformed)?;
         let lever = serde_json::to_string(&LeverPart {

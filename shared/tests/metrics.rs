@@ -17,6 +17,8 @@ async fn webhook_outcomes_are_emitted_as_emf() {
         .init()
         .unwrap();
     let secrets = Arc::new(InMemorySecrets::default());
+    let keys = lever_bridge::urlkey::UrlKeys::new("a webhook URL key secret of 32 characters");
+    let key = keys.key("acme", 0);
     let mut secret = TenantSecret::default();
     secret
         .webhook_tokens
@@ -28,12 +30,13 @@ async fn webhook_outcomes_are_emitted_as_emf() {
         InMemoryStore::default(),
         CachedSecrets::new(secrets, clock.clone(), 60_000),
         clock,
+        keys.clone(),
     );
     let t = 1_700_000_000_000i64;
     let body = json!({"event": "candidateHired", "token": "abc", "triggeredAt": t, "signature": sign("tok", "abc", t), "data": {"opportunityId": "o"}}).to_string();
-    assert_eq!(rx.receive("acme", body.as_bytes()).await.status, 200);
-    assert_eq!(rx.receive("acme", body.as_bytes()).await.status, 200);
-    assert_eq!(rx.receive("acme", b"{}").await.status, 400);
+    assert_eq!(rx.receive("acme", &key, body.as_bytes()).await.status, 200);
+    assert_eq!(rx.receive("acme", &key, body.as_bytes()).await.status, 200);
+    assert_eq!(rx.receive("acme", &key, b"{}").await.status, 400);
 
     let mut out = Vec::new();
     collector.flush(&mut out).unwrap();

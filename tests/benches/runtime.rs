@@ -356,6 +356,10 @@ impl Instance {
                 ("TABLE_NAME", s.table.clone()),
                 ("EVENT_BUS_NAME", s.bus.clone()),
                 ("SECRET_PREFIX", s.secret_prefix.clone()),
+                (
+                    "WEBHOOK_URL_KEY_SECRET_NAME",
+                    format!("{}url-key", s.secret_prefix),
+                ),
                 ("IDEMPOTENCY_TABLE_NAME", s.idempotency_table.clone()),
             ])
             .stdin(Stdio::null())
@@ -513,11 +517,14 @@ fn clock_ticks_per_second() -> u64 {
 
 /// An API Gateway HTTP API (payload 2.0) request carrying a signed first delivery, and its body.
 fn api_gateway_event(body: &[u8]) -> String {
-    let path = format!("/webhooks/{TENANT}/candidateStageChange");
+    let path = format!(
+        "/webhooks/{TENANT}/{}/candidateStageChange",
+        url_key(TENANT)
+    );
     let now = now_ms();
     json!({
         "version": "2.0",
-        "routeKey": "POST /webhooks/{tenantId}/candidateStageChange",
+        "routeKey": "POST /webhooks/{tenantId}/{urlKey}/candidateStageChange",
         "rawPath": path,
         "rawQueryString": "",
         "headers": {"content-type": "application/json", "user-agent": "Lever-Webhooks",
@@ -527,10 +534,10 @@ fn api_gateway_event(body: &[u8]) -> String {
             "domainName": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com", "domainPrefix": "a1b2c3d4e5",
             "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "52.10.20.30",
                      "userAgent": "Lever-Webhooks"},
-            "requestId": random_hex(8), "routeKey": "POST /webhooks/{tenantId}/candidateStageChange",
+            "requestId": random_hex(8), "routeKey": "POST /webhooks/{tenantId}/{urlKey}/candidateStageChange",
             "stage": "$default", "time": "", "timeEpoch": now
         },
-        "pathParameters": {"tenantId": TENANT},
+        "pathParameters": {"tenantId": TENANT, "urlKey": url_key(TENANT)},
         "body": String::from_utf8_lossy(body),
         "isBase64Encoded": false
     })
@@ -840,6 +847,14 @@ async fn main() {
         "https://api.lever.co/v1",
     )
     .await;
+    // The webhook URL keys' secret, read by the function at cold start.
+    aws_sdk_secretsmanager::Client::new(&aws)
+        .create_secret()
+        .name(format!("{secret_prefix}url-key"))
+        .secret_string(URL_KEY_SECRET)
+        .send()
+        .await
+        .expect("URL key secret");
 
     let (proxy_port, counts) = start_proxy(&upstream).await;
     let setup = Setup {

@@ -47,6 +47,7 @@ async fn main() {
         store.clone(),
         CachedSecrets::new(secrets, SystemClock, 300_000),
         SystemClock,
+        url_keys(),
     );
     let token = random_hex(24);
     use lever_bridge::secrets::SecretStore;
@@ -71,13 +72,19 @@ async fn main() {
 
     // Warm-up: connections open, secret cached, as on a warm instance.
     for body in &bodies[..20] {
-        assert_eq!(receiver.receive("bench", body).await.status, 200);
+        assert_eq!(
+            receiver
+                .receive("bench", &url_key("bench"), body)
+                .await
+                .status,
+            200
+        );
     }
     let (d0, s0, e0) = (ddb_count.get(), sm_count.get(), eb_count.get());
     let mut first = Vec::with_capacity(N);
     for body in &bodies[20..] {
         let t = Instant::now();
-        let r = receiver.receive("bench", body).await;
+        let r = receiver.receive("bench", &url_key("bench"), body).await;
         first.push(t.elapsed());
         assert_eq!(r.status, 200, "{r:?}");
     }
@@ -85,7 +92,7 @@ async fn main() {
     let mut dup = Vec::with_capacity(N);
     for body in &bodies[20..] {
         let t = Instant::now();
-        let r = receiver.receive("bench", body).await;
+        let r = receiver.receive("bench", &url_key("bench"), body).await;
         dup.push(t.elapsed());
         assert_eq!(r.body["status"], "duplicate");
     }

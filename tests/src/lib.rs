@@ -284,6 +284,29 @@ pub async fn create_tenant(
     .expect("tenant secret written");
 }
 
+/// The webhook URL-key secret of the tests' in-process receivers and admin APIs.
+pub const URL_KEY_SECRET: &str = "the tests' webhook URL key secret, 32 characters or more";
+
+pub fn url_keys() -> lever_bridge::urlkey::UrlKeys {
+    lever_bridge::urlkey::UrlKeys::new(URL_KEY_SECRET)
+}
+
+/// The tenant's URL key (first generation) under [`URL_KEY_SECRET`].
+pub fn url_key(tenant: &str) -> String {
+    url_keys().key(tenant, 0)
+}
+
+/// The local stack's webhook URL keys: its `<stack>/webhook-url-key` secret in the emulator.
+pub async fn local_url_keys(aws: &SdkConfig, stack: &str) -> lever_bridge::urlkey::UrlKeys {
+    let out = aws_sdk_secretsmanager::Client::new(aws)
+        .get_secret_value()
+        .secret_id(format!("{stack}/webhook-url-key"))
+        .send()
+        .await
+        .expect("the local stack's webhook URL key secret (lever-bridge-dev setup)");
+    lever_bridge::urlkey::UrlKeys::new(out.secret_string().unwrap_or_default())
+}
+
 /// A connected tenant record.
 pub fn tenant_record(id: &str, lever_base_url: &str, owner: Option<&str>) -> Tenant {
     Tenant {

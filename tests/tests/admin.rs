@@ -69,6 +69,7 @@ impl<B: Backend> Rig<B> {
             lever_budget: std::time::Duration::from_secs(20),
             oauth: Some(Arc::new(OAuthClient::new(sim_oauth(&sim), None))),
             queues: None,
+            url_keys: Some(url_keys()),
         };
         let lever = Arc::new(HttpLever::new(
             RateLimiter::new(10.0, 20),
@@ -125,6 +126,7 @@ impl<B: Backend> Rig<B> {
             self.store.clone(),
             CachedSecrets::new(self.secrets.clone(), SystemClock, 300_000),
             SystemClock,
+            url_keys(),
         )
     }
 
@@ -225,7 +227,7 @@ async fn connect_then_disconnect_deletes_secret_and_data<B: Backend>() {
     assert_eq!(urls.len(), 10);
     assert_eq!(
         urls["candidateHired"],
-        format!("{HOOKS}/webhooks/{id}/candidateHired")
+        format!("{HOOKS}/webhooks/{id}/{}/candidateHired", url_key(&id))
     );
     let stored = rig.secrets.load(&id).await.unwrap().unwrap();
     assert_eq!(stored.api_key.as_ref().unwrap().expose(), rig.key);
@@ -253,7 +255,13 @@ async fn connect_then_disconnect_deletes_secret_and_data<B: Backend>() {
         .to_string();
     let kind = EventKind::parse(rig.sim.webhooks()[0]["event"].as_str().unwrap()).unwrap();
     let (_, body) = delivery(kind, &token, now_ms(), sample_data(kind, "opp-1"));
-    assert_eq!(rig.receiver(kind).receive(&id, &body).await.status, 200);
+    assert_eq!(
+        rig.receiver(kind)
+            .receive(&id, &url_key(&id), &body)
+            .await
+            .status,
+        200
+    );
     rig.call(
         "POST",
         &format!("/admin/tenants/{id}/postings/sync"),
@@ -275,7 +283,13 @@ async fn connect_then_disconnect_deletes_secret_and_data<B: Backend>() {
         "dedup records deleted through the index"
     );
     let (_, body) = delivery(kind, &token, now_ms(), sample_data(kind, "opp-2"));
-    assert_eq!(rig.receiver(kind).receive(&id, &body).await.status, 401);
+    assert_eq!(
+        rig.receiver(kind)
+            .receive(&id, &url_key(&id), &body)
+            .await
+            .status,
+        401
+    );
     let (s, v) = rig
         .call("GET", &format!("/admin/tenants/{id}/status"), Value::Null)
         .await;
@@ -514,12 +528,18 @@ async fn webhooks_register_once_and_pasted_tokens_rotate() {
     let secret = rig.secrets.load(&id).await.unwrap().unwrap();
     for h in &sim_hooks {
         let kind = EventKind::parse(h["event"].as_str().unwrap()).unwrap();
-        assert_eq!(h["url"], format!("{HOOKS}/webhooks/{id}/{}", kind.as_str()));
+        assert_eq!(
+            h["url"],
+            format!("{HOOKS}/webhooks/{id}/{}/{}", url_key(&id), kind.as_str())
+        );
         let token = h["configuration"]["signatureToken"].as_str().unwrap();
         assert_eq!(secret.tokens(kind)[0].expose(), token);
         let (_, body) = delivery(kind, token, now_ms(), sample_data(kind, "opp-9"));
         assert_eq!(
-            rig.receiver(kind).receive(&id, &body).await.status,
+            rig.receiver(kind)
+                .receive(&id, &url_key(&id), &body)
+                .await
+                .status,
             200,
             "{kind:?}"
         );
@@ -547,14 +567,26 @@ async fn webhooks_register_once_and_pasted_tokens_rotate() {
     assert!(!v.to_string().contains(&new));
     for t in [&old, &new] {
         let (_, body) = delivery(kind, t, now_ms(), sample_data(kind, "opp-10"));
-        assert_eq!(rig.receiver(kind).receive(&id, &body).await.status, 200);
+        assert_eq!(
+            rig.receiver(kind)
+                .receive(&id, &url_key(&id), &body)
+                .await
+                .status,
+            200
+        );
     }
     let (s, v) = rig
         .call("PUT", &tpath, json!({"token": new, "keepPrevious": false}))
         .await;
     assert_eq!((s, v["tokensSet"].as_u64()), (200, Some(1)));
     let (_, body) = delivery(kind, &old, now_ms(), sample_data(kind, "opp-11"));
-    assert_eq!(rig.receiver(kind).receive(&id, &body).await.status, 401);
+    assert_eq!(
+        rig.receiver(kind)
+            .receive(&id, &url_key(&id), &body)
+            .await
+            .status,
+        401
+    );
     let (s, v) = rig
         .call(
             "PUT",
@@ -582,6 +614,50 @@ async fn webhooks_register_once_and_pasted_tokens_rotate() {
         .clone();
     assert_eq!(cc["status"], "recreated", "{v}");
     assert_eq!(rig.sim.webhooks().len(), 10);
+
+    // A leaked URL: rotating its key moves every webhook to new URLs; the old ones stop.
+    let (s, v) = rig
+        .call("POST", &format!("{path}/urlKey"), Value::Null)
+        .await;
+    assert_eq!((s, v["urlGeneration"].as_u64()), (200, Some(1)), "{v}");
+    let new_key = url_keys().key(&id, 1);
+    assert_eq!(
+        v["webhookUrls"]["candidateHired"],
+        format!("{HOOKS}/webhooks/{id}/{new_key}/candidateHired")
+    );
+    let sim_hooks = rig.sim.webhooks();
+    assert_eq!(
+        sim_hooks.len(),
+        10,
+        "the old webhooks deleted, new ones made"
+    );
+    assert!(
+        sim_hooks
+            .iter()
+            .all(|h| h["url"].as_str().unwrap().contains(&new_key)),
+        "{sim_hooks:?}"
+    );
+    let secret = rig.secrets.load(&id).await.unwrap().unwrap();
+    let kind = EventKind::CandidateHired;
+    let token = secret.tokens(kind)[0].expose().to_string();
+    let (_, body) = delivery(kind, &token, now_ms(), sample_data(kind, "opp-r"));
+    let rx = rig.receiver(kind);
+    assert_eq!(
+        rx.receive(&id, &url_key(&id), &body).await.status,
+        401,
+        "the old URL stops"
+    );
+    assert_eq!(rx.receive(&id, &new_key, &body).await.status, 200);
+    let (_, st) = rig
+        .call("GET", &format!("/admin/tenants/{id}/status"), Value::Null)
+        .await;
+    assert!(
+        st["webhooks"][0]["url"]
+            .as_str()
+            .unwrap()
+            .contains(&new_key),
+        "the status shows the new URLs: {st}"
+    );
 
     // Without webhooks:write: a plain 403 message.
     let k = random_hex(16);
@@ -663,7 +739,13 @@ async fn status_shows_health_and_renders_in_chromium<B: Backend>() {
             now_ms() - 1000 + n,
             sample_data(kind, &format!("opp-{n}")),
         );
-        assert_eq!(rig.receiver(kind).receive(&id, &body).await.status, 200);
+        assert_eq!(
+            rig.receiver(kind)
+                .receive(&id, &url_key(&id), &body)
+                .await
+                .status,
+            200
+        );
     }
     let (s, v) = rig
         .call("GET", &format!("/admin/tenants/{id}/status"), Value::Null)
@@ -697,7 +779,13 @@ async fn status_shows_health_and_renders_in_chromium<B: Backend>() {
         now_ms() + 1000,
         sample_data(kind, "opp-x"),
     );
-    assert_eq!(rig.receiver(kind).receive(&id, &body).await.status, 401);
+    assert_eq!(
+        rig.receiver(kind)
+            .receive(&id, &url_key(&id), &body)
+            .await
+            .status,
+        401
+    );
     let (_, v) = rig
         .call("GET", &format!("/admin/tenants/{id}/status"), Value::Null)
         .await;

@@ -19,11 +19,12 @@ async fn post(
     kind: EventKind,
     body: Vec<u8>,
 ) -> (u16, Value) {
-    let url = format!(
-        "{}/{}/webhooks/{tenant}/{}",
-        watch_url(),
-        kind.function_name(),
-        kind.as_str()
+    let keys = local_url_keys(&aws().await, &LocalStack::from_env().event_bus).await;
+    let url = lever_bridge::urlkey::webhook_url(
+        &format!("{}/{}", watch_url(), kind.function_name()),
+        tenant,
+        &keys.key(tenant, 0),
+        kind.as_str(),
     );
     let res = client
         .post(&url)

@@ -63,14 +63,21 @@ async fn deliveries<B: Backend>(store: &B, secrets: &B::Secrets, tenant: &str, n
             store.clone(),
             CachedSecrets::new(secrets.clone(), clock.clone(), 300_000),
             clock.clone(),
+            url_keys(),
         );
         let mut data = sample_data(kind, &format!("opp-{i}"));
         if let Some(c) = data.get_mut("contactId") {
             *c = json!(format!("contact-{i}"));
         }
         let (_, body) = delivery(kind, SIGNING, now_ms() - 1000, data);
-        assert_eq!(rx.receive(tenant, &body).await.body["status"], "accepted");
-        assert_eq!(rx.receive(tenant, &body).await.body["status"], "duplicate");
+        assert_eq!(
+            rx.receive(tenant, &url_key(tenant), &body).await.body["status"],
+            "accepted"
+        );
+        assert_eq!(
+            rx.receive(tenant, &url_key(tenant), &body).await.body["status"],
+            "duplicate"
+        );
     }
 }
 

@@ -138,6 +138,7 @@ impl Rig {
                 lever_budget: Duration::from_secs(20),
                 oauth: None,
                 queues: Some(queues.clone()),
+                url_keys: None,
             },
         );
         (admin, queues)

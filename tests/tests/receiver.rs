@@ -59,6 +59,7 @@ impl<
                     store.clone(),
                     CachedSecrets::new(secrets.clone(), clock.clone(), 300_000),
                     clock.clone(),
+                    url_keys(),
                 ))
             })
             .collect();
@@ -89,7 +90,7 @@ impl<
     }
 
     async fn send(&self, kind: EventKind, tenant: &str, body: &[u8]) -> Reply {
-        self.rx(kind).receive(tenant, body).await
+        self.rx(kind).receive(tenant, &url_key(tenant), body).await
     }
 
     /// A tenant whose webhooks are all signed with one token; returns (tenant id, token).
@@ -227,7 +228,7 @@ async fn concurrent_redeliveries_have_exactly_one_effect<B: Backend>() {
     let rx = h.rx(EventKind::CandidateStageChange).clone();
     let tasks = (0..20).map(|_| {
         let (rx, tenant, body) = (rx.clone(), tenant.clone(), body.clone());
-        tokio::spawn(async move { rx.receive(&tenant, &body).await })
+        tokio::spawn(async move { rx.receive(&tenant, &url_key(&tenant), &body).await })
     });
     let replies: Vec<Reply> = join_all(tasks)
         .await
@@ -1141,15 +1142,79 @@ async fn rejections_keep_a_code_once_a_minute_across_instances<B: Backend>() {
         h.store.clone(),
         CachedSecrets::new(h.secrets.clone(), h.clock.clone(), 300_000),
         h.clock.clone(),
+        url_keys(),
     );
     h.clock.advance(10_000);
     let (_, bad) = delivery(kind, "wrong", h.now(), json!({"opportunityId": "opp-1"}));
-    assert_eq!(other.receive(&tenant, &bad).await.status, 401);
+    assert_eq!(
+        other.receive(&tenant, &url_key(&tenant), &bad).await.status,
+        401
+    );
     assert_eq!(stat().await.last_rejected_at, first.last_rejected_at);
     h.clock.advance(60_000);
-    assert_eq!(other.receive(&tenant, &bad).await.status, 401);
+    assert_eq!(
+        other.receive(&tenant, &url_key(&tenant), &bad).await.status,
+        401
+    );
     assert_eq!(
         stat().await.last_rejection.as_deref(),
         Some("bad_signature")
     );
+}
+
+/// Strangers cost nothing: 10,000 deliveries to made-up tenants and 1,000 to a real tenant with a
+/// wrong URL key are answered 401 with no Secrets Manager call and no DynamoDB request (counted at
+/// the SDK clients); a rejected body's text is never stored; Lever's next delivery is accepted.
+#[tokio::test]
+async fn strangers_cost_no_secret_read_and_no_write() {
+    use lever_bridge::secrets::{Parts, SecretsManagerStore};
+    let aws = aws().await;
+    let (_, table) = fresh_table(&aws).await;
+    let (dynamo, ddb) = counted_dynamodb(&aws);
+    let sm_count = RequestCounter::default();
+    let sm = aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::config::Builder::from(&aws)
+            .interceptor(sm_count.clone())
+            .build(),
+    );
+    let prefix = format!("{}/", unique("strangers"));
+    let secrets = SecretsManagerStore::new(sm, &prefix, Parts::WEBHOOKS);
+    let (tenant, tok) = (unique("tenant"), random_hex(24));
+    SecretsManagerStore::new(
+        aws_sdk_secretsmanager::Client::new(&aws),
+        &prefix,
+        Parts::ALL,
+    )
+    .save(&tenant, &secret_for_all(&tok))
+    .await
+    .unwrap();
+    let clock = Arc::new(ManualClock::at(now_ms()));
+    let rx = Receiver::new(
+        EventKind::CandidateDeleted,
+        DynamoStore::new(dynamo, &table),
+        CachedSecrets::new(secrets, clock.clone(), 300_000),
+        clock.clone(),
+        url_keys(),
+    );
+    let kind = EventKind::CandidateDeleted;
+    let (_, body) = delivery(kind, &tok, now_ms(), json!({"opportunityId": "opp-1"}));
+    let (before_sm, before_ddb) = (sm_count.get(), ddb.get());
+    for i in 0..10_000 {
+        let stranger = format!("t{i}-{}", random_hex(4));
+        let key = url_keys().key(&format!("{stranger}x"), 0);
+        assert_eq!(rx.receive(&stranger, &key, &body).await.status, 401);
+    }
+    let huge = json!({"token": "t", "triggeredAt": now_ms(), "event": "x".repeat(250 * 1024),
+        "signature": "00", "data": {}})
+    .to_string()
+    .into_bytes();
+    for i in 0..1_000 {
+        let wrong = format!("0.{}", random_hex(16));
+        let body = if i % 2 == 0 { &body } else { &huge };
+        assert_eq!(rx.receive(&tenant, &wrong, body).await.status, 401);
+    }
+    assert_eq!(sm_count.get() - before_sm, 0, "no Secrets Manager call");
+    assert_eq!(ddb.get() - before_ddb, 0, "no DynamoDB request");
+    let reply = rx.receive(&tenant, &url_key(&tenant), &body).await;
+    assert_eq!(status(&reply), (200, "accepted"));
 }

@@ -72,7 +72,7 @@ async fn rig<S: Backend>(opportunities: usize) -> Rig<S> {
         .iter()
         .map(|k| {
             let cache = CachedSecrets::new(secrets.clone(), clock.clone(), 60_000);
-            let hook = Receiver::new(*k, store.clone(), cache, clock.clone());
+            let hook = Receiver::new(*k, store.clone(), cache, clock.clone(), url_keys());
             (*k, hook)
         })
         .collect();
@@ -132,7 +132,9 @@ impl<S: Backend> Rig<S> {
 
     async fn deliver(&self, change: &Change) {
         let (_, body) = delivery(change.kind, SIGNATURE, change.at, change.data.clone());
-        let reply = self.hooks[&change.kind].receive(&self.tenant, &body).await;
+        let reply = self.hooks[&change.kind]
+            .receive(&self.tenant, &url_key(&self.tenant), &body)
+            .await;
         assert_eq!(reply.status, 200, "{:?} {reply:?}", change.kind);
     }
 

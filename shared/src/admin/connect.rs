@@ -124,7 +124,7 @@ chosen environment, and that it was not deleted (Lever: Settings > Integrations 
                 "leverBaseUrl": base_url,
                 "status": "connected",
                 "connectedAt": now,
-                "webhookUrls": self.webhook_urls(&id),
+                "webhookUrls": self.webhook_urls(&id, 0),
                 "next": [
                     format!("POST /admin/tenants/{id}/test"),
                     format!("GET /admin/tenants/{id}/users, then PUT /admin/tenants/{id}/owner"),

@@ -146,6 +146,9 @@ where
             ("GET", ["tenants", id, "users"]) => ok(self.users(id).await),
             ("PUT", ["tenants", id, "owner"]) => ok(self.set_owner(id, body).await),
             ("POST", ["tenants", id, "webhooks"]) => ok(self.register_webhooks(id).await),
+            ("POST", ["tenants", id, "webhooks", "urlKey"]) => {
+                ok(Box::pin(self.rotate_url_key(id)).await)
+            }
             ("PUT", ["tenants", id, "webhooks", event, "token"]) => {
                 ok(self.paste_token(id, event, body).await)
             }
@@ -183,6 +186,7 @@ fn route_of(segs: &[&str]) -> Option<(Group, &'static [&'static str])> {
         ["tenants", _, "users" | "parked"] => (Tenants, &["GET"]),
         ["tenants", _, "parked", "replay"] => (Tenants, &["POST"]),
         ["tenants", _, "webhooks"] => (Webhooks, &["POST"]),
+        ["tenants", _, "webhooks", "urlKey"] => (Webhooks, &["POST"]),
         ["tenants", _, "webhooks", _, "token"] => (Webhooks, &["PUT"]),
         ["tenants", _, "status" | "status.html"] => (Status, &["GET"]),
         ["tenants", _, "postings", "sync"] => (Roles, &["POST"]),

@@ -41,6 +41,8 @@ pub struct Settings {
     /// The push queues parked commands go back to when a tenant reconnects (the functions that
     /// reconnect tenants); `None` elsewhere.
     pub queues: Option<std::sync::Arc<crate::push::parked::PushQueues>>,
+    /// Makes the keys of the tenants' webhook URLs (the functions that tell them).
+    pub url_keys: Option<crate::urlkey::UrlKeys>,
 }
 
 impl Settings {
@@ -48,6 +50,7 @@ impl Settings {
         c: &crate::config::Config,
         oauth: Option<std::sync::Arc<crate::lever::oauth::OAuthClient>>,
         queues: Option<std::sync::Arc<crate::push::parked::PushQueues>>,
+        url_keys: Option<crate::urlkey::UrlKeys>,
     ) -> Self {
         let mut environments = default_environments();
         if let Some(url) = &c.custom_lever_base_url {
@@ -59,6 +62,7 @@ impl Settings {
             lever_budget: Duration::from_secs(25),
             oauth,
             queues,
+            url_keys,
         }
     }
 
@@ -361,25 +365,28 @@ where
         }
     }
 
-    /// `<base>/webhooks/<tenant>/<event>` for each of the ten kinds.
-    pub fn webhook_urls(&self, tenant: &str) -> Option<serde_json::Map<String, Value>> {
+    /// The tenant's webhook URL for `event` at its URL key's `generation`
+    /// (`<base>/webhooks/<tenant>/<key>/<event>`); `None` without a base URL or URL keys.
+    pub fn webhook_url(&self, tenant: &str, generation: u32, event: &str) -> Option<String> {
         let base = self.settings.webhook_base_url.as_deref()?;
-        Some(
-            crate::webhook::EventKind::ALL
-                .iter()
-                .map(|k| {
-                    (
-                        k.as_str().to_string(),
-                        Value::String(webhook_url(base, tenant, k.as_str())),
-                    )
-                })
-                .collect(),
-        )
+        let key = self.settings.url_keys.as_ref()?.key(tenant, generation);
+        Some(crate::urlkey::webhook_url(base, tenant, &key, event))
     }
-}
 
-pub fn webhook_url(base: &str, tenant: &str, event: &str) -> String {
-    format!("{}/webhooks/{tenant}/{event}", base.trim_end_matches('/'))
+    /// The tenant's webhook URL for each of the ten kinds.
+    pub fn webhook_urls(
+        &self,
+        tenant: &str,
+        generation: u32,
+    ) -> Option<serde_json::Map<String, Value>> {
+        crate::webhook::EventKind::ALL
+            .iter()
+            .map(|k| {
+                let url = self.webhook_url(tenant, generation, k.as_str())?;
+                Some((k.as_str().to_string(), Value::String(url)))
+            })
+            .collect()
+    }
 }
 
 /// Parses a JSON body into `T`. Serde's message is kept without the values it quotes, so a

@@ -205,11 +205,12 @@ where
             expires_at: now + set.expires_in * 1000,
             obtained_at: now,
         };
-        self.update_secret(&id, |s| {
-            s.api_key = None;
-            s.oauth = Some(tokens);
-        })
-        .await?;
+        let saved = self
+            .update_secret(&id, |s| {
+                s.api_key = None;
+                s.oauth = Some(tokens);
+            })
+            .await?;
         let existing = self.store.tenant(&id).await?;
         let created = existing.is_none();
         let tenant = match existing {
@@ -246,7 +247,7 @@ where
                 "status": "connected",
                 "connectedAt": now,
                 "parkedReplayed": replayed,
-                "webhookUrls": self.webhook_urls(&id),
+                "webhookUrls": self.webhook_urls(&id, saved.url_generation),
                 "next": [
                     format!("POST /admin/tenants/{id}/test"),
                     format!("GET /admin/tenants/{id}/users, then PUT /admin/tenants/{id}/owner"),

@@ -18,6 +18,8 @@ pub const WINDOW_MS: i64 = 15 * 24 * 3600 * 1000;
 #[serde(rename_all = "camelCase")]
 pub struct WebhookStatus {
     pub event: &'static str,
+    /// Where Lever must deliver this kind (its URL carries the tenant's URL key).
+    pub url: Option<String>,
     pub token_set: bool,
     #[serde(flatten)]
     pub stat: WebhookStat,
@@ -66,8 +68,10 @@ where
         let sync = crate::sync::SyncStatus::of(job?.as_ref(), now);
         let mut webhooks = Vec::new();
         for (kind, stat) in EventKind::ALL.iter().zip(stats) {
+            let generation = secret.as_ref().map_or(0, |s| s.url_generation);
             webhooks.push(WebhookStatus {
                 event: kind.as_str(),
+                url: self.webhook_url(id, generation, kind.as_str()),
                 token_set: secret.as_ref().is_some_and(|s| !s.tokens(*kind).is_empty()),
                 stat: stat?,
             });
@@ -241,8 +245,9 @@ td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}</style></head><bo
     ));
     for w in &r.webhooks {
         h.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}<br><small>{}</small></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             w.event,
+            esc(w.url.as_deref().unwrap_or("")),
             if w.token_set { "set" } else { "missing" },
             w.stat.deliveries,
             time(w.stat.last_received_at),

@@ -1,7 +1,7 @@
 //! Webhooks: registering all ten through Lever's API (idempotent), and tokens pasted from
 //! webhooks made in Lever's UI.
 
-use super::{Admin, AdminError, parse_body, webhook_url};
+use super::{Admin, AdminError, parse_body};
 use crate::clock::Clock;
 use crate::lever::LeverApi;
 use crate::secrets::{Redacted, SecretStore};
@@ -53,7 +53,26 @@ where
         let mut results = Vec::new();
         let mut failure = None;
         for kind in EventKind::ALL {
-            let url = webhook_url(&base, id, kind.as_str());
+            let Some(url) = self.webhook_url(id, ctx.secret.url_generation, kind.as_str()) else {
+                return Err(AdminError::new(
+                    500,
+                    "not_configured",
+                    "this function has no webhook URL keys (WEBHOOK_URL_KEY_SECRET_NAME)",
+                ));
+            };
+            // The tenant's webhooks for this kind at a retired URL key point nowhere: they go.
+            let tenant_prefix = format!("{}/webhooks/{id}/", base.trim_end_matches('/'));
+            for w in existing.iter().filter(|w| {
+                w.event == kind.as_str() && w.url != url && w.url.starts_with(&tenant_prefix)
+            }) {
+                if let Err(e) = lever.delete_webhook(&w.id).await {
+                    failure = Some(e);
+                    break;
+                }
+            }
+            if failure.is_some() {
+                break;
+            }
             let ours: Vec<_> = existing
                 .iter()
                 .filter(|w| w.url == url && w.event == kind.as_str())
@@ -108,6 +127,28 @@ where
         Ok(json!({"tenantId": id, "webhooks": results, "reminder": SUPER_ADMIN_REMINDER}))
     }
 
+    /// `POST /admin/tenants/{id}/webhooks/urlKey`: a new key for the tenant's webhook URLs (one
+    /// leaked): the old URLs stop at once, and the webhooks are registered again at the new ones.
+    pub async fn rotate_url_key(&self, id: &str) -> Result<Value, AdminError> {
+        self.tenant(id).await?;
+        let saved = self.update_secret(id, |s| s.url_generation += 1).await?;
+        tracing::info!(
+            tenant = id,
+            generation = saved.url_generation,
+            "webhook URL key rotated"
+        );
+        let registered = Box::pin(self.register_webhooks(id)).await;
+        Ok(json!({
+            "tenantId": id,
+            "urlGeneration": saved.url_generation,
+            "webhookUrls": self.webhook_urls(id, saved.url_generation),
+            "registered": match registered {
+                Ok(v) => v["webhooks"].clone(),
+                Err(e) => json!({"error": e.code, "message": e.message.replace("{id}", id)}),
+            },
+        }))
+    }
+
     /// `PUT /admin/tenants/{id}/webhooks/{event}/token`: a token copied from a webhook made in
     /// Lever's UI. The token already set stays valid (rotation) unless `keepPrevious` is false.
     pub async fn paste_token(
@@ -153,7 +194,7 @@ where
             "tenantId": id,
             "event": kind.as_str(),
             "tokensSet": count,
-            "url": self.settings.webhook_base_url.as_deref().map(|b| webhook_url(b, id, kind.as_str())),
+            "url": self.webhook_url(id, saved.url_generation, kind.as_str()),
         }))
     }
 }

@@ -47,18 +47,19 @@ fn parse(args: &[String]) -> (Vec<&str>, std::collections::HashMap<&str, &str>) 
     (pos, opts)
 }
 
-/// The URL of a webhook under `cargo lambda watch` (`base` = `.../lambda-url`) or API Gateway.
-fn webhook_url(base: &str, tenant: &str, kind: EventKind) -> String {
+/// The URL of a webhook under `cargo lambda watch` (`base` = `.../lambda-url`) or API Gateway,
+/// with the tenant's URL key made from the local stack's secret.
+async fn webhook_url(config: &LocalStack, base: &str, tenant: &str, kind: EventKind) -> String {
+    let key = lever_bridge_tests::local_url_keys(&aws().await, &config.event_bus)
+        .await
+        .key(tenant, 0);
     let base = base.trim_end_matches('/');
-    if base.ends_with("/lambda-url") {
-        format!(
-            "{base}/{}/webhooks/{tenant}/{}",
-            kind.function_name(),
-            kind.as_str()
-        )
+    let base = if base.ends_with("/lambda-url") {
+        format!("{base}/{}", kind.function_name())
     } else {
-        format!("{base}/webhooks/{tenant}/{}", kind.as_str())
-    }
+        base.to_string()
+    };
+    lever_bridge::urlkey::webhook_url(&base, tenant, &key, kind.as_str())
 }
 
 /// What Lambda itself sets in a function's environment (passed on from `cargo lambda watch`, which
@@ -277,10 +278,12 @@ async fn run(args: Vec<String>) {
                 None => sample_data(kind, "demo-opportunity"),
             };
             let url = webhook_url(
+                &config,
                 opts.get("url").copied().unwrap_or(DEFAULT_URL),
                 tenant,
                 kind,
-            );
+            )
+            .await;
             let (_, body) = delivery(kind, token, now_ms(), data);
             let res = reqwest::Client::new()
                 .post(&url)
@@ -319,10 +322,12 @@ async fn run(args: Vec<String>) {
                     "{:<24} {}",
                     kind.as_str(),
                     webhook_url(
+                        &config,
                         opts.get("url").copied().unwrap_or(DEFAULT_URL),
                         tenant,
                         kind
                     )
+                    .await
                 );
             }
         }
@@ -370,6 +375,22 @@ async fn setup(config: &LocalStack) {
                 .is_some_and(|e| e.is_resource_already_exists_exception()),
             "event bus: {e:?}"
         );
+    }
+    // The webhook URLs' key secret (the template's WebhookUrlKeySecret), made once per stack.
+    let url_key = format!("{}/webhook-url-key", config.event_bus);
+    if sm
+        .describe_secret()
+        .secret_id(&url_key)
+        .send()
+        .await
+        .is_err()
+    {
+        sm.create_secret()
+            .name(&url_key)
+            .secret_string(random_hex(32))
+            .send()
+            .await
+            .expect("webhook URL key secret");
     }
     let sqs = aws_sdk_sqs::Client::new(&aws);
     // The push queues (`<stack>-push-<kind>`, the local values of the template's Push*Queue):
