@@ -223,7 +223,8 @@ impl Config {
                 c.parked_max_days = env.number(
                     "PARKED_MAX_DAYS",
                     crate::push::parked::DEFAULT_MAX_PARKED_DAYS,
-                    |d| (3..=365).contains(d),
+                    // Command records are kept 30 days: a parked one must end before its record goes.
+                    |d| (3..=28).contains(d),
                 );
             }
             _ => {}

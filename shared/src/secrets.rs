@@ -1,9 +1,9 @@
-//! Tenant secrets: the Lever API key and the webhook signature tokens, one Secrets Manager secret per
-//! tenant, cached per warm instance.
+//! Tenant secrets, cached per warm instance: two Secrets Manager secrets per tenant, so the webhook
+//! functions can read the signature tokens and never the Lever credentials.
 //!
-//! Secret JSON (name `<prefix><tenantId>`):
-//! `{"apiKey": "...", "webhookTokens": {"candidateStageChange": ["current", "previous"], ...}}`;
-//! a kind's tokens may also be a single string.
+//! `<prefix><tenantId>/webhooks`: `{"webhookTokens": {"candidateStageChange": ["current", "previous"],
+//! ...}, "urlGeneration": 0}` (a kind's tokens may also be a single string);
+//! `<prefix><tenantId>/lever`: `{"apiKey": "..."}` or `{"oauth": {...}}`.
 
 use crate::clock::Clock;
 use crate::webhook::EventKind;

@@ -924,10 +924,22 @@ async fn parked_commands_come_back_once_when_the_tenant_reconnects() {
             "{kind:?}: each kind's commands in the order they were parked"
         );
     }
-    // The queues deliver them; one of each kind twice, as SQS may.
+    // The queues deliver them; some twice, as SQS may; the first one meets a Lever hiccup and
+    // comes back after its lease (its parked entry must still go when it is done).
     let mut deliveries = queued.clone();
     deliveries.extend(queued.iter().step_by(8).cloned());
+    rig.sim.push_fault(Fault::Status(500), 1);
+    let mut again = Vec::new();
     for (kind, cmd) in deliveries {
+        match rig.push(kind, cmd.clone()).await {
+            Outcome::Done { .. } | Outcome::Duplicate { .. } => {}
+            Outcome::Retry { .. } => again.push((kind, cmd)),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(again.len(), 1, "one delivery met the fault");
+    rig.clock.advance(lever_bridge::store::COMMAND_LEASE_MS + 1);
+    for (kind, cmd) in again {
         let outcome = rig.push(kind, cmd).await;
         assert!(
             matches!(outcome, Outcome::Done { .. } | Outcome::Duplicate { .. }),

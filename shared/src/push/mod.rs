@@ -220,8 +220,10 @@ impl<
             };
             let mut result = self.execute(&command, &ctx, deadline, &mut attempt).await;
             // A 401 with credentials this instance cached: the tenant may have been given new ones
-            // since. Nothing was written, so trying once with what is stored now is safe.
+            // since. Tried once more with what is stored now, unless this attempt already wrote
+            // (one of two notes): then the next attempt looks first, as after any partial write.
             if let Err(Stop::Lever(LeverError::Unauthorized(_))) = &result
+                && !attempt.wrote
                 && let Ok(Some(fresh)) = self.tenants.reload_context(&env.tenant_id).await
                 && fresh.account.auth != ctx.account.auth
                 && fresh.tenant.status != TenantStatus::Disconnected

@@ -144,7 +144,15 @@ pub async fn replay<S: CommandStore>(
     // Per kind, keeping the order they were parked in.
     let mut by_kind: Vec<(PushKind, Vec<&ParkedCommand>)> = Vec::new();
     for p in &parked {
-        let Some(kind) = PushKind::parse(&p.kind) else {
+        // Entries parked before kinds were kept: the command's record knows it.
+        let kind = match PushKind::parse(&p.kind) {
+            Some(k) => Some(k),
+            None => store
+                .command(tenant, &p.id)
+                .await?
+                .and_then(|r| PushKind::parse(&r.kind)),
+        };
+        let Some(kind) = kind else {
             report
                 .not_sent
                 .push(format!("{}: unknown push kind `{}`", p.id, p.kind));

@@ -72,7 +72,8 @@ impl CommandStore for DynamoStore {
                         || old_state.as_deref() == Some("claimed"),
                     first_claimed_at: get_n(&old, "firstClaimedAt").unwrap_or(now_ms),
                     attempt: get_n(&old, "attempts").unwrap_or(0) as u32 + 1,
-                    was_parked: old_state.as_deref() == Some("parked"),
+                    // Kept across retries of a replayed command, so its parked entry goes when it ends.
+                    was_parked: old.contains_key("isParked"),
                 })
             }
             Err(e) => match e.as_service_error() {
@@ -103,12 +104,12 @@ impl CommandStore for DynamoStore {
         let (state, set, mut values) = match end {
             CommandEnd::Done { result } => (
                 CommandState::Done,
-                "resultJson = :r REMOVE leaseUntil, isUncertain",
+                "resultJson = :r REMOVE leaseUntil, isUncertain, isParked",
                 vec![(":r", s(result.to_string()))],
             ),
             CommandEnd::Failed { error } => (
                 CommandState::Failed,
-                "lastError = :e REMOVE leaseUntil",
+                "lastError = :e REMOVE leaseUntil, isParked",
                 vec![(":e", s(error.as_str()))],
             ),
             CommandEnd::Released {
@@ -130,8 +131,8 @@ impl CommandStore for DynamoStore {
             ),
             CommandEnd::Parked { error, .. } => (
                 CommandState::Parked,
-                "lastError = :e REMOVE leaseUntil",
-                vec![(":e", s(error.as_str()))],
+                "lastError = :e, isParked = :t REMOVE leaseUntil",
+                vec![(":e", s(error.as_str())), (":t", AV::Bool(true))],
             ),
         };
         values.extend([(":s", s(state_name(state))), (":now", n(now_ms))]);
@@ -279,12 +280,15 @@ impl CommandStore for DynamoStore {
             pk: pk_command(tenant, id),
             sk: SK_COMMAND.into(),
             update: format!(
-                "SET commandStatus = :failed, lastError = :e, updatedAt = :now, {OUTBOX_ATTRIBUTE} = :o"
+                "SET commandStatus = :failed, lastError = :e, updatedAt = :now, {OUTBOX_ATTRIBUTE} = :o REMOVE isParked, leaseUntil"
             ),
-            condition: "commandStatus = :parked".into(),
+            // Parked, or a replay of it that was released or died: not one in flight.
+            condition: "attribute_exists(isParked) AND (commandStatus IN (:parked, :released) OR (commandStatus = :claimed AND leaseUntil < :now))".into(),
             values: vec![
                 (":failed".into(), s(state_name(CommandState::Failed))),
                 (":parked".into(), s(state_name(CommandState::Parked))),
+                (":released".into(), s(state_name(CommandState::Released))),
+                (":claimed".into(), s(state_name(CommandState::Claimed))),
                 (":e".into(), s(error)),
                 (":now".into(), n(now_ms)),
                 (

@@ -26,6 +26,7 @@ impl CommandStore for InMemoryStore {
                     lease_until: now_ms + COMMAND_LEASE_MS,
                     uncertain: false,
                     first_claimed_at: now_ms,
+                    parked: false,
                 },
             );
             return Ok(CommandClaim::Go {
@@ -51,7 +52,7 @@ impl CommandStore for InMemoryStore {
             uncertain: c.uncertain || old == CommandState::Claimed,
             first_claimed_at: c.first_claimed_at,
             attempt: c.record.attempts,
-            was_parked: old == CommandState::Parked,
+            was_parked: c.parked,
         })
     }
 
@@ -93,10 +94,14 @@ impl CommandStore for InMemoryStore {
             } => {
                 c.record.state = CommandState::Parked;
                 c.record.error = Some(error.clone());
+                c.parked = true;
                 parked = Some((command.clone(), kind.clone(), error.clone()));
             }
         }
         let done = matches!(end, CommandEnd::Done { .. } | CommandEnd::Failed { .. });
+        if done {
+            c.parked = false;
+        }
         if let Some((command, kind, error)) = parked {
             let entry = s
                 .parked
@@ -174,9 +179,15 @@ impl CommandStore for InMemoryStore {
         let Some(c) = s.commands.get_mut(&key(tenant, id)) else {
             return Ok(false);
         };
-        if c.record.state != CommandState::Parked {
+        let in_flight = c.record.state == CommandState::Claimed && c.lease_until >= now_ms;
+        if !c.parked
+            || in_flight
+            || matches!(c.record.state, CommandState::Done | CommandState::Failed)
+        {
             return Ok(false);
         }
+        c.parked = false;
+        c.lease_until = 0;
         c.record.state = CommandState::Failed;
         c.record.error = Some(error.to_string());
         c.record.updated_at = now_ms;

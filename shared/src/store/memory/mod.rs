@@ -78,6 +78,8 @@ struct CommandRec {
     lease_until: i64,
     uncertain: bool,
     first_claimed_at: i64,
+    /// Parked once and not yet done or failed (its parked entry goes when it ends).
+    parked: bool,
 }
 
 /// Cheap to clone: clones share one state, as functions share one table.
