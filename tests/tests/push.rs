@@ -175,6 +175,18 @@ fn active_user(sim: &Simulator) -> String {
         .to_string()
 }
 
+/// The fields of the `i`-th command of a mixed load, for `kind`.
+fn fields_of(kind: PushKind, i: usize, stages: &[Value], owner: &str) -> Value {
+    match kind {
+        PushKind::Note => json!({"text": format!("note {i}")}),
+        PushKind::Stage => json!({"stageId": stages[i % stages.len()]["id"]}),
+        PushKind::TagsLinks => json!({"addTags": [format!("tag-{i}")]}),
+        PushKind::Interview => json!({"action": "schedule", "interviewId": format!("iv-{i}"),
+            "start": now_ms() + 3_600_000, "durationMinutes": 30, "interviewers": [owner]}),
+        other => panic!("no mixed-load fields for {other:?}"),
+    }
+}
+
 fn done(o: &Outcome) -> &Value {
     match o {
         Outcome::Done { result } => result,
@@ -584,21 +596,14 @@ async fn five_hundred_commands_through_faults_land_exactly_once() {
     for i in 0..500 {
         let opp = &opps[i % opps.len()];
         let id = format!("mix-{i}");
-        let (kind, fields) = match i % 5 {
-            0 | 1 => (PushKind::Note, json!({"text": format!("note {i}")})),
-            2 => (
-                PushKind::Stage,
-                json!({"stageId": stages[i % stages.len()]["id"]}),
-            ),
-            3 => (
-                PushKind::TagsLinks,
-                json!({"addTags": [format!("tag-{i}")]}),
-            ),
-            _ => (
-                PushKind::Interview,
-                json!({"action": "schedule", "interviewId": format!("iv-{i}"), "start": now_ms() + 3_600_000, "durationMinutes": 30, "interviewers": [rig.owner]}),
-            ),
-        };
+        let kind = [
+            PushKind::Note,
+            PushKind::Note,
+            PushKind::Stage,
+            PushKind::TagsLinks,
+            PushKind::Interview,
+        ][i % 5];
+        let fields = fields_of(kind, i, &stages, &rig.owner);
         commands.push((kind, rig.command(&id, opp, fields)));
     }
     // Every tenth is delivered twice at once; every seventh again later.
@@ -865,21 +870,13 @@ async fn parked_commands_come_back_once_when_the_tenant_reconnects() {
     let mut sent = Vec::new();
     for i in 0..30 {
         let opp = &opps[i % opps.len()];
-        let (kind, fields) = match i % 4 {
-            0 => (PushKind::Note, json!({"text": format!("note {i}")})),
-            1 => (
-                PushKind::Stage,
-                json!({"stageId": stages[i % stages.len()]["id"]}),
-            ),
-            2 => (
-                PushKind::TagsLinks,
-                json!({"addTags": [format!("tag-{i}")]}),
-            ),
-            _ => (
-                PushKind::Interview,
-                json!({"action": "schedule", "interviewId": format!("iv-{i}"), "start": now_ms() + 3_600_000, "durationMinutes": 30, "interviewers": [rig.owner]}),
-            ),
-        };
+        let kind = [
+            PushKind::Note,
+            PushKind::Stage,
+            PushKind::TagsLinks,
+            PushKind::Interview,
+        ][i % 4];
+        let fields = fields_of(kind, i, &stages, &rig.owner);
         let cmd = rig.command(&format!("r-{i:02}"), opp, fields);
         let outcome = rig.push(kind, cmd.clone()).await;
         assert!(
