@@ -105,6 +105,15 @@ impl<S: Backend> Rig<S> {
         self.events.events()
     }
 
+    /// The tenant's API key becomes `key` (stored, and read again by the sync's instance).
+    async fn use_key(&self, key: &str) {
+        let mut secret = secret_for_all(SIGNATURE);
+        secret.api_key = Some(Redacted::new(key));
+        let secrets = self.sync.tenants.secrets();
+        secrets.inner().save(&self.tenant, &secret).await.unwrap();
+        secrets.reload(&self.tenant).await.unwrap();
+    }
+
     async fn run(&self, budget: Duration) -> SyncReport {
         self.sync.run(Instant::now() + budget).await
     }
@@ -535,16 +544,7 @@ async fn a_refused_key_fails_visibly_and_waits() {
     let r = rig::<lever_bridge::store::memory::InMemoryStore>(10).await;
     let key = random_hex(16);
     r.sim.add_key(&key, KeyPerms::only(&["stages:read"]));
-    let mut secret = secret_for_all(SIGNATURE);
-    secret.api_key = Some(Redacted::new(&key));
-    r.sync
-        .tenants
-        .secrets()
-        .inner()
-        .save(&r.tenant, &secret)
-        .await
-        .unwrap();
-    r.sync.tenants.secrets().reload(&r.tenant).await.unwrap();
+    r.use_key(&key).await;
     r.sync.start_backfill(&r.tenant).await.unwrap();
     let report = r.run(Duration::from_secs(60)).await;
     assert_eq!(report.failed, 1, "{report:?}");
@@ -587,16 +587,7 @@ async fn a_key_without_confidential_access_syncs_what_it_may_see() {
             ..KeyPerms::all()
         },
     );
-    let mut secret = secret_for_all(SIGNATURE);
-    secret.api_key = Some(Redacted::new(&key));
-    r.sync
-        .tenants
-        .secrets()
-        .inner()
-        .save(&r.tenant, &secret)
-        .await
-        .unwrap();
-    r.sync.tenants.secrets().reload(&r.tenant).await.unwrap();
+    r.use_key(&key).await;
     r.backfill().await;
     let ids = r.sim.opportunity_ids();
     let visible: Vec<String> = ids
