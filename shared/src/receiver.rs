@@ -3,12 +3,13 @@
 //! A first delivery is one `TransactWriteItems`: the delivery's dedup record, holding the vendor
 //! event for the outbox (published by the relay from the table's stream, `crate::relay`), and the
 //! guarded change. A concurrent copy loses the dedup record's condition and is a duplicate; there
-//! is no lease, no publish and no second write on the request path.
+//! is no lease, no publish and no second write on the request path. A `candidateDeleted` is only
+//! recorded: the sync applies it once Lever confirms (`crate::sync::deletions`).
 
 use crate::clock::Clock;
 use crate::events::vendor_event;
 use crate::secrets::{CachedSecrets, SecretStore};
-use crate::store::{Delivery, Recorded, StatsStore, StoreError, WebhookStore};
+use crate::store::{DeletionStore, Delivery, Recorded, StatsStore, StoreError, WebhookStore};
 use crate::webhook::{
     Envelope, EnvelopeError, EventKind, MAX_BODY_BYTES, Mutation, verify, within_window,
 };
@@ -72,7 +73,7 @@ pub struct Receiver<S, K, C> {
     recorded: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
 
-impl<S: WebhookStore + StatsStore, K: SecretStore, C: Clock> Receiver<S, K, C> {
+impl<S: WebhookStore + StatsStore + DeletionStore, K: SecretStore, C: Clock> Receiver<S, K, C> {
     pub fn new(
         kind: EventKind,
         store: S,
@@ -215,7 +216,45 @@ impl<S: WebhookStore + StatsStore, K: SecretStore, C: Clock> Receiver<S, K, C> {
             );
             return self.record_only(&d, "ignored", now).await;
         };
+        if let Mutation::Deleted { opportunity } = &mutation {
+            return self.defer_deletion(&d, &mutation, opportunity, now).await;
+        }
         self.apply(&d, &mutation, now).await
+    }
+
+    /// A deletion's data is not signed: it waits for Lever's word (the sync asks, then tombstones
+    /// and publishes, `crate::sync::deletions`). Recorded now, so a redelivery is a duplicate.
+    async fn defer_deletion(
+        &self,
+        d: &Delivery<'_>,
+        m: &Mutation,
+        opportunity: &str,
+        now: i64,
+    ) -> Reply {
+        let event = vendor_event(d, m);
+        match retried(|| self.store.record_deletion(d, opportunity, &event, now)).await {
+            Ok(Recorded::Duplicate) => {
+                metrics::counter!("WebhookDuplicate").increment(1);
+                Reply::ok("duplicate")
+            }
+            Ok(_) => {
+                tracing::info!(
+                    tenant = d.tenant,
+                    "deletion recorded, to be confirmed with Lever"
+                );
+                metrics::counter!("WebhookAccepted").increment(1);
+                Reply::ok("pending")
+            }
+            Err(StoreError::Invalid(why)) => {
+                tracing::error!(
+                    tenant = d.tenant,
+                    why,
+                    "the store refused the deletion's record"
+                );
+                Reply::ok("ignored")
+            }
+            Err(e) => store_failed(d, e),
+        }
     }
 
     /// Checks the signature against the tenant's tokens, re-reading them once on a mismatch so a
@@ -300,13 +339,6 @@ impl<S: WebhookStore + StatsStore, K: SecretStore, C: Clock> Receiver<S, K, C> {
             }
             Err(e) => return store_failed(d, e),
         };
-        // A deletion erases the candidate's data; a duplicate finishes an erasure an earlier
-        // attempt may not have (erasing twice is harmless).
-        if let Mutation::Deleted { opportunity } = m
-            && let Err(e) = self.store.purge(d.tenant, opportunity).await
-        {
-            return store_failed(d, e);
-        }
         if duplicate {
             tracing::info!(
                 event = d.kind.as_str(),

@@ -163,6 +163,7 @@ pub trait Backend:
     + lever_bridge::store::AdminStore
     + lever_bridge::store::SyncStore
     + lever_bridge::store::OutboxStore
+    + lever_bridge::store::DeletionStore
     + Clone
     + Send
     + Sync

@@ -99,13 +99,19 @@ async fn all_ten_functions_through_cargo_lambda_watch() {
     let aws = aws().await;
     let tenant = unique("e2e");
     let signing = random_hex(24);
+    // Lever, for the sync to confirm deletions with.
+    let sim = lever_bridge_tests::simulator::Simulator::start(Default::default()).await;
+    let key = random_hex(16);
+    sim.add_key(&key, lever_bridge_tests::simulator::KeyPerms::all());
+    let mut secret = secret_for_all(&signing);
+    secret.api_key = Some(lever_bridge::secrets::Redacted::new(&key));
     create_tenant(
         &aws,
         &config.table,
         &config.secret_prefix,
         &tenant,
-        &secret_for_all(&signing),
-        "https://api.lever.co/v1",
+        &secret,
+        &sim.base_url(),
     )
     .await;
     // The first request to each function compiles and starts it.
@@ -129,9 +135,14 @@ async fn all_ten_functions_through_cargo_lambda_watch() {
             t0 + i as i64 * 1000,
             sample_data(kind, "opp-e2e"),
         );
+        let first = if kind == EventKind::CandidateDeleted {
+            "pending"
+        } else {
+            "accepted"
+        };
         assert_eq!(
             post(&client, &tenant, kind, body.clone()).await,
-            (200, json!({"status": "accepted"})),
+            (200, json!({ "status": first })),
             "{kind}"
         );
         assert_eq!(
@@ -149,6 +160,42 @@ async fn all_ten_functions_through_cargo_lambda_watch() {
             assert_eq!((view.applications.len(), view.interviews.len()), (1, 1));
         }
     }
+    // A deletion of a candidate Lever still has: recorded, never applied.
+    let live = sim.add_opportunity(Default::default());
+    let mut data = sample_data(EventKind::CandidateStageChange, &live);
+    data["contactId"] = json!("contact-live");
+    let (_, body) = delivery(EventKind::CandidateStageChange, &signing, t0, data);
+    post(&client, &tenant, EventKind::CandidateStageChange, body).await;
+    let (_, forged) = delivery(
+        EventKind::CandidateDeleted,
+        &signing,
+        t0 + 60_000,
+        json!({ "opportunityId": live }),
+    );
+    assert_eq!(
+        post(&client, &tenant, EventKind::CandidateDeleted, forged).await,
+        (200, json!({"status": "pending"}))
+    );
+    assert!(
+        store
+            .candidate(&tenant, "opp-e2e")
+            .await
+            .unwrap()
+            .is_some_and(|v| v.deleted_at.is_none()),
+        "nothing is deleted before Lever confirms"
+    );
+    // The scheduled sync asks Lever: opp-e2e is unknown to it (404), the other is there.
+    let report = invoke(&client, "sync", json!({"source": "aws.events"})).await;
+    assert!(report["deletionsConfirmed"].as_u64() >= Some(1), "{report}");
+    let lever_bridge::store::TenantStats {
+        deletions_unconfirmed,
+        ..
+    } = lever_bridge::store::StatsStore::tenant_stats(&store, &tenant)
+        .await
+        .unwrap();
+    assert_eq!(deletions_unconfirmed, 1);
+    let other = store.candidate(&tenant, &live).await.unwrap().unwrap();
+    assert!(other.deleted_at.is_none() && other.stage.is_some());
     let view = store
         .candidate(&tenant, "opp-e2e")
         .await
@@ -176,14 +223,16 @@ async fn all_ten_functions_through_cargo_lambda_watch() {
         401
     );
 
-    let events = vendor_events(&aws, &config.event_bus, &tenant, order.len()).await;
+    // Every kind once, the live candidate's stage change, and no event for the unconfirmed deletion.
+    let mut expected: Vec<&str> = order.iter().map(|k| k.as_str()).collect();
+    expected.push(EventKind::CandidateStageChange.as_str());
+    expected.sort();
+    let events = vendor_events(&aws, &config.event_bus, &tenant, expected.len()).await;
     let mut kinds: Vec<&str> = events
         .iter()
         .map(|e| e["detail-type"].as_str().unwrap())
         .collect();
     kinds.sort();
-    let mut expected: Vec<&str> = order.iter().map(|k| k.as_str()).collect();
-    expected.sort();
     assert_eq!(
         kinds, expected,
         "one vendor event per accepted delivery, none for duplicates"

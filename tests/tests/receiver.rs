@@ -2,14 +2,14 @@
 //! and on DynamoDB and Secrets Manager in the local emulator through the real AWS SDK.
 
 use futures::future::join_all;
-use lever_bridge::clock::ManualClock;
 use lever_bridge::clock::SystemClock;
+use lever_bridge::clock::{Clock, ManualClock};
 use lever_bridge::events::InMemoryEvents;
 use lever_bridge::receiver::{Receiver, Reply};
 use lever_bridge::relay::Relay;
 use lever_bridge::secrets::{CachedSecrets, InMemorySecrets, Redacted, SecretStore};
 use lever_bridge::store::dynamo::DynamoStore;
-use lever_bridge::store::{Delivery, Recorded, WebhookStore};
+use lever_bridge::store::{DeletionOutcome, Delivery, Recorded, WebhookStore};
 use lever_bridge::webhook::{EventKind, MAX_AGE_MS, sign};
 use lever_bridge_tests::stream::Mapping;
 use lever_bridge_tests::*;
@@ -41,6 +41,7 @@ impl<
     S: WebhookStore
         + lever_bridge::store::StatsStore
         + lever_bridge::store::OutboxStore
+        + lever_bridge::store::DeletionStore
         + Clone
         + 'static,
     K: SecretStore + Clone + 'static,
@@ -93,6 +94,19 @@ impl<
         self.rx(kind).receive(tenant, &url_key(tenant), body).await
     }
 
+    /// Applies every pending deletion as the sync does once Lever confirms it (the sync's own
+    /// tests ask the simulator); returns how many there were.
+    async fn confirm_deletions(&self) -> usize {
+        let now = self.clock.now_ms();
+        let due = self.store.due_deletions(now, 100).await.unwrap();
+        for p in &due {
+            lever_bridge::sync::deletions::apply(&self.store, p, now)
+                .await
+                .unwrap();
+        }
+        due.len()
+    }
+
     /// A tenant whose webhooks are all signed with one token; returns (tenant id, token).
     async fn tenant(&self) -> (String, String) {
         let (id, token) = (unique("tenant"), random_hex(24));
@@ -134,7 +148,7 @@ on_both_stores!(
     malformed_deliveries_get_their_status_and_change_nothing,
     test_request_is_acknowledged_without_effect,
     an_unavailable_bus_loses_nothing,
-    a_retry_after_a_crash_is_a_duplicate_that_finishes_the_purge,
+    a_confirmation_that_dies_before_the_erasure_is_finished_once,
     dedup_records_expire_after_the_rerun_window,
 );
 
@@ -443,10 +457,23 @@ async fn deleted_candidates_are_erased_and_stay_deleted<B: Backend>() {
     );
     assert_eq!(
         status(&h.send(EventKind::CandidateDeleted, &tenant, &del).await),
-        (200, "accepted")
+        (200, "pending")
     );
     let view = h.store.candidate(&tenant, "opp-1").await.unwrap().unwrap();
-    assert_eq!(view.deleted_at, Some(t + 10));
+    assert_eq!(
+        (view.deleted_at, view.applications.len()),
+        (None, 1),
+        "nothing changes before Lever confirms"
+    );
+    assert!(
+        !h.published()
+            .await
+            .iter()
+            .any(|e| e.kind == "candidateDeleted")
+    );
+    assert_eq!(h.confirm_deletions().await, 1);
+    let view = h.store.candidate(&tenant, "opp-1").await.unwrap().unwrap();
+    assert_eq!(view.deleted_at, Some(h.now()));
     assert_eq!(
         (
             view.stage,
@@ -487,6 +514,14 @@ async fn deleted_candidates_are_erased_and_stay_deleted<B: Backend>() {
             "{kind}"
         );
     }
+    assert_eq!(
+        h.published()
+            .await
+            .iter()
+            .filter(|e| e.kind == "candidateDeleted")
+            .count(),
+        1
+    );
     let view = h.store.candidate(&tenant, "opp-1").await.unwrap().unwrap();
     assert_eq!(
         (
@@ -532,7 +567,8 @@ async fn a_contact_stays_while_another_of_its_opportunities_is_stored<B: Backend
             &delete("opp-1", t + 10),
         )
         .await;
-    assert_eq!(status(&deleted), (200, "accepted"));
+    assert_eq!(status(&deleted), (200, "pending"));
+    assert_eq!(h.confirm_deletions().await, 1);
     assert!(
         h.store
             .contact(&tenant, "contact-1")
@@ -548,7 +584,8 @@ async fn a_contact_stays_while_another_of_its_opportunities_is_stored<B: Backend
             &delete("opp-2", t + 11),
         )
         .await;
-    assert_eq!(status(&deleted), (200, "accepted"));
+    assert_eq!(status(&deleted), (200, "pending"));
+    assert_eq!(h.confirm_deletions().await, 1);
     assert!(
         h.store
             .contact(&tenant, "contact-1")
@@ -896,7 +933,7 @@ async fn an_unavailable_bus_loses_nothing<B: Backend>() {
     );
 }
 
-async fn a_retry_after_a_crash_is_a_duplicate_that_finishes_the_purge<B: Backend>() {
+async fn a_confirmation_that_dies_before_the_erasure_is_finished_once<B: Backend>() {
     let h = Harness::<B, B::Secrets>::make().await;
     let (tenant, tok) = h.tenant().await;
     let kind = EventKind::CandidateDeleted;
@@ -909,25 +946,18 @@ async fn a_retry_after_a_crash_is_a_duplicate_that_finishes_the_purge<B: Backend
     );
     h.send(EventKind::CandidateStageChange, &tenant, &stage)
         .await;
-    // The first attempt commits the change and its event, then the instance dies before purging
-    // and answering.
-    let (token, body) = delivery(kind, &tok, t, json!({"opportunityId": "opp-1"}));
-    let d = Delivery {
-        tenant: &tenant,
-        token: &token,
-        kind,
-        triggered_at: t,
-    };
-    let m = lever_bridge::webhook::Mutation::Deleted {
-        opportunity: "opp-1".into(),
-    };
-    let event = lever_bridge::events::vendor_event(&d, &m);
+    let (_, body) = delivery(kind, &tok, t, json!({"opportunityId": "opp-1"}));
     assert_eq!(
-        h.store
-            .apply_delivery(&d, &m, &event, h.now())
-            .await
-            .unwrap(),
-        Recorded::Applied
+        status(&h.send(kind, &tenant, &body).await),
+        (200, "pending")
+    );
+    // The first confirmation commits the tombstone and its event, then the run dies before
+    // erasing and settling.
+    let due = h.store.due_deletions(h.now(), 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        h.store.confirm_deletion(&due[0], h.now()).await.unwrap(),
+        DeletionOutcome::Confirmed
     );
     assert!(
         h.store
@@ -939,11 +969,12 @@ async fn a_retry_after_a_crash_is_a_duplicate_that_finishes_the_purge<B: Backend
             .is_some(),
         "not yet purged"
     );
-    // Lever's retry is a duplicate, and finishes the erasure.
+    // Lever's retry of the webhook is a duplicate; the next run finishes the erasure.
     assert_eq!(
         status(&h.send(kind, &tenant, &body).await),
         (200, "duplicate")
     );
+    assert_eq!(h.confirm_deletions().await, 1, "still due");
     assert!(
         h.store
             .candidate(&tenant, "opp-1")
@@ -952,18 +983,16 @@ async fn a_retry_after_a_crash_is_a_duplicate_that_finishes_the_purge<B: Backend
             .unwrap()
             .stage
             .is_none(),
-        "the retry purged"
+        "the next run purged"
     );
+    assert_eq!(h.confirm_deletions().await, 0, "settled");
     let deleted = h
         .published()
         .await
         .into_iter()
         .filter(|e| e.kind == "candidateDeleted")
         .count();
-    assert_eq!(
-        deleted, 1,
-        "the event the crashed attempt stored is published once"
-    );
+    assert_eq!(deleted, 1, "the event is published once");
 }
 
 async fn dedup_records_expire_after_the_rerun_window<B: Backend>() {
@@ -1216,5 +1245,5 @@ async fn strangers_cost_no_secret_read_and_no_write() {
     assert_eq!(sm_count.get() - before_sm, 0, "no Secrets Manager call");
     assert_eq!(ddb.get() - before_ddb, 0, "no DynamoDB request");
     let reply = rx.receive(&tenant, &url_key(&tenant), &body).await;
-    assert_eq!(status(&reply), (200, "accepted"));
+    assert_eq!(status(&reply), (200, "pending"));
 }

@@ -184,6 +184,8 @@ fn ids_are_unique(events: &[VendorEvent]) {
 }
 
 on_both_stores!(
+    a_forged_deletion_of_a_live_candidate_changes_nothing_and_is_counted((40, 0); (40, 0)),
+    a_deletion_lever_cannot_answer_is_asked_again((40, 0); (40, 0)),
     missed_webhooks_are_recovered_exactly_once((1_000, 2_000); (150, 300)),
     a_killed_backfill_resumes_without_repeating_itself((10_000, [7, 40]); (800, [3, 5])),
     a_webhook_during_a_backfill_wins_over_its_older_snapshot((250, 0); (250, 0)),
@@ -359,6 +361,26 @@ async fn missed_webhooks_are_recovered_exactly_once<S: Backend>((opps, changes):
         dropped > changes / 20,
         "a tenth of the webhooks were lost: {dropped}"
     );
+    // Delivered deletions wait for Lever's word: the next minute's run asks, one request each.
+    let delivered_deletions = ledger.deleted.len() - ledger.missed_deletions.len();
+    let requests = r.sim.requests().len();
+    let confirmed = r.run(Duration::from_secs(60)).await;
+    assert_eq!(
+        (
+            confirmed.deletions_confirmed,
+            confirmed.deletions_unconfirmed
+        ),
+        (delivered_deletions, 0)
+    );
+    assert_eq!(
+        r.sim.requests().len() - requests,
+        delivered_deletions,
+        "one Lever request per deletion"
+    );
+    println!(
+        "{} webhooks delivered, {delivered_deletions} deletions confirmed with {delivered_deletions} Lever requests",
+        changes - dropped
+    );
     let before = r.changes().await.len();
     let report = r.reconcile().await;
 
@@ -529,6 +551,115 @@ async fn newer_webhook_wins<S: Backend>(r: &Rig<S>) {
     );
     r.assert_view_equals_lever(&[]).await;
     ids_are_unique(&r.changes().await);
+}
+
+/// Lever signs a webhook's token and time, not its data: a `candidateDeleted` for a candidate
+/// Lever still has (a signed test request replayed with other data, say) erases nothing.
+async fn a_forged_deletion_of_a_live_candidate_changes_nothing_and_is_counted<S: Backend>(
+    (opps, _): (usize, usize),
+) {
+    let r = &rig::<S>(opps).await;
+    r.backfill().await;
+    let before = r.changes().await.len();
+    let ids = newest_first(&r.sim);
+    let (live, gone) = (ids[0].clone(), ids[1].clone());
+    let view = |opp: &str| {
+        let opp = opp.to_string();
+        async move {
+            r.store
+                .sync_views(&r.tenant, std::slice::from_ref(&opp))
+                .await
+                .unwrap()
+                .remove(&opp)
+                .unwrap()
+        }
+    };
+    let kept = view(&live).await;
+    let (_, forged) = delivery(
+        EventKind::CandidateDeleted,
+        SIGNATURE,
+        r.clock.now_ms(),
+        serde_json::json!({ "opportunityId": live }),
+    );
+    let hook = &r.hooks[&EventKind::CandidateDeleted];
+    let send = |body: Vec<u8>| async move {
+        let reply = hook.receive(&r.tenant, &url_key(&r.tenant), &body).await;
+        reply.body["status"].as_str().unwrap().to_string()
+    };
+    assert_eq!(send(forged.clone()).await, "pending");
+    // A real deletion beside it.
+    let change = r.sim.delete_opportunity(&gone);
+    let (_, real) = delivery(change.kind, SIGNATURE, change.at, change.data.clone());
+    assert_eq!(send(real).await, "pending");
+    assert!(
+        view(&gone).await.deleted_at.is_none(),
+        "not before Lever says"
+    );
+
+    let report = r.run(Duration::from_secs(60)).await;
+    assert_eq!(
+        (report.deletions_confirmed, report.deletions_unconfirmed),
+        (1, 1),
+        "{report:?}"
+    );
+    assert_eq!(view(&live).await, kept, "the live candidate is untouched");
+    assert!(view(&gone).await.deleted_at.is_some());
+    let stats = r.store.tenant_stats(&r.tenant).await.unwrap();
+    assert_eq!(stats.deletions_unconfirmed, 1);
+    let events = r.changes().await;
+    let deleted: Vec<&str> = events[before..]
+        .iter()
+        .filter(|e| e.kind == "candidateDeleted")
+        .map(|e| e.opportunity_id.as_deref().unwrap())
+        .collect();
+    assert_eq!(deleted, [gone.as_str()], "one event, for the real deletion");
+    // Settled: the next run asks nothing, a redelivery is a duplicate.
+    let requests = r.sim.requests().len();
+    let again = r.run(Duration::from_secs(60)).await;
+    assert_eq!(
+        (again.deletions_confirmed, again.deletions_unconfirmed),
+        (0, 0)
+    );
+    assert_eq!(r.sim.requests().len(), requests);
+    assert_eq!(send(forged).await, "duplicate");
+    assert_eq!(
+        r.store
+            .tenant_stats(&r.tenant)
+            .await
+            .unwrap()
+            .deletions_unconfirmed,
+        1
+    );
+}
+
+/// Lever unavailable when the deletion is checked: nothing applied, asked again a minute later.
+async fn a_deletion_lever_cannot_answer_is_asked_again<S: Backend>((opps, _): (usize, usize)) {
+    let r = rig::<S>(opps).await;
+    r.backfill().await;
+    let gone = newest_first(&r.sim)[0].clone();
+    let change = r.sim.delete_opportunity(&gone);
+    r.deliver(&change).await;
+    r.sim.push_fault(Fault::Status(503), 20);
+    let report = r.run(Duration::from_secs(60)).await;
+    assert_eq!(
+        (report.deletions_confirmed, report.deletions_deferred),
+        (0, 1),
+        "{report:?}"
+    );
+    r.sim.clear_faults();
+    assert_eq!(
+        r.run(Duration::from_secs(60)).await.deletions_confirmed,
+        0,
+        "not due yet"
+    );
+    r.clock.advance(61_000);
+    assert_eq!(r.run(Duration::from_secs(60)).await.deletions_confirmed, 1);
+    let views = r
+        .store
+        .sync_views(&r.tenant, std::slice::from_ref(&gone))
+        .await
+        .unwrap();
+    assert!(views[&gone].deleted_at.is_some());
 }
 
 fn newest_first(sim: &Simulator) -> Vec<String> {

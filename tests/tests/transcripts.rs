@@ -24,6 +24,7 @@ trait Backend:
     + TenantStore
     + WebhookStore
     + lever_bridge::store::StatsStore
+    + lever_bridge::store::DeletionStore
     + Clone
     + 'static
 {
@@ -35,6 +36,7 @@ impl<
         + TenantStore
         + WebhookStore
         + lever_bridge::store::StatsStore
+        + lever_bridge::store::DeletionStore
         + Clone
         + 'static,
 > Backend for T
@@ -447,7 +449,7 @@ async fn a_deleted_candidate_takes_its_buffered_messages_with_it<S: Backend>() {
         .await;
     let key = rig.key_of(&opp);
     assert_eq!(rig.store.waiting(&key).await.unwrap(), 1);
-    // What the candidateDeleted webhook does.
+    // What a candidateDeleted webhook Lever confirmed does.
     let d = lever_bridge::store::Delivery {
         tenant: &rig.tenant,
         token: "tok",
@@ -459,10 +461,13 @@ async fn a_deleted_candidate_takes_its_buffered_messages_with_it<S: Backend>() {
     };
     let event = lever_bridge::events::vendor_event(&d, &m);
     rig.store
-        .apply_delivery(&d, &m, &event, TEN + 1)
+        .record_deletion(&d, &opp, &event, TEN + 1)
         .await
         .unwrap();
-    rig.store.purge(&rig.tenant, &opp).await.unwrap();
+    let due = rig.store.due_deletions(TEN + 1, 10).await.unwrap();
+    lever_bridge::sync::deletions::apply(&rig.store, &due[0], TEN + 1)
+        .await
+        .unwrap();
     assert_eq!(rig.store.waiting(&key).await.unwrap(), 0);
     assert_eq!(
         rig.ingest(rig.message(&opp, "m2", "inbound", TEN + 2, "after"))

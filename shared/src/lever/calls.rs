@@ -124,6 +124,16 @@ impl<'a, L: LeverApi> Lever<'a, L> {
         )
     }
 
+    /// Whether Lever still has the opportunity (404: it does not).
+    pub async fn opportunity_exists(&self, id: &str) -> Result<bool, LeverError> {
+        let req = LeverRequest::get(format!("/opportunities/{}", seg(id)?));
+        match self.send(req).await {
+            Ok(_) => Ok(true),
+            Err(LeverError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn stages(&self) -> Result<Vec<Stage>, LeverError> {
         self.pages(LeverRequest::get("/stages")).collect().await
     }

@@ -4,11 +4,12 @@
 //! unit tests. `tests/` runs one conformance suite against both.
 //!
 //! Each aggregate's trait and types have a file of their own (`webhook`, `tenant`, `command`,
-//! `transcript`, `stats`, `admin`, `sync`), and so does each implementation of a trait in
+//! `transcript`, `stats`, `admin`, `sync`, `deletion`), and so does each implementation of a trait in
 //! [`dynamo`] and [`memory`]; the table's key layout is in `dynamo::schema`.
 
 mod admin;
 mod command;
+mod deletion;
 pub mod dynamo;
 pub mod memory;
 mod outbox;
@@ -20,6 +21,7 @@ mod webhook;
 
 pub use admin::*;
 pub use command::*;
+pub use deletion::*;
 pub use outbox::*;
 pub use stats::*;
 pub use sync::*;

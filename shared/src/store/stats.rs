@@ -27,6 +27,8 @@ pub struct TenantStats {
     pub last_push_error: Option<String>,
     pub last_push_error_at: Option<i64>,
     pub transcript_messages_waiting: i64,
+    /// `candidateDeleted` deliveries Lever did not confirm (the opportunity was still there).
+    pub deletions_unconfirmed: i64,
 }
 
 /// Figures for the status page. Deliveries are counted from their dedup records (an index, no

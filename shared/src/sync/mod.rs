@@ -10,6 +10,7 @@
 //! wrote but may not have published, and writes nothing twice. A job that runs out of time is left
 //! due at once: the next scheduled run (every minute) continues it.
 
+pub mod deletions;
 mod progress;
 pub mod snapshot;
 
@@ -21,8 +22,8 @@ use crate::lever::calls::Lever;
 use crate::lever::{LeverApi, LeverError, LeverRequest};
 use crate::secrets::SecretStore;
 use crate::store::{
-    CommandStore, StoreError, SyncJob, SyncMode, SyncPhase, SyncStore, SyncWrite, TenantStatus,
-    TenantStore, WebhookStore,
+    CommandStore, DeletionStore, StoreError, SyncJob, SyncMode, SyncPhase, SyncStore, SyncWrite,
+    TenantStatus, TenantStore, WebhookStore,
 };
 use crate::tenant::{TenantError, Tenants};
 use crate::webhook::Mutation;
@@ -85,6 +86,10 @@ pub struct SyncReport {
     /// Parked commands failed for waiting too long, and those within two days of it.
     pub parked_expired: usize,
     pub parked_near_expiry: usize,
+    /// `candidateDeleted` deliveries Lever confirmed, did not confirm, and could not be asked about.
+    pub deletions_confirmed: usize,
+    pub deletions_unconfirmed: usize,
+    pub deletions_deferred: usize,
 }
 
 /// How a job's run ended.
@@ -137,7 +142,7 @@ pub struct Syncer<L, S, K, C> {
 
 impl<
     L: LeverApi,
-    S: SyncStore + WebhookStore + TenantStore + CommandStore + Clone,
+    S: SyncStore + WebhookStore + TenantStore + CommandStore + DeletionStore + Clone,
     K: SecretStore,
     C: Clock + Clone,
 > Syncer<L, S, K, C>
@@ -167,11 +172,12 @@ impl<
             .config
             .margin
             .min(deadline.saturating_duration_since(Instant::now()) / 4);
+        let deletions = self.confirm_deletions(deadline, margin).await;
         let due = match self.store.due_sync_jobs(self.clock.now_ms(), 1000).await {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(error = %e, "could not read the due sync jobs");
-                return SyncReport::default();
+                return deletions;
             }
         };
         let reports: Vec<SyncReport> = futures::stream::iter(due)
@@ -179,7 +185,7 @@ impl<
             .buffer_unordered(self.config.tenants_at_once)
             .collect()
             .await;
-        let mut total = SyncReport::default();
+        let mut total = deletions;
         for r in reports {
             total.tenants += r.tenants;
             total.pages += r.pages;
@@ -196,6 +202,8 @@ impl<
         metrics::counter!("ParkedExpired").increment(total.parked_expired as u64);
         metrics::gauge!("ParkedNearExpiry").set(total.parked_near_expiry as f64);
         metrics::counter!("SyncCandidatesWritten").increment(total.changed as u64);
+        metrics::counter!("DeletionsConfirmed").increment(total.deletions_confirmed as u64);
+        metrics::counter!("DeletionsUnconfirmed").increment(total.deletions_unconfirmed as u64);
         tracing::info!(?total, "sync run");
         total
     }

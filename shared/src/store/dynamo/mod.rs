@@ -4,6 +4,7 @@
 mod admin;
 mod change;
 mod command;
+mod deletion;
 mod outbox;
 mod schema;
 mod stats;

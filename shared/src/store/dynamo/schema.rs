@@ -7,7 +7,7 @@
 //! | secret lease (OAuth refresh, secret writes); pending OAuth authorization | `T#<tenant>` / `OAUTH#<state hash>` | `#OAUTHLEASE` / `#OAUTHSTATE` |
 //! | sync job | `T#<tenant>` | `#SYNC` |
 //! | postings and the vendor's roles | `T#<tenant>` | `POSTING#<id>`, `ROLE#<roleId>` |
-//! | dedup record of a delivery | `T#<tenant>#D#<token>` | `#DEDUP` |
+//! | dedup record of a delivery (a deletion pending Lever's word, too) | `T#<tenant>#D#<token>` | `#DEDUP` |
 //! | candidate (stage, archive, hired; tombstone once deleted) | `T#<tenant>#O#<opportunity>` | `#CANDIDATE` |
 //! | application / interview of a candidate | `T#<tenant>#O#<opportunity>` | `APP#<id>` / `IV#<id>` |
 //! | SMS conversation and its messages | `T#<tenant>#O#<opportunity>` | `#CONV`, `MSG#<sentAt>#<messageId>` |
@@ -36,12 +36,17 @@ pub(super) const SK_OAUTH_STATE: &str = "#OAUTHSTATE";
 pub(super) const SK_SYNC: &str = "#SYNC";
 /// The `due` index partition of sync jobs (conversations use `DUE#<n>`).
 pub(super) const SYNC_SHARD: &str = "SYNC";
+/// The `due` index partition of `candidateDeleted` deliveries waiting for Lever's word.
+pub(super) const DELETION_SHARD: &str = "DELETE";
 
 pub(super) fn pk_opp(t: &str, o: &str) -> String {
     format!("T#{t}#O#{o}")
 }
 pub(super) fn pk_dedup(d: &Delivery<'_>) -> String {
     format!("T#{}#D#{}", d.tenant, d.token)
+}
+pub(super) fn pk_pending_deletion(p: &PendingDeletion) -> String {
+    format!("T#{}#D#{}", p.tenant, p.token)
 }
 pub(super) fn pk_tenant(t: &str) -> String {
     format!("T#{t}")

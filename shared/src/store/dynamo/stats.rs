@@ -169,6 +169,7 @@ impl StatsStore for DynamoStore {
             last_push_error: get_s(i, "lastPushError"),
             last_push_error_at: get_n(i, "lastPushErrorAt"),
             transcript_messages_waiting: get_n(i, "transcriptMessagesWaiting").unwrap_or(0).max(0),
+            deletions_unconfirmed: get_n(i, "deletionsUnconfirmed").unwrap_or(0),
         })
     }
 }

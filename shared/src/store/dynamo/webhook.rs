@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 impl DynamoStore {
     /// The delivery's dedup record, holding its event for the outbox; written only if the delivery
     /// was not recorded before (DynamoDB's TTL deletes late: an expired record counts as absent).
-    fn dedup_put(
+    pub(super) fn dedup_put(
         &self,
         d: &Delivery<'_>,
         event: Option<&VendorEvent>,
@@ -28,6 +28,21 @@ impl DynamoStore {
                 .expression_attribute_values(":now", n(now_ms / 1000))
                 .build(),
         )
+    }
+
+    /// Writes `item` under the dedup record's condition: `Duplicate` when it was recorded before.
+    pub(super) async fn put_once(&self, put: Put, item: Item) -> Result<Recorded, StoreError> {
+        let req = self
+            .client
+            .put_item()
+            .table_name(put.table_name())
+            .set_item(Some(item))
+            .set_condition_expression(put.condition_expression().map(str::to_string))
+            .set_expression_attribute_values(put.expression_attribute_values().cloned());
+        Ok(match conditional(req.send().await)? {
+            Some(_) => Recorded::Applied,
+            None => Recorded::Duplicate,
+        })
     }
 }
 
@@ -97,17 +112,8 @@ impl WebhookStore for DynamoStore {
         now_ms: i64,
     ) -> Result<Recorded, StoreError> {
         let put = self.dedup_put(d, event, now_ms)?;
-        let req = self
-            .client
-            .put_item()
-            .table_name(put.table_name())
-            .set_item(Some(put.item().clone()))
-            .set_condition_expression(put.condition_expression().map(str::to_string))
-            .set_expression_attribute_values(put.expression_attribute_values().cloned());
-        Ok(match conditional(req.send().await)? {
-            Some(_) => Recorded::Applied,
-            None => Recorded::Duplicate,
-        })
+        let item = put.item().clone();
+        self.put_once(put, item).await
     }
 
     async fn purge(&self, tenant: &str, opportunity: &str) -> Result<(), StoreError> {

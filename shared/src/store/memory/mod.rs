@@ -3,6 +3,7 @@
 
 mod admin;
 mod command;
+mod deletion;
 mod outbox;
 mod stats;
 mod sync;
@@ -58,6 +59,8 @@ struct Inner {
     /// Pending OAuth states by hash.
     oauth_states: HashMap<String, OAuthPending>,
     sync_jobs: HashMap<String, SyncJob>,
+    /// `candidateDeleted` deliveries waiting for Lever's word, by (tenant, token).
+    pending_deletions: BTreeMap<(String, String), deletion::Pending>,
 }
 
 #[derive(Default)]
