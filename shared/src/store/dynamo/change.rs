@@ -242,6 +242,32 @@ pub(super) fn application_parent(pk: String, application: &str) -> Change {
     }
 }
 
+impl DynamoStore {
+    /// Sends one `TransactWriteItems`: `None` when written, or why a condition cancelled it
+    /// (`Seen`, `Stale`); contention, throttling and invalid writes are errors.
+    pub(super) async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Option<Cancelled>, StoreError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(None),
+            Err(e) => match e.as_service_error().and_then(cancelled) {
+                Some(Cancelled::Contended) => Err(StoreError::Contended),
+                Some(Cancelled::Throttled) => Err(StoreError::Unavailable("throttled".into())),
+                Some(Cancelled::Invalid(why)) => Err(StoreError::Invalid(why)),
+                Some(c) => Ok(Some(c)),
+                None => Err(unavailable(e)),
+            },
+        }
+    }
+}
+
 /// Why a transaction was cancelled, from its items' reasons.
 pub(super) enum Cancelled {
     /// The first item (a dedup record or a claim) failed its condition: written before.

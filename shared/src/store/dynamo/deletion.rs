@@ -22,28 +22,6 @@ impl DynamoStore {
                 .build(),
         )
     }
-
-    async fn transact(
-        &self,
-        items: Vec<TransactWriteItem>,
-    ) -> Result<Option<Cancelled>, StoreError> {
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(None),
-            Err(e) => match e.as_service_error().and_then(cancelled) {
-                Some(Cancelled::Contended) => Err(StoreError::Contended),
-                Some(Cancelled::Throttled) => Err(StoreError::Unavailable("throttled".into())),
-                Some(Cancelled::Invalid(why)) => Err(StoreError::Invalid(why)),
-                Some(c) => Ok(Some(c)),
-                None => Err(unavailable(e)),
-            },
-        }
-    }
 }
 
 impl DeletionStore for DynamoStore {

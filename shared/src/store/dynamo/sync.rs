@@ -144,22 +144,8 @@ impl SyncStore for DynamoStore {
                     .build(),
             );
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) => match e.as_service_error().and_then(cancelled) {
-                Some(Cancelled::Contended) => Err(StoreError::Contended),
-                Some(Cancelled::Seen | Cancelled::Stale) => Ok(false),
-                Some(Cancelled::Throttled) => Err(StoreError::Unavailable("throttled".into())),
-                Some(Cancelled::Invalid(why)) => Err(StoreError::Invalid(why)),
-                None => Err(unavailable(e)),
-            },
-        }
+        // Cancelled (`Seen`, `Stale`): a webhook changed the candidate since the read.
+        Ok(self.transact(items).await?.is_none())
     }
 
     async fn sync_job(&self, tenant: &str) -> Result<Option<SyncJob>, StoreError> {

@@ -86,23 +86,11 @@ impl WebhookStore for DynamoStore {
             }
             (None, _) => {}
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(Recorded::Applied),
-            Err(e) => match e.as_service_error().and_then(cancelled) {
-                Some(Cancelled::Seen) => Ok(Recorded::Duplicate),
-                Some(Cancelled::Stale) => Ok(Recorded::Stale),
-                Some(Cancelled::Contended) => Err(StoreError::Contended),
-                Some(Cancelled::Throttled) => Err(StoreError::Unavailable("throttled".into())),
-                Some(Cancelled::Invalid(why)) => Err(StoreError::Invalid(why)),
-                None => Err(unavailable(e)),
-            },
-        }
+        Ok(match self.transact(items).await? {
+            None => Recorded::Applied,
+            Some(Cancelled::Seen) => Recorded::Duplicate,
+            Some(_) => Recorded::Stale,
+        })
     }
 
     async fn record_delivery(
