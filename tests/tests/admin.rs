@@ -678,6 +678,25 @@ async fn webhooks_register_once_and_pasted_tokens_rotate() {
         (502, Some("lever_forbidden")),
         "{v}"
     );
+    // A rotation whose webhooks cannot be moved: the key is rotated all the same, and the answer
+    // says the move failed and how to finish it.
+    let (s, v) = rig
+        .call("POST", &format!("{path}/urlKey"), Value::Null)
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (502, Some("lever_forbidden")),
+        "{v}"
+    );
+    let message = v["message"].as_str().unwrap();
+    assert!(
+        message.contains("rotated (generation 2)") && message.contains("POST /admin/tenants/"),
+        "{message}"
+    );
+    assert_eq!(
+        rig.secrets.load(&id).await.unwrap().unwrap().url_generation,
+        2
+    );
     rig.assert_no_secret_in_answers();
 }
 

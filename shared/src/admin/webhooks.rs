@@ -137,15 +137,28 @@ where
             generation = saved.url_generation,
             "webhook URL key rotated"
         );
-        let registered = Box::pin(self.register_webhooks(id)).await;
+        // The rotation stands either way (the old key may be leaked); a failed move says so, with
+        // Lever's reason, and how to finish it.
+        let registered = Box::pin(self.register_webhooks(id))
+            .await
+            .map_err(|e| {
+                AdminError::new(
+                    e.status,
+                    e.code,
+                    format!(
+                        "the URL key was rotated (generation {}) and deliveries to the old URLs are refused, \
+but the webhooks could not be moved to the new URLs: {}. Register them again (POST /admin/tenants/{id}/webhooks) \
+or enter the new URLs (GET /admin/tenants/{id}/status lists them) in Lever",
+                        saved.url_generation,
+                        e.message.replace("{id}", id)
+                    ),
+                )
+            })?;
         Ok(json!({
             "tenantId": id,
             "urlGeneration": saved.url_generation,
             "webhookUrls": self.webhook_urls(id, saved.url_generation),
-            "registered": match registered {
-                Ok(v) => v["webhooks"].clone(),
-                Err(e) => json!({"error": e.code, "message": e.message.replace("{id}", id)}),
-            },
+            "registered": registered["webhooks"],
         }))
     }
 
