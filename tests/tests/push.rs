@@ -375,6 +375,194 @@ async fn every_kind_of_push_reaches_lever() {
     assert!(rig.sim.panels(&opp).is_empty());
 }
 
+/// Lever's panel PUT replaces the panel: an interview without its `id` is deleted and made again,
+/// applications and the reminder left out are reset. An interview vendor schedules, moves the
+/// interview twice and submits the interviewer's scorecard on it: one Lever interview throughout.
+#[tokio::test]
+async fn an_interview_keeps_its_lever_id_through_updates_and_gets_its_scorecard() {
+    let rig = Rig::new().await;
+    let postings: Vec<String> = rig
+        .sim
+        .postings()
+        .iter()
+        .filter(|p| p["confidentiality"] != "confidential")
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect();
+    let opp = rig.sim.add_opportunity(NewOpportunity {
+        name: "Ada Lovelace".into(),
+        posting: Some(postings[0].clone()),
+        ..Default::default()
+    });
+    let mut interview = json!({"action": "schedule", "interviewId": "karat-77", "subject": "Technical interview",
+        "start": now_ms() + 86_400_000, "durationMinutes": 60, "interviewers": [rig.owner], "timezone": "UTC"});
+    let created = done(
+        &rig.push(
+            PushKind::Interview,
+            rig.command("iv-1", &opp, interview.clone()),
+        )
+        .await,
+    )
+    .clone();
+    let panel = |rig: &Rig| rig.sim.panels(&opp)[0].clone();
+    let lever_id = panel(&rig)["interviews"][0]["id"].clone();
+    let applications = panel(&rig)["applications"].clone();
+    assert_eq!(created["interviewIds"], json!([lever_id]));
+    // The candidate applies to another posting meanwhile: a PUT without `applications` would
+    // attach the panel to it too.
+    rig.sim.apply_to(&opp, &postings[1]);
+    interview["action"] = json!("update");
+    for (i, (field, value)) in [
+        ("durationMinutes", json!(90)),
+        ("start", json!(now_ms() + 2 * 86_400_000)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        interview[field] = value;
+        let updated = done(
+            &rig.push(
+                PushKind::Interview,
+                rig.command(&format!("iv-up-{i}"), &opp, interview.clone()),
+            )
+            .await,
+        )
+        .clone();
+        assert_eq!(updated["interviewIds"], json!([lever_id]), "update {i}");
+        assert_eq!(panel(&rig)["interviews"][0]["id"], lever_id, "update {i}");
+        assert_eq!(panel(&rig)["applications"], applications, "update {i}");
+    }
+    assert_eq!(panel(&rig)["interviews"][0]["duration"], json!(90));
+
+    let template = rig
+        .sim
+        .feedback_templates()
+        .into_iter()
+        .find(|t| t["id"] == lever_bridge_tests::simulator::SIM_TEMPLATE)
+        .unwrap();
+    let rating = &template["fields"][0];
+    let scorecard = json!({"templateId": template["id"], "interviewId": "karat-77",
+        "fields": [{"id": rating["id"], "value": rating["options"][0]["text"]}]});
+    let fb = done(
+        &rig.push(
+            PushKind::Feedback,
+            rig.command("sc-1", &opp, scorecard.clone()),
+        )
+        .await,
+    )
+    .clone();
+    assert_eq!(fb["leverInterviewId"], lever_id);
+    let form = rig.sim.feedback(&opp)[0].clone();
+    assert_eq!(
+        (&form["panel"], &form["interview"]),
+        (&created["panelId"], &lever_id),
+        "the scorecard is on the interview"
+    );
+    // Lever's ids work as well; a vendor id never scheduled is a clear failure.
+    let mut by_lever = scorecard.clone();
+    by_lever.as_object_mut().unwrap().remove("interviewId");
+    by_lever["panelId"] = created["panelId"].clone();
+    by_lever["leverInterviewId"] = lever_id.clone();
+    done(
+        &rig.push(PushKind::Feedback, rig.command("sc-2", &opp, by_lever))
+            .await,
+    );
+    assert_eq!(rig.sim.feedback(&opp)[1]["interview"], lever_id);
+    let mut unknown = scorecard;
+    unknown["interviewId"] = json!("never-scheduled");
+    match rig
+        .push(PushKind::Feedback, rig.command("sc-3", &opp, unknown))
+        .await
+    {
+        Outcome::Failed { error } => assert!(error.contains("schedule it first"), "{error}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Each value is checked against its field's type before Lever is asked, and a wrong one names
+/// the field and what it takes.
+#[tokio::test]
+async fn scorecard_values_are_checked_against_each_fields_type() {
+    use lever_bridge_tests::simulator::SIM_TEMPLATE;
+    let rig = Rig::new().await;
+    let opp = rig.opportunity();
+    let good = json!([
+        {"text": "Rating", "value": "3 - hire"},
+        {"text": "Overall score", "value": 3},
+        {"text": "Would hire again", "value": true},
+        {"text": "Skills shown", "value": ["Rust", "sql"]},
+        {"text": "Assessed on", "value": 1_767_225_600_000i64},
+        {"text": "Recommended next step", "value": "Advance"},
+    ]);
+    done(
+        &rig.push(
+            PushKind::Feedback,
+            rig.command(
+                "v-ok",
+                &opp,
+                json!({"templateId": SIM_TEMPLATE, "fields": good}),
+            ),
+        )
+        .await,
+    );
+    let values: Vec<Value> = rig.sim.feedback(&opp)[0]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["value"].clone())
+        .collect();
+    assert_eq!(&values[..2], [json!("3 - Hire"), json!(3)]);
+    assert_eq!(values[4], json!("yes"));
+    assert_eq!(values[7], json!(["Rust", "SQL"]));
+    let requests = rig.sim.requests().len();
+    for (i, (field, value, says)) in [
+        (
+            "Overall score",
+            json!(5),
+            "field `Overall score` (score) takes an integer from 1 to 4, not 5",
+        ),
+        (
+            "Would hire again",
+            json!("maybe"),
+            "takes \"yes\" or \"no\"",
+        ),
+        (
+            "Skills shown",
+            json!("Rust"),
+            "takes an array of: Rust, SQL, Distributed systems",
+        ),
+        (
+            "Assessed on",
+            json!("2026-01-01"),
+            "takes a date in ms since the epoch",
+        ),
+        (
+            "Rating",
+            json!(4),
+            "takes one of: 4 - Strong Hire, 3 - Hire",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let fields =
+            json!([{"text": "Rating", "value": "3 - Hire"}, {"text": field, "value": value}]);
+        let cmd = rig.command(
+            &format!("v-bad-{i}"),
+            &opp,
+            json!({"templateId": SIM_TEMPLATE, "fields": fields}),
+        );
+        match rig.push(PushKind::Feedback, cmd).await {
+            Outcome::Failed { error } => assert!(error.contains(says), "{field}: {error}"),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    let posts = rig.sim.requests()[requests..]
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert_eq!(posts, 0, "nothing wrong reaches Lever");
+}
+
 #[tokio::test]
 async fn permanent_failures_are_recorded_with_levers_reason_and_not_retried() {
     let rig = Rig::new().await;

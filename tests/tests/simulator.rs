@@ -899,6 +899,11 @@ async fn feedback_is_validated_against_its_template() {
         json!([{"id": field(8), "value": "Rust"}]),
         json!([{"id": field(9), "value": "yesterday"}]),
         json!([{"id": field(11), "value": [{"score": "high"}]}]),
+        // Lever documents "yes"/"no", an option's text and a 1-4 integer: not a boolean, an
+        // option's id or a score's text.
+        json!([{"id": field(5), "value": true}]),
+        json!([{"id": field(6), "value": "0b5e0000-0000-4000-8000-000000000001"}]),
+        json!([{"id": field(2), "value": "4"}]),
     ] {
         let (status, _) = api.post(&path_sim, typed(wrong.clone())).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{wrong}");
@@ -1012,6 +1017,16 @@ async fn panels_are_created_replaced_and_deleted() {
     assert_eq!(ivs[0]["id"], first_interview.as_str());
     assert_eq!(ivs[0]["subject"], "Debrief (moved)");
     assert_ne!(ivs[1]["id"], first_interview.as_str());
+    // An interview the PUT leaves out is deleted.
+    let (_, body) = api
+        .put(
+            &one,
+            json!({"timezone": "UTC", "interviews": [interview("Only")]}),
+        )
+        .await;
+    let ivs = body["data"]["interviews"].as_array().unwrap().clone();
+    assert_eq!(ivs.len(), 1);
+    assert_ne!(ivs[0]["id"], first_interview.as_str());
     let mut stranger = interview("x");
     stranger["id"] = json!("not-an-interview-of-this-panel");
     assert_eq!(

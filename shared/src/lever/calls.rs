@@ -261,6 +261,17 @@ impl<'a, L: LeverApi> Lever<'a, L> {
         .await
     }
 
+    pub async fn panel(&self, opp: &str, panel: &str) -> Result<Panel, LeverError> {
+        decode(
+            self.send(LeverRequest::get(format!(
+                "/opportunities/{}/panels/{}",
+                seg(opp)?,
+                seg(panel)?
+            )))
+            .await?,
+        )
+    }
+
     pub async fn create_panel(
         &self,
         opp: &str,

@@ -241,6 +241,10 @@ pub struct Panel {
     pub externally_managed: Option<bool>,
     #[serde(deserialize_with = "nullable")]
     pub interviews: Vec<Interview>,
+    /// Application ids the panel is for (a PUT without them resets them).
+    #[serde(deserialize_with = "nullable")]
+    pub applications: Vec<String>,
+    pub feedback_reminder: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]

@@ -106,6 +106,14 @@ pub struct FeedbackCommand {
     pub fields: Vec<FieldValue>,
     #[serde(default)]
     pub completed_at: Option<i64>,
+    /// The interview the scorecard is for: the vendor's id, as scheduled through push-interview…
+    #[serde(default)]
+    pub interview_id: Option<String>,
+    /// …or Lever's panel and interview ids.
+    #[serde(default)]
+    pub panel_id: Option<String>,
+    #[serde(default)]
+    pub lever_interview_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

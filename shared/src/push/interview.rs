@@ -2,6 +2,7 @@
 //! vendor's interview id mapped to Lever's panel and interview ids.
 
 use super::*;
+use crate::lever::models::Panel;
 
 impl<
     L: LeverApi,
@@ -74,8 +75,12 @@ impl<
                 i.interview_id
             ))),
             (_, Some(m)) => {
+                // Lever's PUT replaces the panel: what it leaves out is deleted or reset, so the
+                // interview keeps its id and the panel its applications and reminder.
+                let current = lever.panel(&m.opportunity_id, &m.panel_id).await?;
+                let body = update_body(panel_body(i, &marker), &current, &m.interview_ids);
                 let panel = lever
-                    .update_panel(&m.opportunity_id, &m.panel_id, panel_body(i, &marker), user)
+                    .update_panel(&m.opportunity_id, &m.panel_id, body, user)
                     .await?;
                 attempt.wrote = true;
                 let updated = InterviewMap {
@@ -130,6 +135,31 @@ fn panel_body(i: &InterviewCommand, marker: &str) -> Value {
     }
     let mut body = json!({"timezone": i.timezone.clone().unwrap_or_else(|| "UTC".into()), "note": note, "interviews": [interview]});
     if let Some(url) = &i.external_url {
+        body["externalUrl"] = json!(url);
+    }
+    body
+}
+
+/// A panel PUT for an update: the command's panel, with the current interview's id, and the
+/// panel's applications, reminder and external URL where the command does not set them.
+fn update_body(mut body: Value, current: &Panel, stored: &[String]) -> Value {
+    let interview = current
+        .interviews
+        .iter()
+        .find(|x| stored.contains(&x.id))
+        .or(current.interviews.first());
+    if let Some(x) = interview {
+        body["interviews"][0]["id"] = json!(x.id);
+    }
+    if !current.applications.is_empty() {
+        body["applications"] = json!(current.applications);
+    }
+    if let Some(r) = &current.feedback_reminder {
+        body["feedbackReminder"] = json!(r);
+    }
+    if body.get("externalUrl").is_none()
+        && let Some(url) = &current.external_url
+    {
         body["externalUrl"] = json!(url);
     }
     body

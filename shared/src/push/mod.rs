@@ -6,6 +6,7 @@
 //! lease) is reconciled first: the note, feedback or panel it would create is looked for.
 
 pub mod command;
+mod feedback;
 mod interview;
 pub mod parked;
 pub mod render;
@@ -355,11 +356,7 @@ impl<
         deadline: Instant,
         attempt: &mut Attempt,
     ) -> Result<Value, Stop> {
-        let Attempt {
-            uncertain,
-            first_claimed_at,
-            ..
-        } = *attempt;
+        let uncertain = attempt.uncertain;
         let lever = Lever::new(&self.lever, &ctx.account, deadline);
         let opp = c.envelope.opportunity_id.as_str();
         let perform_as = c
@@ -395,64 +392,7 @@ impl<
                 }
                 Ok(json!({ "noteIds": ids }))
             }
-            Body::Feedback(f) => {
-                let user = required_user()?;
-                let templates = lever.feedback_templates().await?;
-                let template = templates
-                    .iter()
-                    .find(|t| t.id == f.template_id)
-                    .ok_or_else(|| {
-                        Stop::Invalid(format!("no feedback template `{}` in Lever", f.template_id))
-                    })?;
-                let mut values = Vec::new();
-                for given in &f.fields {
-                    let field = template
-                        .fields
-                        .iter()
-                        .find(|t| {
-                            given.id.as_deref() == Some(t.id.as_str())
-                                || given
-                                    .text
-                                    .as_deref()
-                                    .is_some_and(|x| x.eq_ignore_ascii_case(t.text.trim()))
-                        })
-                        .ok_or_else(|| {
-                            Stop::Invalid(format!(
-                                "template `{}` has no field {}",
-                                template.text,
-                                given.id.as_deref().or(given.text.as_deref()).unwrap_or("")
-                            ))
-                        })?;
-                    values.push(json!({"id": field.id, "value": field_value(field, &given.value).map_err(Stop::Invalid)?}));
-                }
-                let missing: Vec<&str> = template
-                    .fields
-                    .iter()
-                    .filter(|t| {
-                        t.required == Some(true) && !values.iter().any(|v| v["id"] == t.id.as_str())
-                    })
-                    .map(|t| t.text.as_str())
-                    .collect();
-                if !missing.is_empty() {
-                    return Err(Stop::Invalid(format!(
-                        "required fields without a value: {}",
-                        missing.join(", ")
-                    )));
-                }
-                // A fixed completedAt identifies this command's feedback when an attempt is reconciled.
-                let completed_at = f.completed_at.unwrap_or(first_claimed_at);
-                if uncertain
-                    && let Some(found) = lever.feedback(opp).await?.into_iter().find(|fb| {
-                        fb.base_template_id.as_deref() == Some(f.template_id.as_str())
-                            && fb.completed_at == Some(completed_at)
-                    })
-                {
-                    return Ok(json!({ "feedbackId": found.id }));
-                }
-                let body = json!({"baseTemplateId": f.template_id, "completedAt": completed_at, "fieldValues": values});
-                let created = lever.create_feedback(opp, body, user).await?;
-                Ok(json!({ "feedbackId": created.id }))
-            }
+            Body::Feedback(f) => self.feedback(&lever, c, f, required_user()?, attempt).await,
             Body::Stage(s) => {
                 let stage = match (&s.stage_id, &s.stage) {
                     (Some(id), _) => id.clone(),
@@ -545,56 +485,6 @@ fn by_name<T>(
         .iter()
         .find(|x| text(x).trim().eq_ignore_ascii_case(name.trim()))
         .map(|x| id(x).clone())
-}
-
-/// Checks a value against its template field. Choice fields take an option's text or id and send
-/// the text (UNCERTAIN: Lever's documentation does not say which it stores).
-fn field_value(field: &TemplateField, v: &Value) -> Result<Value, String> {
-    let wrong = |expected: &str| {
-        Err(format!(
-            "field `{}` ({}) needs {expected}, not {v}",
-            field.text, field.kind
-        ))
-    };
-    match field.kind.as_str() {
-        "text" | "textarea" | "code" => match v {
-            Value::String(_) => Ok(v.clone()),
-            _ => wrong("text"),
-        },
-        "yes-no" => match v {
-            Value::Bool(b) => Ok(json!(if *b { "yes" } else { "no" })),
-            Value::String(s) if ["yes", "no"].contains(&s.to_ascii_lowercase().as_str()) => {
-                Ok(json!(s.to_ascii_lowercase()))
-            }
-            _ => wrong("yes or no"),
-        },
-        "date" => match v {
-            Value::Number(n) if n.is_i64() => Ok(v.clone()),
-            _ => wrong("a date in ms since the epoch"),
-        },
-        "score-system" | "dropdown" | "multiple-choice" => {
-            let pick = v.as_str().and_then(|s| {
-                field.options.iter().find_map(|o| {
-                    let text = o.get("text").and_then(Value::as_str)?;
-                    (text.eq_ignore_ascii_case(s.trim())
-                        || o.get("optionId").and_then(Value::as_str) == Some(s))
-                    .then(|| json!(text))
-                })
-            });
-            match pick {
-                Some(p) => Ok(p),
-                None => {
-                    let names: Vec<&str> = field
-                        .options
-                        .iter()
-                        .filter_map(|o| o.get("text").and_then(Value::as_str))
-                        .collect();
-                    wrong(&format!("one of: {}", names.join(", ")))
-                }
-            }
-        }
-        _ => Ok(v.clone()),
-    }
 }
 
 /// One invocation: an SQS batch (answering the messages to redeliver) or one command (answering its outcome).

@@ -1,7 +1,8 @@
-//! Feedback forms (assessment scores). `POST` needs `perform_as`, a known template, known field ids
-//! and values of each field's type (lever-api.md §3). Value formats per type follow the documentation's
-//! examples (an option's text for score-system/dropdown/multiple-choice, a list of texts for
-//! multiple-select); the rest are UNCERTAIN and checked leniently by JSON type.
+//! Feedback forms (scorecards). `POST` needs `perform_as`, a known template, known field ids and
+//! values of each field's type as Lever documents them (lever-api.md §5): choice fields
+//! (score-system, dropdown, multiple-choice) the option's text, yes/no fields `"yes"`/`"no"`,
+//! scores an integer 1-4, multiple-select an array of option texts, dates ms. `panel` and
+//! `interview` together attach the form to an interview of that panel.
 
 use super::{data, ok, page};
 use crate::simulator::Simulator;
@@ -166,8 +167,7 @@ fn check_value(field: &Value, value: &Value) -> Result<(), String> {
         .as_array()
         .into_iter()
         .flatten()
-        .flat_map(|o| [o["text"].as_str(), o["optionId"].as_str()])
-        .flatten()
+        .filter_map(|o| o["text"].as_str())
         .collect();
     let one_of = |v: &Value| match v.as_str() {
         Some(s) if options.is_empty() || options.contains(&s) => Ok(()),
@@ -189,8 +189,6 @@ fn check_value(field: &Value, value: &Value) -> Result<(), String> {
             .then_some(())
             .ok_or_else(|| "the value must be a string".into()),
         "score-system" | "dropdown" | "multiple-choice" => one_of(value),
-        // UNCERTAIN: with options like score-system, else a number of points 1..4.
-        "score" if !options.is_empty() => one_of(value),
         "score" => value
             .as_i64()
             .filter(|n| (1..=4).contains(n))
@@ -201,9 +199,7 @@ fn check_value(field: &Value, value: &Value) -> Result<(), String> {
             .ok_or_else(|| "the value must be an array of option texts".to_string())?
             .iter()
             .try_for_each(one_of),
-        // UNCERTAIN formats below.
         "yes-no" => match value {
-            Value::Bool(_) => Ok(()),
             Value::String(s) if matches!(s.as_str(), "yes" | "no") => Ok(()),
             _ => Err("the value must be \"yes\" or \"no\"".into()),
         },
@@ -211,6 +207,7 @@ fn check_value(field: &Value, value: &Value) -> Result<(), String> {
             .as_i64()
             .map(|_| ())
             .ok_or_else(|| "the value must be a timestamp in ms".into()),
+        // UNCERTAIN formats below: checked leniently by JSON type.
         "currency" => value
             .is_number()
             .then_some(())
