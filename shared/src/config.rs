@@ -234,10 +234,22 @@ impl Config {
     }
 }
 
-/// Lever's OAuth endpoints (lever-api.md §2).
+/// Lever's OAuth endpoints and API audience (lever-api.md §2): production…
 pub const LEVER_AUTHORIZE_URL: &str = "https://auth.lever.co/authorize";
 pub const LEVER_TOKEN_URL: &str = "https://auth.lever.co/oauth/token";
 pub const LEVER_AUDIENCE: &str = "https://api.lever.co/v1/";
+/// …and the sandbox's, which has its own authorization server and audience.
+pub const LEVER_SANDBOX_AUTHORIZE_URL: &str = "https://sandbox-lever.auth0.com/authorize";
+pub const LEVER_SANDBOX_TOKEN_URL: &str = "https://sandbox-lever.auth0.com/oauth/token";
+pub const LEVER_SANDBOX_AUDIENCE: &str = "https://api.sandbox.lever.co/v1/";
+
+/// Where a tenant's OAuth authorization and tokens come from, by its Lever environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthEndpoints {
+    pub authorize_url: String,
+    pub token_url: String,
+    pub audience: String,
+}
 
 /// What the bundle asks for when a tenant connects with OAuth: the permissions its calls need
 /// (the connection test's list), in Lever's OAuth scope form. Only `notes:write:admin`,
@@ -284,11 +296,10 @@ pub struct OAuthConfig {
     /// `LEVER_OAUTH_REDIRECT_URI`: this deployment's `/admin/oauth/callback`, as registered with
     /// Lever. Only the authorize link and the code exchange need it (admin-oauth); a refresh does not.
     pub redirect_uri: Option<String>,
-    /// `LEVER_OAUTH_AUTHORIZE_URL` (admin-oauth; empty: Lever's).
-    pub authorize_url: String,
-    /// `LEVER_OAUTH_TOKEN_URL` (empty: Lever's).
-    pub token_url: String,
-    pub audience: String,
+    /// `LEVER_OAUTH_AUTHORIZE_URL` (admin-oauth; empty: Lever's for the tenant's environment).
+    pub authorize_url: Option<String>,
+    /// `LEVER_OAUTH_TOKEN_URL` (empty: Lever's for the tenant's environment).
+    pub token_url: Option<String>,
     /// `LEVER_OAUTH_SCOPES` (admin-oauth; space-separated, empty: [`DEFAULT_SCOPES`]);
     /// `offline_access` is always added.
     pub scopes: Vec<String>,
@@ -317,14 +328,10 @@ impl OAuthConfig {
             return None;
         };
         let mut c = OAuthConfig::new(&client_id, ClientSecret::Named(secret_name), None);
-        if let Some(u) = token_url {
-            c.token_url = u;
-        }
+        c.token_url = token_url;
         if let Some((redirect, authorize, scopes)) = connect {
             c.redirect_uri = redirect;
-            if let Some(u) = authorize {
-                c.authorize_url = u;
-            }
+            c.authorize_url = authorize;
             if let Some(s) = scopes {
                 c.scopes = s.split_whitespace().map(str::to_string).collect();
                 if !c.scopes.iter().any(|s| s == "offline_access") {
@@ -335,15 +342,34 @@ impl OAuthConfig {
         Some(c)
     }
 
+    /// The endpoints for a tenant on `api_base_url`: the sandbox's for Lever's sandbox API,
+    /// production's otherwise; a configured URL replaces Lever's in every environment.
+    pub fn endpoints(&self, api_base_url: &str) -> OAuthEndpoints {
+        let sandbox = api_base_url.trim_end_matches('/') == crate::lever::SANDBOX;
+        let (authorize, token, audience) = if sandbox {
+            (
+                LEVER_SANDBOX_AUTHORIZE_URL,
+                LEVER_SANDBOX_TOKEN_URL,
+                LEVER_SANDBOX_AUDIENCE,
+            )
+        } else {
+            (LEVER_AUTHORIZE_URL, LEVER_TOKEN_URL, LEVER_AUDIENCE)
+        };
+        OAuthEndpoints {
+            authorize_url: self.authorize_url.clone().unwrap_or(authorize.into()),
+            token_url: self.token_url.clone().unwrap_or(token.into()),
+            audience: audience.into(),
+        }
+    }
+
     /// Lever's endpoints and the default scopes.
     pub fn new(client_id: &str, client_secret: ClientSecret, redirect_uri: Option<&str>) -> Self {
         OAuthConfig {
             client_id: client_id.to_string(),
             client_secret,
             redirect_uri: redirect_uri.map(str::to_string),
-            authorize_url: LEVER_AUTHORIZE_URL.into(),
-            token_url: LEVER_TOKEN_URL.into(),
-            audience: LEVER_AUDIENCE.into(),
+            authorize_url: None,
+            token_url: None,
             scopes: DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
         }
     }
@@ -420,7 +446,11 @@ mod tests {
             oauth.client_secret,
             ClientSecret::Named("prod/lever-oauth-client".into())
         );
-        assert_eq!(oauth.token_url, LEVER_TOKEN_URL);
+        assert_eq!(oauth.token_url, None);
+        assert_eq!(
+            oauth.endpoints(crate::lever::PRODUCTION).token_url,
+            LEVER_TOKEN_URL
+        );
         assert_eq!(oauth.redirect_uri, None);
         assert_eq!(c.lever.rate_per_sec, 0.8);
     }

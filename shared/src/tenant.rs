@@ -107,6 +107,7 @@ pub async fn refresh_oauth<S: TenantStore, K: SecretStore, C: Clock>(
     oauth: &OAuthClient,
     clock: &C,
     tenant: &str,
+    base_url: &str,
     wait: Duration,
 ) -> Result<Refreshed, TenantError> {
     let holder = random_holder();
@@ -123,7 +124,7 @@ pub async fn refresh_oauth<S: TenantStore, K: SecretStore, C: Clock>(
             .acquire_refresh_lease(tenant, &holder, now, now + REFRESH_LEASE_MS)
             .await?
         {
-            let result = refresh_under_lease(store, secrets, oauth, clock, tenant).await;
+            let result = refresh_under_lease(store, secrets, oauth, clock, tenant, base_url).await;
             if let Err(e) = store.release_refresh_lease(tenant, &holder).await {
                 // The lease expires by itself; others wait at most REFRESH_LEASE_MS.
                 tracing::warn!(tenant, error = %e, "could not release the OAuth refresh lease");
@@ -145,6 +146,7 @@ async fn refresh_under_lease<S: TenantStore, K: SecretStore, C: Clock>(
     oauth: &OAuthClient,
     clock: &C,
     tenant: &str,
+    base_url: &str,
 ) -> Result<Refreshed, TenantError> {
     let read = async { Ok(secrets.load(tenant).await?) };
     let mut secret = within(READ_BUDGET, "reading the secret", read)
@@ -157,7 +159,7 @@ async fn refresh_under_lease<S: TenantStore, K: SecretStore, C: Clock>(
         return Ok(Refreshed::Tokens(tokens));
     }
     // Bounded so the lease outlives it (the client's own HTTP timeout is 10 s).
-    let answer = tokio::time::timeout(TOKEN_BUDGET, oauth.refresh(&tokens.refresh_token))
+    let answer = tokio::time::timeout(TOKEN_BUDGET, oauth.refresh(&tokens.refresh_token, base_url))
         .await
         .unwrap_or_else(|_| Err(OAuthError::Unavailable("the token call timed out".into())));
     match answer {
@@ -374,6 +376,7 @@ impl<S: TenantStore, K: SecretStore, C: Clock + Clone> Tenants<S, K, C> {
             &oauth,
             &self.clock,
             id,
+            &tenant.lever_base_url,
             self.refresh_wait,
         ))
         .await;

@@ -1239,8 +1239,8 @@ fn sim_oauth(sim: &Simulator) -> OAuthConfig {
         ClientSecret::Value(Redacted::new(SIM_CLIENT_SECRET)),
         Some(REDIRECT),
     );
-    c.authorize_url = sim.authorize_url();
-    c.token_url = sim.token_url();
+    c.authorize_url = Some(sim.authorize_url());
+    c.token_url = Some(sim.token_url());
     c
 }
 

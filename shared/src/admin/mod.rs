@@ -280,7 +280,9 @@ where
         let tenant = self.tenant(id).await?;
         let secret = self.secrets.load(id).await?.unwrap_or_default();
         let auth = match (&secret.oauth, &secret.api_key) {
-            (Some(tokens), _) => Box::pin(self.oauth_auth(id, tokens)).await?,
+            (Some(tokens), _) => {
+                Box::pin(self.oauth_auth(id, &tenant.lever_base_url, tokens)).await?
+            }
             (None, Some(k)) => Auth::ApiKey(k.clone()),
             (None, None) => {
                 return Err(AdminError::new(
@@ -306,6 +308,7 @@ where
     async fn oauth_auth(
         &self,
         id: &str,
+        base_url: &str,
         tokens: &crate::secrets::OAuthTokens,
     ) -> Result<Auth, AdminError> {
         if tokens.expires_at - self.clock.now_ms() > crate::tenant::REFRESH_MARGIN_MS {
@@ -325,6 +328,7 @@ where
             &oauth,
             &self.clock,
             id,
+            base_url,
             Duration::from_secs(8),
         ))
         .await;

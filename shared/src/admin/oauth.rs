@@ -106,6 +106,11 @@ where
                 format!("environment must be one of: {}", names.join(", ")),
             ));
         }
+        let base_url = self
+            .settings
+            .base_url_of(&environment)
+            .unwrap_or_default()
+            .to_string();
         let state = random_state()?;
         let expires_at = self.clock.now_ms() + STATE_TTL_MS;
         let pending = OAuthPending {
@@ -125,7 +130,7 @@ where
         Ok(json!({
             "tenantId": id,
             "environment": environment,
-            "authorizeUrl": oauth.authorize_url(&state).unwrap_or_default(),
+            "authorizeUrl": oauth.authorize_url(&state, &base_url).unwrap_or_default(),
             "state": state,
             "expiresAt": expires_at,
         }))
@@ -176,7 +181,7 @@ where
         let Some(base_url) = self.settings.base_url_of(&environment).map(str::to_string) else {
             return Err(invalid_state());
         };
-        let set = oauth.exchange_code(code).await.map_err(|e| match e {
+        let set = oauth.exchange_code(code, &base_url).await.map_err(|e| match e {
             OAuthError::Rejected { code, .. } => AdminError::bad_request(
                 "invalid_code",
                 format!(

@@ -77,26 +77,28 @@ impl OAuthClient {
         }
     }
 
-    /// Lever's authorize URL for `state`; `None` without a redirect URI.
-    pub fn authorize_url(&self, state: &str) -> Option<String> {
+    /// Lever's authorize URL for `state` and a tenant on `api_base_url`; `None` without a
+    /// redirect URI.
+    pub fn authorize_url(&self, state: &str, api_base_url: &str) -> Option<String> {
         let c = &self.config;
         let redirect_uri = c.redirect_uri.as_deref()?;
         let scope = c.scopes.join(" ");
+        let at = c.endpoints(api_base_url);
         Some(
             match reqwest::Url::parse_with_params(
-                &c.authorize_url,
+                &at.authorize_url,
                 &[
                     ("client_id", c.client_id.as_str()),
                     ("redirect_uri", redirect_uri),
                     ("response_type", "code"),
                     ("state", state),
-                    ("audience", c.audience.as_str()),
+                    ("audience", at.audience.as_str()),
                     ("scope", scope.as_str()),
                     ("prompt", "consent"),
                 ],
             ) {
                 Ok(u) => u.to_string(),
-                Err(_) => c.authorize_url.clone(),
+                Err(_) => at.authorize_url,
             },
         )
     }
@@ -148,37 +150,56 @@ impl OAuthClient {
     }
 
     /// `grant_type=authorization_code`.
-    pub async fn exchange_code(&self, code: &str) -> Result<TokenSet, OAuthError> {
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        api_base_url: &str,
+    ) -> Result<TokenSet, OAuthError> {
         let Some(redirect_uri) = self.config.redirect_uri.as_deref() else {
             return Err(OAuthError::NotConfigured(
                 "LEVER_OAUTH_REDIRECT_URI is empty".into(),
             ));
         };
-        self.grant(&[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", redirect_uri),
-        ])
+        self.grant(
+            api_base_url,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", redirect_uri),
+            ],
+        )
         .await
     }
 
     /// `grant_type=refresh_token`. Lever rotates the refresh token: the one sent is dead afterwards.
-    pub async fn refresh(&self, refresh_token: &Redacted) -> Result<TokenSet, OAuthError> {
-        self.grant(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token.expose()),
-        ])
+    pub async fn refresh(
+        &self,
+        refresh_token: &Redacted,
+        api_base_url: &str,
+    ) -> Result<TokenSet, OAuthError> {
+        self.grant(
+            api_base_url,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token.expose()),
+            ],
+        )
         .await
     }
 
-    async fn grant(&self, params: &[(&str, &str)]) -> Result<TokenSet, OAuthError> {
+    /// A grant at the token endpoint of the tenant's environment.
+    async fn grant(
+        &self,
+        api_base_url: &str,
+        params: &[(&str, &str)],
+    ) -> Result<TokenSet, OAuthError> {
         let secret = self.client_secret().await?;
         let mut form: Vec<(&str, &str)> = params.to_vec();
         form.push(("client_id", self.config.client_id.as_str()));
         form.push(("client_secret", secret.expose()));
         let res = self
             .http
-            .post(&self.config.token_url)
+            .post(self.config.endpoints(api_base_url).token_url)
             .form(&form)
             .send()
             .await
@@ -224,5 +245,59 @@ impl OAuthClient {
                     .unwrap_or_else(|| "Lever refused the grant".into()),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{LEVER_SANDBOX_TOKEN_URL, LEVER_TOKEN_URL};
+
+    fn client(redirect: Option<&str>) -> OAuthClient {
+        let config = OAuthConfig::new("client", ClientSecret::Value(Redacted::new("s")), redirect);
+        OAuthClient::new(config, None)
+    }
+
+    fn query(url: &str) -> (String, std::collections::HashMap<String, String>) {
+        let u = reqwest::Url::parse(url).unwrap();
+        let base = format!("{}://{}{}", u.scheme(), u.host_str().unwrap(), u.path());
+        (base, u.query_pairs().into_owned().collect())
+    }
+
+    #[test]
+    fn a_sandbox_tenant_authorizes_at_the_sandbox_with_its_audience() {
+        let c = client(Some("https://x.example/admin/oauth/callback"));
+        let (at, q) = query(&c.authorize_url("st", crate::lever::SANDBOX).unwrap());
+        assert_eq!(at, "https://sandbox-lever.auth0.com/authorize");
+        assert_eq!(q["audience"], "https://api.sandbox.lever.co/v1/");
+        assert_eq!(
+            c.config.endpoints(crate::lever::SANDBOX).token_url,
+            LEVER_SANDBOX_TOKEN_URL
+        );
+        let (at, q) = query(&c.authorize_url("st", crate::lever::PRODUCTION).unwrap());
+        assert_eq!(at, "https://auth.lever.co/authorize");
+        assert_eq!(q["audience"], "https://api.lever.co/v1/");
+        assert_eq!(
+            c.config.endpoints(crate::lever::PRODUCTION).token_url,
+            LEVER_TOKEN_URL
+        );
+    }
+
+    #[test]
+    fn configured_endpoints_replace_levers_in_every_environment() {
+        let mut c = client(Some("https://x.example/cb"));
+        c.config.authorize_url = Some("http://127.0.0.1:9/authorize".into());
+        c.config.token_url = Some("http://127.0.0.1:9/oauth/token".into());
+        for env in [crate::lever::SANDBOX, crate::lever::PRODUCTION] {
+            let e = c.config.endpoints(env);
+            assert_eq!(e.token_url, "http://127.0.0.1:9/oauth/token");
+            let url = c.authorize_url("st", env).unwrap();
+            assert!(url.starts_with("http://127.0.0.1:9/authorize?"), "{url}");
+        }
+        // The audience still names the tenant's API.
+        assert_eq!(
+            c.config.endpoints(crate::lever::SANDBOX).audience,
+            "https://api.sandbox.lever.co/v1/"
+        );
     }
 }
