@@ -6,8 +6,9 @@ The kinds are the binaries in functions/src/bin (`webhook-<event>.rs`, `push-<ki
 library holds against its lists of kinds (`function::Function::all`), so a new kind is one more binary and one
 `make template`. In a block, `{Name}` is the kind in CamelCase (`CandidateStageChange`, `TagsLinks`), `{kebab}`
 as in the binary's name, `{event}` Lever's event name (webhooks) and `{description}` the function's description
-(pushes, from PUSH_DESCRIPTIONS below) and `{queue_env}` the variable holding a push queue's URL. Other braces are
-left alone.
+(pushes, from PUSH_DESCRIPTIONS below), `{queue_env}` the variable holding a push queue's URL, and `{file_env}` and
+`{file_statements}` what push-file alone has (the upload bucket's variable and read access; a line holding only an
+empty placeholder is dropped). Other braces are left alone.
 
 Usage: python3 infra/generate_template.py           writes infra/template.yaml (`make template`)
        python3 infra/generate_template.py --check   exits 1 if infra/template.yaml is not what it would write
@@ -34,7 +35,15 @@ PUSH_DESCRIPTIONS = {
     "archive": "Pushes archive and unarchive into Lever",
     "tags-links": "Pushes tags and links into Lever",
     "interview": "Pushes interview panels (schedule, update, cancel) into Lever",
+    "file": "Pushes report files from the upload bucket into Lever",
 }
+# What push-file alone has: the bucket it reads report files from.
+FILE_ENV = "          UPLOAD_BUCKET: !Ref UploadBucket"
+FILE_STATEMENTS = (
+    "            - Effect: Allow\n"
+    "              Action: s3:GetObject\n"
+    '              Resource: !Sub "${UploadBucket.Arn}/*"'
+)
 
 
 def camel(kebab: str) -> str:
@@ -56,6 +65,8 @@ def values(section: str, kebab: str) -> dict[str, str]:
         "kebab": kebab,
         "description": PUSH_DESCRIPTIONS[kebab],
         "queue_env": "PUSH_QUEUE_URL_" + kebab.upper().replace("-", "_"),
+        "file_env": FILE_ENV if kebab == "file" else "",
+        "file_statements": FILE_STATEMENTS if kebab == "file" else "",
     }
 
 
@@ -74,7 +85,8 @@ def render() -> str:
         copies = []
         for kebab in kinds(f"{m.group(1)}-"):
             subs = values(m.group(1), kebab)
-            text = block
+            # A line holding only a placeholder with nothing to put there goes.
+            text = "\n".join(line for line in block.split("\n") if subs.get(line.strip()[1:-1], None) != "")
             for key, value in subs.items():
                 text = text.replace("{" + key + "}", value)
             copies.append(text)

@@ -148,7 +148,7 @@ if [ "$mode" != bench ]; then
     --param LeverOAuthAuthorizeUrl="$lever/oauth/authorize" --param LeverOAuthTokenUrl="$lever/oauth/token" \
     --resource Table="$TABLE_NAME" --resource VendorBus="$EVENT_BUS_NAME" \
     --resource LeverOAuthClientSecret="$STACK_NAME/lever-oauth-client" "${queues[@]}" \
-    --resource WebhookUrlKeySecret="$STACK_NAME/webhook-url-key" \
+    --resource WebhookUrlKeySecret="$STACK_NAME/webhook-url-key" --resource UploadBucket="$STACK_NAME-uploads" \
     --api HttpApi="$hooks" --api AdminApi="$admin" --out "$functions"
   export LEVER_BRIDGE_FUNCTIONS="$functions"
   echo "==> the template's HTTP APIs on $hooks (webhooks) and $admin (admin)"

@@ -148,6 +148,8 @@ pub struct Config {
     /// `PUSH_QUEUE_URL_<KIND>`: the push queues, where the functions that reconnect tenants send
     /// parked commands back.
     pub push_queue_urls: Vec<(crate::push::command::PushKind, String)>,
+    /// `UPLOAD_BUCKET` (push-file): the bucket the vendor puts report files into.
+    pub upload_bucket: Option<String>,
 }
 
 impl Default for Config {
@@ -166,6 +168,7 @@ impl Default for Config {
             parked_max_days: crate::push::parked::DEFAULT_MAX_PARKED_DAYS,
             push_queue_urls: Vec::new(),
             url_key_secret: None,
+            upload_bucket: None,
         }
     }
 }
@@ -217,6 +220,9 @@ impl Config {
             Function::TranscriptFlush => {
                 c.transcript_max_note_chars =
                     env.number("TRANSCRIPT_MAX_NOTE_CHARS", 10_000, |n| *n >= 500);
+            }
+            Function::Push(crate::push::command::PushKind::File) => {
+                c.upload_bucket = env.optional("UPLOAD_BUCKET");
             }
             Function::Sync => {
                 c.sync_interval_ms = env.number("SYNC_INTERVAL_MINUTES", 60, |m| *m > 0) * 60_000;
@@ -271,6 +277,8 @@ pub const DEFAULT_SCOPES: &[&str] = &[
     "notes:write:admin",
     "feedback:write:admin",
     "feedback_templates:read:admin",
+    "files:read:admin",
+    "files:write:admin",
     "webhooks:read:admin",
     "webhooks:write:admin",
     "confidential:access:admin",

@@ -106,7 +106,7 @@ mod tests {
     #[test]
     fn names_are_unique_and_parse_back() {
         let all = Function::all();
-        assert_eq!(all.len(), 26);
+        assert_eq!(all.len(), 27);
         for f in &all {
             assert_eq!(Function::parse(f.name()), Some(*f));
         }

@@ -197,8 +197,14 @@ pub async fn run_webhook(kind: EventKind) -> Result<(), Error> {
 pub async fn run_push(kind: crate::push::command::PushKind) -> Result<(), Error> {
     let cold = cold_start(Function::Push(kind)).await?;
     let (lever, oauth) = (cold.lever(), cold.oauth());
+    let uploads = cold
+        .config
+        .upload_bucket
+        .as_deref()
+        .map(|bucket| crate::files::Uploads::new(crate::files::s3_client(&cold.aws), bucket));
     let mut pusher = crate::push::Pusher::new(kind, lever, cold.store, cold.secrets, SystemClock);
     pusher.tenants.set_oauth(oauth);
+    pusher.uploads = uploads;
     let pusher = &pusher;
     run_json(cold.metrics, move |payload, deadline| {
         crate::push::handle_event(pusher, payload, deadline)

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod events;
+pub mod files;
 pub mod function;
 pub mod ids;
 pub mod lambda;

@@ -35,6 +35,11 @@ pub struct LocalStack {
 }
 
 impl LocalStack {
+    /// The upload bucket (the template's UploadBucket; `lever-bridge-dev setup` makes it).
+    pub fn upload_bucket(&self) -> String {
+        format!("{}-uploads", self.event_bus)
+    }
+
     pub fn from_env() -> Self {
         let var = |k: &str| {
             std::env::var(k).unwrap_or_else(|_| {

@@ -315,6 +315,90 @@ async fn account(prefix: &str, with_owner: bool) -> Account {
     }
 }
 
+/// A 20 MB report through push-file under cargo lambda watch: the function streams it from the
+/// upload bucket (S3 in the emulator) into Lever; its peak memory is read from /proc.
+#[tokio::test]
+async fn a_large_report_streams_through_push_file_in_little_memory() {
+    use sha2::Digest;
+    let Account {
+        config,
+        aws,
+        sim,
+        tenant,
+        ..
+    } = account("e2e-file", true).await;
+    let opp = sim.add_opportunity(Default::default());
+    let s3 = lever_bridge::files::s3_client(&aws);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .build()
+        .unwrap();
+    let push = |id: &str, key: String, bytes: Vec<u8>| {
+        let (s3, client, bucket) = (&s3, &client, config.upload_bucket());
+        let command = json!({"commandId": unique(id), "tenantId": tenant, "opportunityId": opp, "objectKey": key});
+        async move {
+            s3.put_object()
+                .bucket(bucket)
+                .key(&key)
+                .body(bytes.into())
+                .send()
+                .await
+                .unwrap();
+            invoke(client, "push-file", command).await
+        }
+    };
+    // The first command starts the function; what it holds then is its idle.
+    let small = push("warm", format!("{tenant}/warm.pdf"), vec![1; 10_000]).await;
+    assert_eq!(small["status"], "done", "{small}");
+    let pid = process_of("push-file");
+    let idle = kib(pid, "VmRSS");
+    let report: Vec<u8> = (0..20 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    let digest = hex::encode(sha2::Sha256::digest(&report));
+    let big = push("report", format!("{tenant}/report.pdf"), report).await;
+    assert_eq!(big["status"], "done", "{big}");
+    let peak = kib(pid, "VmHWM");
+    println!(
+        "push-file, a 20 MiB report: idle {idle} KiB, peak {peak} KiB, {} KiB above idle",
+        peak - idle
+    );
+    assert!(
+        peak - idle < 64 * 1024,
+        "peak {peak} KiB is not within 64 MiB of idle {idle} KiB"
+    );
+    let files = sim.files(&opp);
+    assert_eq!(files.len(), 2);
+    assert_eq!(
+        (files[1]["size"].as_u64(), files[1]["sha256"].as_str()),
+        (Some(20 * 1024 * 1024), Some(digest.as_str()))
+    );
+}
+
+/// The process running `binary` under cargo lambda watch (`exec-function` execs it).
+fn process_of(binary: &str) -> u32 {
+    let suffix = format!("/{binary}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                c.split(|b| *b == 0)
+                    .next()
+                    .is_some_and(|argv0| String::from_utf8_lossy(argv0).ends_with(&suffix))
+            })
+        })
+        .unwrap_or_else(|| panic!("no {binary} process"))
+}
+
+/// A memory figure of `/proc/<pid>/status`, in KiB.
+fn kib(pid: u32, field: &str) -> i64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} of {pid}"))
+}
+
 /// A push and a transcript through the real Lambda runtime: the functions run under cargo lambda
 /// watch and talk to the simulator (Lever) and the emulator (AWS).
 #[tokio::test]

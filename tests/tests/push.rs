@@ -32,6 +32,9 @@ struct Rig {
     secrets: Arc<InMemorySecrets>,
     lever: Arc<HttpLever>,
     pushers: Vec<P>,
+    /// The upload bucket push-file reads (a fresh one per rig).
+    s3: aws_sdk_s3::Client,
+    bucket: String,
 }
 
 impl Rig {
@@ -69,16 +72,21 @@ impl Rig {
             .unwrap();
         let clock = Arc::new(ManualClock::at(now_ms()));
         let lever = Arc::new(HttpLever::new(RateLimiter::new(10.0, 20), retry));
+        let s3 = lever_bridge::files::s3_client(&aws);
+        let bucket = format!("uploads-{}", random_hex(8));
+        s3.create_bucket().bucket(&bucket).send().await.unwrap();
         let pushers = PushKind::ALL
             .iter()
             .map(|&k| {
-                Pusher::new(
+                let mut p = Pusher::new(
                     k,
                     lever.clone(),
                     store.clone(),
                     secrets.clone(),
                     clock.clone(),
-                )
+                );
+                p.uploads = Some(lever_bridge::files::Uploads::new(s3.clone(), &bucket));
+                p
             })
             .collect();
         Rig {
@@ -91,7 +99,21 @@ impl Rig {
             secrets,
             lever,
             pushers,
+            s3,
+            bucket,
         }
+    }
+
+    /// Puts `bytes` into the upload bucket under `key`.
+    async fn upload(&self, key: &str, bytes: Vec<u8>) {
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(bytes.into())
+            .send()
+            .await
+            .unwrap();
     }
 
     fn pusher(&self, kind: PushKind) -> &P {
@@ -561,6 +583,97 @@ async fn scorecard_values_are_checked_against_each_fields_type() {
         .filter(|r| r.method == "POST")
         .count();
     assert_eq!(posts, 0, "nothing wrong reaches Lever");
+}
+
+/// An assessment vendor's report: put into the upload bucket, named in a command, streamed into
+/// Lever once (even when the first attempt's answer is lost), and refused with the reason when the
+/// object is missing, another tenant's, too large or not a permitted type.
+#[tokio::test]
+async fn a_report_file_goes_from_the_bucket_into_lever_once() {
+    use sha2::Digest;
+    let rig = Rig::new().await;
+    let opp = rig.opportunity();
+    let report: Vec<u8> = (0..1_500_000u32).map(|i| (i % 251) as u8).collect();
+    let key = format!("{}/reports/karat-77.pdf", rig.tenant);
+    rig.upload(&key, report.clone()).await;
+    let cmd = rig.command(
+        "f-1",
+        &opp,
+        json!({"objectKey": key, "fileName": "Technical interview report.pdf"}),
+    );
+    let done_once = done(&rig.push(PushKind::File, cmd.clone()).await).clone();
+    let files = rig.sim.files(&opp);
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0]["id"], done_once["fileId"]);
+    assert_eq!(files[0]["name"], "Technical interview report.pdf");
+    assert_eq!(files[0]["size"], json!(report.len()));
+    assert_eq!(
+        files[0]["sha256"],
+        hex::encode(sha2::Sha256::digest(&report)),
+        "the bytes arrive whole"
+    );
+    assert_eq!(files[0]["user"], json!(rig.owner));
+    assert!(matches!(
+        rig.push(PushKind::File, cmd).await,
+        Outcome::Duplicate { .. }
+    ));
+
+    // Lever stores the file but the answer is lost: the retry finds it by name and size.
+    let second = format!("{}/reports/second.pdf", rig.tenant);
+    rig.upload(&second, vec![7; 4096]).await;
+    rig.sim.push_fault(Fault::DropAfterApply, 1);
+    let cmd = rig.command("f-2", &opp, json!({"objectKey": second}));
+    assert!(
+        matches!(
+            rig.push(PushKind::File, cmd.clone()).await,
+            Outcome::Retry { .. }
+        ),
+        "the outcome is unknown"
+    );
+    rig.clock.advance(120_000);
+    let again = done(&rig.push(PushKind::File, cmd).await).clone();
+    let files = rig.sim.files(&opp);
+    assert_eq!(files.len(), 2, "one file per command: {files:?}");
+    assert_eq!(again["fileId"], files[1]["id"]);
+    assert_eq!(files[1]["name"], "second.pdf");
+
+    let requests = rig.sim.requests().len();
+    let big = format!("{}/big.pdf", rig.tenant);
+    rig.upload(&big, vec![0; 31 * 1024 * 1024]).await;
+    let other = format!("someone-else/{}.pdf", rig.tenant);
+    rig.upload(&other, vec![1; 10]).await;
+    let exe = format!("{}/setup.exe", rig.tenant);
+    rig.upload(&exe, vec![1; 10]).await;
+    let cases = [
+        (
+            format!("{}/missing.pdf", rig.tenant),
+            format!(
+                "no object `{}/missing.pdf` in the upload bucket",
+                rig.tenant
+            ),
+        ),
+        (
+            big.clone(),
+            format!("object `{big}` is 32505856 bytes; Lever takes files of at most"),
+        ),
+        (
+            other.clone(),
+            format!("object key `{other}` is not under the tenant's prefix"),
+        ),
+        (exe, "`setup.exe` is not a permitted type".to_string()),
+    ];
+    for (i, (key, says)) in cases.into_iter().enumerate() {
+        let cmd = rig.command(&format!("f-bad-{i}"), &opp, json!({"objectKey": key}));
+        match rig.push(PushKind::File, cmd).await {
+            Outcome::Failed { error } => assert!(error.contains(&says), "{error}"),
+            other => panic!("{key}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        rig.sim.requests().len(),
+        requests,
+        "nothing wrong reaches Lever"
+    );
 }
 
 #[tokio::test]

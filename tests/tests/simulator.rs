@@ -929,6 +929,52 @@ async fn feedback_is_validated_against_its_template() {
 }
 
 #[tokio::test]
+async fn files_are_multipart_need_perform_as_and_stop_at_30_mb() {
+    let sim = unlimited().await;
+    let api = Api::new(&sim, KEY);
+    let opp = new_opp(&sim);
+    let upload = |query: &str, bytes: Vec<u8>| {
+        let part = reqwest::multipart::Part::bytes(bytes).file_name("report.pdf");
+        api.request(Method::POST, &format!("/opportunities/{opp}/files{query}"))
+            .multipart(reqwest::multipart::Form::new().part("file", part))
+            .send()
+    };
+    let no_user = upload("", vec![1; 10]).await.unwrap();
+    assert_eq!(no_user.status(), StatusCode::BAD_REQUEST);
+    let as_user = format!("?perform_as={USER}");
+    let json = api
+        .post(
+            &format!("/opportunities/{opp}/files{as_user}"),
+            json!({"file": "x"}),
+        )
+        .await;
+    assert_eq!(json.0, StatusCode::BAD_REQUEST, "not multipart: {json:?}");
+    let too_big = upload(&as_user, vec![0; 30 * 1024 * 1024 + 1])
+        .await
+        .unwrap();
+    assert_eq!(too_big.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(sim.files(&opp).is_empty());
+    let ok = upload(&as_user, vec![1; 1000]).await.unwrap();
+    assert_eq!(ok.status(), StatusCode::CREATED);
+    let (_, listed) = api.get(&format!("/opportunities/{opp}/files")).await;
+    assert_eq!(listed["data"][0]["name"], "report.pdf");
+    assert_eq!(listed["data"][0]["size"], 1000);
+    let limited = Api::new(&sim, "files-read-only");
+    sim.add_key("files-read-only", KeyPerms::only(&["files:read"]));
+    let part = reqwest::multipart::Part::bytes(vec![1]).file_name("x.pdf");
+    let denied = limited
+        .request(
+            Method::POST,
+            &format!("/opportunities/{opp}/files{as_user}"),
+        )
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
 async fn panels_are_created_replaced_and_deleted() {
     let sim = unlimited().await;
     let api = Api::new(&sim, KEY);

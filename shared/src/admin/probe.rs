@@ -138,6 +138,18 @@ fn probes() -> Vec<(&'static str, &'static str, Probe, bool)> {
             false,
         ),
         (
+            "files:read",
+            "read files",
+            Read(|o| LeverRequest::get(format!("/opportunities/{o}/files")).query("limit", "1")),
+            true,
+        ),
+        (
+            "files:write",
+            "attach report files",
+            Write(|| LeverRequest::create(format!("/opportunities/{NONE}/files"), json!({}))),
+            false,
+        ),
+        (
             "webhooks:read",
             "list webhooks",
             Read(|_| LeverRequest::get("/webhooks")),

@@ -1,7 +1,7 @@
 //! The Lever calls the bundle makes (lever-api.md §3), typed, over [`LeverApi::send`].
 
 use super::models::*;
-use super::{Account, LeverApi, LeverError, LeverRequest};
+use super::{Account, LeverApi, LeverError, LeverRequest, Upload};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::time::Instant;
@@ -315,6 +315,26 @@ impl<'a, L: LeverApi> Lever<'a, L> {
             Ok(_) | Err(LeverError::NotFound(_)) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    pub async fn files(&self, opp: &str) -> Result<Vec<LeverFile>, LeverError> {
+        self.pages(LeverRequest::get(format!(
+            "/opportunities/{}/files",
+            seg(opp)?
+        )))
+        .collect()
+        .await
+    }
+
+    pub async fn upload_file(
+        &self,
+        opp: &str,
+        upload: Upload,
+        perform_as: &str,
+    ) -> Result<LeverFile, LeverError> {
+        let req = LeverRequest::upload(format!("/opportunities/{}/files", seg(opp)?), upload)
+            .perform_as(Some(perform_as));
+        decode(self.send(req).await?)
     }
 
     pub async fn user(&self, id: &str) -> Result<User, LeverError> {

@@ -76,6 +76,33 @@ pub struct LeverRequest {
     pub body: Option<Value>,
     /// Whether sending it twice has the effect of sending it once (reads, PUTs, DELETEs, tag sets).
     pub idempotent: bool,
+    /// A file sent as `multipart/form-data` (its `file` field) instead of a JSON body.
+    pub upload: Option<std::sync::Arc<Upload>>,
+}
+
+/// A file to upload. Its bytes are streamed from `source`, opened again for each attempt, so no
+/// attempt holds the whole file in memory.
+pub struct Upload {
+    pub name: String,
+    pub content_type: String,
+    pub length: u64,
+    pub source: std::sync::Arc<dyn FileSource>,
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upload")
+            .field("name", &self.name)
+            .field("content_type", &self.content_type)
+            .field("length", &self.length)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where an upload's bytes come from (an S3 object: `crate::files`).
+pub trait FileSource: Send + Sync {
+    /// A fresh stream of the file's bytes.
+    fn open(&self) -> futures::future::BoxFuture<'_, Result<reqwest::Body, String>>;
 }
 
 impl LeverRequest {
@@ -86,6 +113,18 @@ impl LeverRequest {
             query: Vec::new(),
             body: None,
             idempotent: true,
+            upload: None,
+        }
+    }
+    /// A file upload: creates something, not safe to repeat blindly.
+    pub fn upload(path: impl Into<String>, upload: Upload) -> Self {
+        LeverRequest {
+            method: Method::Post,
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+            idempotent: false,
+            upload: Some(std::sync::Arc::new(upload)),
         }
     }
     /// A write that creates something: not safe to repeat blindly.
@@ -96,6 +135,7 @@ impl LeverRequest {
             query: Vec::new(),
             body: Some(body),
             idempotent: false,
+            upload: None,
         }
     }
     pub fn put(path: impl Into<String>, body: Value) -> Self {
@@ -105,6 +145,7 @@ impl LeverRequest {
             query: Vec::new(),
             body: Some(body),
             idempotent: true,
+            upload: None,
         }
     }
     /// A POST whose effect is a set operation (addTags, addLinks): repeating it changes nothing.
@@ -115,6 +156,7 @@ impl LeverRequest {
             query: Vec::new(),
             body: Some(body),
             idempotent: true,
+            upload: None,
         }
     }
     pub fn delete(path: impl Into<String>) -> Self {
@@ -124,6 +166,7 @@ impl LeverRequest {
             query: Vec::new(),
             body: None,
             idempotent: true,
+            upload: None,
         }
     }
     pub fn query(mut self, k: &str, v: impl Into<String>) -> Self {
@@ -283,6 +326,21 @@ impl HttpLever {
         if let Some(body) = &req.body {
             b = b.json(body);
         }
+        if let Some(up) = &req.upload {
+            // Nothing was sent when the file cannot be read.
+            let stream = up.source.open().await.map_err(|message| {
+                let err = LeverError::Transport {
+                    message: format!("the file could not be read: {message}"),
+                    maybe_applied: false,
+                };
+                (err, None)
+            })?;
+            let part = reqwest::multipart::Part::stream_with_length(stream, up.length)
+                .file_name(up.name.clone())
+                .mime_str(&up.content_type)
+                .map_err(|e| (transport(&e), None))?;
+            b = b.multipart(reqwest::multipart::Form::new().part("file", part));
+        }
         let res = b.send().await.map_err(|e| (transport(&e), None))?;
         let status = res.status().as_u16();
         let retry_after = res
@@ -323,6 +381,15 @@ impl HttpLever {
             },
         };
         Err((err, retry_after))
+    }
+}
+
+/// An upload may take the time left (30 MB at a slow link is longer than a JSON call's timeout).
+fn timeout_for(req: &LeverRequest, retry: &RetryPolicy, left: Duration) -> Duration {
+    if req.upload.is_some() {
+        left
+    } else {
+        retry.timeout.min(left)
     }
 }
 
@@ -393,7 +460,7 @@ impl LeverApi for HttpLever {
                 return Err(LeverError::Deadline);
             }
             let (err, retry_after) = match self
-                .attempt(account, &req, self.retry.timeout.min(left))
+                .attempt(account, &req, timeout_for(&req, &self.retry, left))
                 .await
             {
                 Ok((v, _)) => return Ok(v),

@@ -247,6 +247,17 @@ pub struct Panel {
     pub feedback_reminder: Option<String>,
 }
 
+/// A file attached to an opportunity.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LeverFile {
+    pub id: String,
+    #[serde(deserialize_with = "nullable")]
+    pub name: String,
+    pub size: Option<u64>,
+    pub uploaded_at: Option<i64>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Webhook {

@@ -11,7 +11,7 @@ macro_rules! push_kinds {
         pub enum PushKind { $(#[serde(rename = $name)] $variant),* }
 
         impl PushKind {
-            pub const ALL: [PushKind; 6] = [$(PushKind::$variant),*];
+            pub const ALL: [PushKind; 7] = [$(PushKind::$variant),*];
             pub const fn as_str(self) -> &'static str { match self { $(PushKind::$variant => $name),* } }
             pub const fn function_name(self) -> &'static str { match self { $(PushKind::$variant => $function),* } }
             /// The variable holding its queue's URL, for the functions that replay parked commands.
@@ -28,6 +28,7 @@ push_kinds! {
     Archive => "archive", "push-archive", "PUSH_QUEUE_URL_ARCHIVE";
     TagsLinks => "tagsLinks", "push-tags-links", "PUSH_QUEUE_URL_TAGS_LINKS";
     Interview => "interview", "push-interview", "PUSH_QUEUE_URL_INTERVIEW";
+    File => "file", "push-file", "PUSH_QUEUE_URL_FILE";
 }
 
 /// Fields every command has.
@@ -187,6 +188,17 @@ pub struct InterviewCommand {
     pub external_url: Option<String>,
 }
 
+/// A report file in the stack's upload bucket, attached to the opportunity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileCommand {
+    /// The object's key in the upload bucket, under `<tenantId>/`.
+    pub object_key: String,
+    /// The name Lever shows (default: the key's last segment); its extension decides the type.
+    #[serde(default)]
+    pub file_name: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
     Note(NoteCommand),
@@ -195,6 +207,7 @@ pub enum Body {
     Archive(ArchiveCommand),
     TagsLinks(TagsLinksCommand),
     Interview(InterviewCommand),
+    File(FileCommand),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -338,6 +351,24 @@ impl Command {
                     return Err(invalid("scheduling or updating an interview needs `start`, `durationMinutes` and `interviewers`".into()));
                 }
                 Body::Interview(c)
+            }
+            PushKind::File => {
+                let c: FileCommand = serde_json::from_value(fields).map_err(parse_err)?;
+                if c.object_key.is_empty() || c.object_key.len() > 1024 {
+                    return Err(invalid(
+                        "`objectKey` is the report's key in the upload bucket (1-1024 characters)"
+                            .into(),
+                    ));
+                }
+                if c.file_name
+                    .as_deref()
+                    .is_some_and(|n| n.trim().is_empty() || n.len() > 255 || n.contains('/'))
+                {
+                    return Err(invalid(
+                        "`fileName` is a file name of 1-255 characters without '/'".into(),
+                    ));
+                }
+                Body::File(c)
             }
         };
         Ok(Command {

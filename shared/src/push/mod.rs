@@ -7,6 +7,7 @@
 
 pub mod command;
 mod feedback;
+mod file;
 mod interview;
 pub mod parked;
 pub mod render;
@@ -92,6 +93,8 @@ pub struct Pusher<L, S, K, C> {
     pub store: S,
     pub tenants: Tenants<S, K, C>,
     pub clock: C,
+    /// The upload bucket report files come from (`push-file`).
+    pub uploads: Option<crate::files::Uploads>,
 }
 
 impl<
@@ -109,6 +112,7 @@ impl<
             store,
             tenants,
             clock,
+            uploads: None,
         }
     }
 
@@ -448,6 +452,7 @@ impl<
                 self.interview(&lever, c, i, required_user()?, attempt)
                     .await
             }
+            Body::File(f) => self.file(&lever, c, f, required_user()?, attempt).await,
         }
     }
 }

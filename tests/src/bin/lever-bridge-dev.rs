@@ -392,6 +392,20 @@ async fn setup(config: &LocalStack) {
             .await
             .expect("webhook URL key secret");
     }
+    // The upload bucket push-file reads report files from.
+    let s3 = lever_bridge::files::s3_client(&aws);
+    if let Err(e) = s3
+        .create_bucket()
+        .bucket(config.upload_bucket())
+        .send()
+        .await
+    {
+        assert!(
+            e.as_service_error().is_some_and(|e| e.is_bucket_already_owned_by_you()
+                || e.is_bucket_already_exists()),
+            "upload bucket: {e:?}"
+        );
+    }
     let sqs = aws_sdk_sqs::Client::new(&aws);
     // The push queues (`<stack>-push-<kind>`, the local values of the template's Push*Queue):
     // parked commands are replayed onto them.

@@ -28,7 +28,17 @@ pub(crate) async fn gate(State(sim): State<Simulator>, req: Request, next: Next)
         .extensions
         .get::<OriginalUri>()
         .map_or_else(|| parts.uri.clone(), |o| o.0.clone());
-    let bytes = to_bytes(body, MAX_BODY_BYTES).await;
+    // A file upload streams on to its handler (which bounds it at Lever's 30 MB); other bodies are
+    // read here, for the log.
+    let multipart = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"multipart/form-data"));
+    let (bytes, stream) = if multipart {
+        (Ok(axum::body::Bytes::new()), Some(body))
+    } else {
+        (to_bytes(body, MAX_BODY_BYTES).await, None)
+    };
     let is_write = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     let logged_body = match &bytes {
         Ok(b) if is_write => serde_json::from_slice(b).ok(),
@@ -83,7 +93,10 @@ pub(crate) async fn gate(State(sim): State<Simulator>, req: Request, next: Next)
 
     parts.extensions.insert(Caller { perms });
     let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
+        .run(Request::from_parts(
+            parts,
+            stream.unwrap_or_else(|| Body::from(bytes)),
+        ))
         .await;
     match fault {
         Some(Fault::DropAfterApply) => drop_connection(control).await,

@@ -253,6 +253,11 @@ impl Simulator {
         self.with_state(|s| s.feedback.get(opp).cloned().unwrap_or_default())
     }
 
+    /// Files attached to the opportunity (name, size, `sha256` of what arrived).
+    pub fn files(&self, opp: &str) -> Vec<Value> {
+        self.with_state(|s| s.files.get(opp).cloned().unwrap_or_default())
+    }
+
     pub fn panels(&self, opp: &str) -> Vec<Value> {
         self.with_state(|s| s.panels.get(opp).cloned().unwrap_or_default())
     }

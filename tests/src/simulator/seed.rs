@@ -94,6 +94,7 @@ pub(crate) fn seeded_state() -> State {
         notes: HashMap::new(),
         feedback: HashMap::new(),
         panels: HashMap::new(),
+        files: HashMap::new(),
         webhooks: Vec::new(),
         cursors: Cursors::default(),
         deleted: Vec::new(),

@@ -24,6 +24,8 @@ pub(crate) struct State {
     pub notes: HashMap<String, Vec<Value>>,
     pub feedback: HashMap<String, Vec<Value>>,
     pub panels: HashMap<String, Vec<Value>>,
+    /// Files attached, by opportunity id (metadata only: name, size, hash).
+    pub files: HashMap<String, Vec<Value>>,
     /// As created, signature tokens included (the API only returns them from POST).
     pub webhooks: Vec<Value>,
     pub cursors: Cursors,

@@ -1,6 +1,7 @@
 //! The `/v1` routes, one module per resource. Each handler first checks its one permission.
 
 mod feedback;
+mod files;
 mod notes;
 mod opportunities;
 mod panels;
@@ -76,6 +77,13 @@ pub(crate) fn routes(sim: Simulator) -> Router<Simulator> {
         .route(
             "/opportunities/{opp}/interviews/{id}",
             get(panels::get_interview),
+        )
+        .route(
+            "/opportunities/{opp}/files",
+            get(files::list)
+                .post(files::upload)
+                // The handler bounds the upload itself (Lever's 30 MB, as it streams).
+                .layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
         .route("/webhooks/{id}", delete(webhooks::remove))
