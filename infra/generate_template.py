@@ -39,10 +39,14 @@ PUSH_DESCRIPTIONS = {
 }
 # What push-file alone has: the bucket it reads report files from.
 FILE_ENV = "          UPLOAD_BUCKET: !Ref UploadBucket"
+# ListBucket makes S3 answer 404, not 403, for a missing key: a missing report fails at once.
 FILE_STATEMENTS = (
     "            - Effect: Allow\n"
     "              Action: s3:GetObject\n"
-    '              Resource: !Sub "${UploadBucket.Arn}/*"'
+    '              Resource: !Sub "${UploadBucket.Arn}/*"\n'
+    "            - Effect: Allow\n"
+    "              Action: s3:ListBucket\n"
+    "              Resource: !GetAtt UploadBucket.Arn"
 )
 
 

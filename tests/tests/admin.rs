@@ -685,7 +685,7 @@ async fn webhooks_register_once_and_pasted_tokens_rotate() {
         .await;
     assert_eq!(
         (s, v["error"].as_str()),
-        (502, Some("lever_forbidden")),
+        (424, Some("lever_forbidden")),
         "{v}"
     );
     let message = v["message"].as_str().unwrap();

@@ -361,9 +361,10 @@ async fn a_large_report_streams_through_push_file_in_little_memory() {
         "push-file, a 20 MiB report: idle {idle} KiB, peak {peak} KiB, {} KiB above idle",
         peak - idle
     );
+    // Well below the report's size: a function holding it whole would exceed this.
     assert!(
-        peak - idle < 64 * 1024,
-        "peak {peak} KiB is not within 64 MiB of idle {idle} KiB"
+        peak - idle < 8 * 1024,
+        "peak {peak} KiB is not within 8 MiB of idle {idle} KiB"
     );
     let files = sim.files(&opp);
     assert_eq!(files.len(), 2);

@@ -416,7 +416,8 @@ async fn an_interview_keeps_its_lever_id_through_updates_and_gets_its_scorecard(
         ..Default::default()
     });
     let mut interview = json!({"action": "schedule", "interviewId": "karat-77", "subject": "Technical interview",
-        "start": now_ms() + 86_400_000, "durationMinutes": 60, "interviewers": [rig.owner], "timezone": "UTC"});
+        "start": now_ms() + 86_400_000, "durationMinutes": 60, "interviewers": [rig.owner], "timezone": "UTC",
+        "location": "Karat video room"});
     let created = done(
         &rig.push(
             PushKind::Interview,
@@ -433,6 +434,8 @@ async fn an_interview_keeps_its_lever_id_through_updates_and_gets_its_scorecard(
     // attach the panel to it too.
     rig.sim.apply_to(&opp, &postings[1]);
     interview["action"] = json!("update");
+    // An update that leaves the location out keeps it (Lever's PUT would clear it).
+    interview.as_object_mut().unwrap().remove("location");
     for (i, (field, value)) in [
         ("durationMinutes", json!(90)),
         ("start", json!(now_ms() + 2 * 86_400_000)),
@@ -454,6 +457,10 @@ async fn an_interview_keeps_its_lever_id_through_updates_and_gets_its_scorecard(
         assert_eq!(panel(&rig)["applications"], applications, "update {i}");
     }
     assert_eq!(panel(&rig)["interviews"][0]["duration"], json!(90));
+    assert_eq!(
+        panel(&rig)["interviews"][0]["location"],
+        json!("Karat video room")
+    );
 
     let template = rig
         .sim
@@ -636,6 +643,18 @@ async fn a_report_file_goes_from_the_bucket_into_lever_once() {
     assert_eq!(files.len(), 2, "one file per command: {files:?}");
     assert_eq!(again["fileId"], files[1]["id"]);
     assert_eq!(files[1]["name"], "second.pdf");
+
+    // Lever's "File took too long to upload" (408): nothing stored, tried again later.
+    let slow = format!("{}/reports/slow.pdf", rig.tenant);
+    rig.upload(&slow, vec![3; 2048]).await;
+    rig.sim.push_fault(Fault::Status(408), 1);
+    let cmd = rig.command("f-3", &opp, json!({"objectKey": slow}));
+    assert!(matches!(
+        rig.push(PushKind::File, cmd.clone()).await,
+        Outcome::Retry { .. }
+    ));
+    done(&rig.push(PushKind::File, cmd).await);
+    assert_eq!(rig.sim.files(&opp).len(), 3);
 
     let requests = rig.sim.requests().len();
     let big = format!("{}/big.pdf", rig.tenant);

@@ -630,6 +630,21 @@ async fn a_forged_deletion_of_a_live_candidate_changes_nothing_and_is_counted<S:
             .deletions_unconfirmed,
         1
     );
+
+    // A deletion the reconciliation applied first (its webhook came late): confirmed, no
+    // second event.
+    let late = ids[2].clone();
+    let change = r.sim.delete_opportunity(&late);
+    r.reconcile().await;
+    let (_, body) = delivery(change.kind, SIGNATURE, change.at, change.data.clone());
+    assert_eq!(send(body).await, "pending");
+    assert_eq!(r.run(Duration::from_secs(60)).await.deletions_confirmed, 1);
+    let events = r.changes().await;
+    let for_late = events
+        .iter()
+        .filter(|e| e.kind == "candidateDeleted" && e.opportunity_id.as_deref() == Some(&late))
+        .count();
+    assert_eq!(for_late, 1, "one candidateDeleted for {late}");
 }
 
 /// Lever unavailable when the deletion is checked: nothing applied, asked again a minute later.
@@ -743,6 +758,36 @@ async fn a_key_without_confidential_access_syncs_what_it_may_see() {
     r.reconcile().await;
     let job = r.store.sync_job(&r.tenant).await.unwrap().unwrap();
     assert_eq!(job.last_error, None, "and the reconciliation runs too");
+
+    // Lever answers 404 for a confidential candidate this key may not see: a candidateDeleted
+    // naming one is not confirmed by it (the reconciliation applies what Lever lists as deleted).
+    let hidden = ids.iter().find(|id| !visible.contains(id)).unwrap().clone();
+    let (_, forged) = delivery(
+        EventKind::CandidateDeleted,
+        SIGNATURE,
+        r.clock.now_ms(),
+        serde_json::json!({ "opportunityId": hidden }),
+    );
+    let hook = &r.hooks[&EventKind::CandidateDeleted];
+    let reply = hook.receive(&r.tenant, &url_key(&r.tenant), &forged).await;
+    assert_eq!(reply.body["status"], "pending");
+    let report = r.run(Duration::from_secs(60)).await;
+    assert_eq!(
+        (report.deletions_confirmed, report.deletions_deferred),
+        (0, 1),
+        "{report:?}"
+    );
+    let views = r
+        .store
+        .sync_views(&r.tenant, std::slice::from_ref(&hidden))
+        .await
+        .unwrap();
+    assert!(views.get(&hidden).is_none_or(|v| v.deleted_at.is_none()));
+    assert_eq!(
+        r.run(Duration::from_secs(60)).await.deletions_deferred,
+        0,
+        "settled"
+    );
 }
 
 /// A paging cursor Lever refuses (expired, or from before a change of filters) restarts the walk

@@ -138,12 +138,12 @@ where
             "webhook URL key rotated"
         );
         // The rotation stands either way (the old key may be leaked); a failed move says so, with
-        // Lever's reason, and how to finish it.
+        // Lever's reason, and how to finish it: 424, not a 5xx a client would retry (rotating again).
         let registered = Box::pin(self.register_webhooks(id))
             .await
             .map_err(|e| {
                 AdminError::new(
-                    e.status,
+                    424,
                     e.code,
                     format!(
                         "the URL key was rotated (generation {}) and deliveries to the old URLs are refused, \

@@ -230,6 +230,8 @@ pub struct Interview {
     pub subject: Option<String>,
     pub date: Option<i64>,
     pub duration: Option<i64>,
+    pub location: Option<String>,
+    pub feedback_template: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]

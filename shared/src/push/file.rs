@@ -38,10 +38,15 @@ impl<
                 }),
                 e => Stop::Invalid(e.to_string()),
             })?;
+        // This command's file: its name and size, uploaded since the command was first claimed (a
+        // report of the same name attached before is another command's).
+        let since = attempt.first_claimed_at - 60_000;
         let found = |files: Vec<crate::lever::models::LeverFile>| {
-            files
-                .into_iter()
-                .find(|x| x.name == checked.name && x.size == Some(checked.size))
+            files.into_iter().find(|x| {
+                x.name == checked.name
+                    && x.size == Some(checked.size)
+                    && x.uploaded_at.is_some_and(|at| at >= since)
+            })
         };
         if attempt.uncertain
             && let Some(existing) = found(lever.files(opp).await?)
@@ -56,7 +61,21 @@ impl<
             length: checked.size,
             source: uploads.source(&checked.key),
         };
-        let created = lever.upload_file(opp, upload, user).await?;
+        let created = lever
+            .upload_file(opp, upload, user)
+            .await
+            .map_err(|e| match e {
+                // "File took too long to upload": nothing was stored; try again later.
+                LeverError::Rejected {
+                    status: 408,
+                    message,
+                    ..
+                } => LeverError::Transport {
+                    message,
+                    maybe_applied: false,
+                },
+                e => e,
+            })?;
         attempt.wrote = true;
         Ok(json!({ "fileId": created.id, "name": checked.name, "size": checked.size }))
     }

@@ -140,8 +140,9 @@ fn panel_body(i: &InterviewCommand, marker: &str) -> Value {
     body
 }
 
-/// A panel PUT for an update: the command's panel, with the current interview's id, and the
-/// panel's applications, reminder and external URL where the command does not set them.
+/// A panel PUT for an update: the command's panel, with the current interview's id, its location
+/// and feedback form, and the panel's applications, reminder and external URL, where the command
+/// does not set them.
 fn update_body(mut body: Value, current: &Panel, stored: &[String]) -> Value {
     let interview = current
         .interviews
@@ -149,7 +150,18 @@ fn update_body(mut body: Value, current: &Panel, stored: &[String]) -> Value {
         .find(|x| stored.contains(&x.id))
         .or(current.interviews.first());
     if let Some(x) = interview {
-        body["interviews"][0]["id"] = json!(x.id);
+        let new = &mut body["interviews"][0];
+        new["id"] = json!(x.id);
+        for (field, value) in [
+            ("location", &x.location),
+            ("feedbackTemplate", &x.feedback_template),
+        ] {
+            if new.get(field).is_none()
+                && let Some(v) = value
+            {
+                new[field] = json!(v);
+            }
+        }
     }
     if !current.applications.is_empty() {
         body["applications"] = json!(current.applications);

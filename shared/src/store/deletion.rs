@@ -43,6 +43,14 @@ pub trait DeletionStore: Send + Sync {
         now_ms: i64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<PendingDeletion>, StoreError>> + Send;
+    /// Takes a due deletion for this run until `until_ms` (false: another run has it, or it is
+    /// settled), so two runs never ask Lever about it at once.
+    fn claim_deletion(
+        &self,
+        p: &PendingDeletion,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Lever says the opportunity is gone: tombstones the candidate and moves the event into the
     /// outbox, in one write. It stays due until [`DeletionStore::settle_deletion`], so a run that
     /// dies before erasing the candidate's data (`WebhookStore::purge`) leaves it to the next.
@@ -51,10 +59,12 @@ pub trait DeletionStore: Send + Sync {
         p: &PendingDeletion,
         now_ms: i64,
     ) -> impl Future<Output = Result<DeletionOutcome, StoreError>> + Send;
-    /// Takes a confirmed deletion out of the due ones.
+    /// Takes a deletion out of the due ones, keeping `how` it ended (`confirmed`, or
+    /// `leftToReconciliation` when a 404 cannot prove it: a key without confidential access).
     fn settle_deletion(
         &self,
         p: &PendingDeletion,
+        how: &'static str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Lever still has the opportunity: settles the delivery with no effect and counts it on the
     /// tenant's figures (`deletionsUnconfirmed`), once.

@@ -108,7 +108,8 @@ pub trait WebhookStore: Send + Sync {
         event: Option<&VendorEvent>,
         now_ms: i64,
     ) -> impl Future<Output = Result<Recorded, StoreError>> + Send;
-    /// Erases what is stored about a deleted candidate, leaving the tombstone.
+    /// Erases what is stored about a deleted candidate, leaving the tombstone; does nothing to a
+    /// candidate that is not tombstoned.
     fn purge(
         &self,
         tenant: &str,

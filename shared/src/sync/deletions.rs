@@ -21,10 +21,17 @@ use std::time::{Duration, Instant};
 
 /// Deletions asked about per run (the rest wait for the next minute's).
 const PER_RUN: usize = 500;
+/// Most of a run the deletions may take, so the sync jobs after them always get their turn.
+const BUDGET: Duration = Duration::from_secs(60);
+/// How long a run holds a deletion it is asking Lever about.
+const LEASE_MS: i64 = 5 * 60_000;
 
 /// What Lever said of one pending deletion.
 enum Answer {
     Gone,
+    /// A 404 for a key that may not see confidential candidates, which Lever also answers 404
+    /// for: no proof. Left to the reconciliation, which applies what Lever lists as deleted.
+    Unprovable,
     Present,
     /// Ask again after this long.
     Later(i64),
@@ -41,6 +48,7 @@ impl<
 {
     /// Confirms the due deletions it can before `deadline`, tenants in parallel.
     pub async fn confirm_deletions(&self, deadline: Instant, margin: Duration) -> SyncReport {
+        let deadline = deadline.min(Instant::now() + BUDGET);
         let due = match self.store.due_deletions(self.clock.now_ms(), PER_RUN).await {
             Ok(d) => d,
             Err(e) => {
@@ -83,26 +91,44 @@ impl<
     ) -> Result<SyncReport, StoreError> {
         let mut report = SyncReport::default();
         let ctx = match self.tenants.context(tenant).await {
-            Ok(Some(ctx)) if ctx.tenant.status != TenantStatus::Disconnected => Some(ctx),
-            Ok(_) => None,
+            Ok(Some(ctx)) if ctx.tenant.status != TenantStatus::Disconnected => ctx,
+            // Asked again once the tenant can be (a reconnection, or the next hour).
+            Ok(_) => {
+                let after = self.config.interval_ms;
+                return self
+                    .defer_all(pending, after, &mut report)
+                    .await
+                    .map(|()| report);
+            }
             Err(e) => {
-                tracing::warn!(tenant, error = %e, "no credentials to confirm deletions with");
-                None
+                tracing::warn!(tenant, error = %e, "no credentials to confirm deletions with now");
+                let after = self.config.retry_after_ms;
+                return self
+                    .defer_all(pending, after, &mut report)
+                    .await
+                    .map(|()| report);
             }
         };
-        let Some(ctx) = ctx else {
-            // Asked again once the tenant can be (a reconnection, or the next hour).
-            return self
-                .defer_all(pending, self.config.interval_ms, &mut report)
-                .await
-                .map(|()| report);
-        };
+        // A key Lever refused confidential access (the sync found out) sees confidential
+        // candidates as 404s.
+        let sees_confidential = !self
+            .store
+            .sync_job(tenant)
+            .await?
+            .is_some_and(|j| j.non_confidential);
         let lever = Lever::new(&self.lever, &ctx.account, deadline);
         for (i, p) in pending.iter().enumerate() {
-            let answer = if Instant::now() + margin >= deadline {
-                Answer::Stop(0)
-            } else {
-                ask(&lever, &p.opportunity).await
+            if Instant::now() + margin >= deadline {
+                // Still due: the next run takes them first.
+                break;
+            }
+            let now = self.clock.now_ms();
+            if !self.store.claim_deletion(p, now, now + LEASE_MS).await? {
+                continue;
+            }
+            let answer = match ask(&lever, &p.opportunity).await {
+                Answer::Gone if !sees_confidential => Answer::Unprovable,
+                answer => answer,
             };
             let now = self.clock.now_ms();
             match answer {
@@ -111,6 +137,12 @@ impl<
                         report.events += 1;
                     }
                     report.deletions_confirmed += 1;
+                }
+                Answer::Unprovable => {
+                    self.store
+                        .settle_deletion(p, "leftToReconciliation")
+                        .await?;
+                    report.deletions_deferred += 1;
                 }
                 Answer::Present => {
                     tracing::warn!(
@@ -140,10 +172,6 @@ impl<
         after: i64,
         report: &mut SyncReport,
     ) -> Result<(), StoreError> {
-        if after == 0 {
-            // Still due: the next run takes them first.
-            return Ok(());
-        }
         let at = self.clock.now_ms() + after;
         for p in pending {
             self.store.defer_deletion(p, at).await?;
@@ -163,7 +191,7 @@ pub async fn apply<S: DeletionStore + WebhookStore>(
 ) -> Result<DeletionOutcome, StoreError> {
     let outcome = store.confirm_deletion(p, now_ms).await?;
     store.purge(&p.tenant, &p.opportunity).await?;
-    store.settle_deletion(p).await?;
+    store.settle_deletion(p, "confirmed").await?;
     Ok(outcome)
 }
 
@@ -179,7 +207,8 @@ async fn ask<L: LeverApi>(lever: &Lever<'_, L>, opportunity: &str) -> Answer {
             tracing::warn!(error = %e, "deletions cannot be confirmed with these credentials");
             Answer::Stop(60 * MINUTE)
         }
-        Err(LeverError::Deadline) => Answer::Stop(0),
+        // This run's time is up: the rest are asked a minute later.
+        Err(LeverError::Deadline) => Answer::Stop(MINUTE),
         Err(e) => {
             tracing::warn!(error = %e, opportunity, "could not ask Lever about a deletion");
             Answer::Later(MINUTE)

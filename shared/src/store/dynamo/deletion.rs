@@ -50,20 +50,9 @@ impl DeletionStore for DynamoStore {
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<PendingDeletion>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(DUE_INDEX)
-            .key_condition_expression("dueShard = :s AND dueAt <= :now")
-            .expression_attribute_values(":s", s(DELETION_SHARD))
-            .expression_attribute_values(":now", n(now_ms))
-            .limit(limit.clamp(1, 1000) as i32)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(out
-            .items()
+        Ok(self
+            .due_items(DELETION_SHARD, now_ms, limit)
+            .await?
             .iter()
             .filter_map(|i| {
                 let tenant = get_s(i, "tenantId")?;
@@ -77,6 +66,27 @@ impl DeletionStore for DynamoStore {
                 })
             })
             .collect())
+    }
+
+    async fn claim_deletion(
+        &self,
+        p: &PendingDeletion,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk_pending_deletion(p)))
+            .key("sk", s(SK_DEDUP))
+            .update_expression("SET dueAt = :until")
+            .condition_expression("attribute_exists(dueShard) AND dueAt <= :now")
+            .expression_attribute_values(":until", n(until_ms))
+            .expression_attribute_values(":now", n(now_ms))
+            .send()
+            .await;
+        Ok(conditional(update)?.is_some())
     }
 
     async fn confirm_deletion(
@@ -112,8 +122,12 @@ impl DeletionStore for DynamoStore {
         })
     }
 
-    async fn settle_deletion(&self, p: &PendingDeletion) -> Result<(), StoreError> {
-        let update = self.settle(p, "confirmed")?;
+    async fn settle_deletion(
+        &self,
+        p: &PendingDeletion,
+        how: &'static str,
+    ) -> Result<(), StoreError> {
+        let update = self.settle(p, how)?;
         let items = vec![TransactWriteItem::builder().update(update).build()];
         self.transact(items).await.map(drop)
     }

@@ -136,6 +136,28 @@ impl DynamoStore {
         }
     }
 
+    /// One page of what is due at `now_ms` in a partition of the `due` index, soonest first.
+    async fn due_items(
+        &self,
+        shard: impl Into<String>,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(DUE_INDEX)
+            .key_condition_expression("dueShard = :s AND dueAt <= :now")
+            .expression_attribute_values(":s", s(shard))
+            .expression_attribute_values(":now", n(now_ms))
+            .limit(limit.clamp(1, 1000) as i32)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.items.unwrap_or_default())
+    }
+
     /// Reads a keys-only index where `key` is `value`, page by page, handing each page's items to
     /// `page` until it answers false or the pages end.
     async fn query_index(

@@ -215,20 +215,9 @@ impl SyncStore for DynamoStore {
     }
 
     async fn due_sync_jobs(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(DUE_INDEX)
-            .key_condition_expression("dueShard = :s AND dueAt <= :now")
-            .expression_attribute_values(":s", s(SYNC_SHARD))
-            .expression_attribute_values(":now", n(now_ms))
-            .limit(limit.min(1000) as i32)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(out
-            .items()
+        Ok(self
+            .due_items(SYNC_SHARD, now_ms, limit)
+            .await?
             .iter()
             .filter_map(|i| get_s(i, "tenantId"))
             .collect())

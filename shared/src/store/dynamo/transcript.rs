@@ -140,21 +140,11 @@ impl TranscriptStore for DynamoStore {
     }
 
     async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<ConversationKey>, StoreError> {
-        let queries = (0..DUE_SHARDS).map(|shard| {
-            self.client
-                .query()
-                .table_name(&self.table)
-                .index_name(DUE_INDEX)
-                .key_condition_expression("dueShard = :s AND dueAt <= :now")
-                .expression_attribute_values(":s", s(due_partition(shard)))
-                .expression_attribute_values(":now", n(now_ms))
-                .limit(limit.min(1000) as i32)
-                .send()
-        });
+        let queries =
+            (0..DUE_SHARDS).map(|shard| self.due_items(due_partition(shard), now_ms, limit));
         let mut found = Vec::new();
-        for out in futures::future::join_all(queries).await {
-            let out = out.map_err(unavailable)?;
-            for item in out.items() {
+        for items in futures::future::join_all(queries).await {
+            for item in &items? {
                 if let (Some(tenant), Some(opportunity), Some(due)) = (
                     get_s(item, "tenantId"),
                     get_s(item, "opportunityId"),

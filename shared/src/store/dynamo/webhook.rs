@@ -116,8 +116,9 @@ impl WebhookStore for DynamoStore {
                 None => {}
             }
         }
-        let Some(candidate) = tombstone else {
-            return self.delete_all(doomed).await;
+        // Only a tombstoned candidate is erased: a live one is never touched.
+        let Some(candidate) = tombstone.filter(|c| c.contains_key("deletedAt")) else {
+            return Ok(());
         };
         if let Some(contact) = get_s(candidate, "contactId")
             && !self.contact_has_another(tenant, &contact, &pk).await?

@@ -56,6 +56,24 @@ impl DeletionStore for InMemoryStore {
         Ok(due.into_iter().take(limit).map(|(_, p)| p).collect())
     }
 
+    async fn claim_deletion(
+        &self,
+        p: &PendingDeletion,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        Ok(
+            match s.pending_deletions.get_mut(&key(&p.tenant, &p.token)) {
+                Some(pending) if pending.due_at <= now_ms => {
+                    pending.due_at = until_ms;
+                    true
+                }
+                _ => false,
+            },
+        )
+    }
+
     async fn confirm_deletion(
         &self,
         p: &PendingDeletion,
@@ -82,7 +100,11 @@ impl DeletionStore for InMemoryStore {
         Ok(DeletionOutcome::Confirmed)
     }
 
-    async fn settle_deletion(&self, p: &PendingDeletion) -> Result<(), StoreError> {
+    async fn settle_deletion(
+        &self,
+        p: &PendingDeletion,
+        _how: &'static str,
+    ) -> Result<(), StoreError> {
         let mut s = self.0.lock().unwrap();
         s.pending_deletions.remove(&key(&p.tenant, &p.token));
         Ok(())

@@ -184,6 +184,12 @@ impl WebhookStore for InMemoryStore {
     async fn purge(&self, tenant: &str, opportunity: &str) -> Result<(), StoreError> {
         let mut s = self.0.lock().unwrap();
         let k = key(tenant, opportunity);
+        if s.candidates
+            .get(&k)
+            .is_none_or(|c| c.view.deleted_at.is_none())
+        {
+            return Ok(());
+        }
         s.conversations.remove(&k);
         s.applications.remove(&k);
         s.interviews.remove(&k);

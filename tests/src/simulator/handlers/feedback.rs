@@ -4,10 +4,9 @@
 //! scores an integer 1-4, multiple-select an array of option texts, dates ms. `panel` and
 //! `interview` together attach the form to an interview of that panel.
 
-use super::{data, ok, page};
+use super::{data, ok};
 use crate::simulator::Simulator;
 use crate::simulator::error::{ApiError, ApiResult};
-use crate::simulator::paging::{self, SortKey};
 use crate::simulator::params::{Caller, Params, json_object, opt_i64, opt_string};
 use crate::simulator::state::{new_id, str_field};
 use axum::body::Bytes;
@@ -21,20 +20,14 @@ pub(crate) async fn list(
     params: Params,
     Path(opp): Path<String>,
 ) -> ApiResult {
-    caller.require("feedback:read")?;
-    sim.with_state(|s| {
-        s.opp(&opp, &caller)?;
-        let items = s
-            .feedback
-            .get(&opp)
-            .into_iter()
-            .flatten()
-            .map(|f| (SortKey::newest_first(f), f.clone()))
-            .collect();
-        let path = format!("/opportunities/{opp}/feedback");
-        paging::page(&mut s.cursors, &params, &path, items)
-    })
-    .map(page)
+    super::list_of(
+        &sim,
+        &caller,
+        &params,
+        &opp,
+        ("feedback", "feedback:read"),
+        |s| &s.feedback,
+    )
 }
 
 pub(crate) async fn get_one(

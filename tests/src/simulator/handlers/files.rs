@@ -2,10 +2,9 @@
 //! `file` field, needs `perform_as`, and takes at most 30 MB. The upload is counted and hashed as it
 //! streams in, never held whole (the gate passes multipart bodies through unread).
 
-use super::{data, page};
+use super::data;
 use crate::simulator::Simulator;
 use crate::simulator::error::{ApiError, ApiResult};
-use crate::simulator::paging::{self, SortKey};
 use crate::simulator::params::{Caller, Params};
 use crate::simulator::state::new_id;
 use axum::extract::{Multipart, Path, State};
@@ -22,20 +21,9 @@ pub(crate) async fn list(
     params: Params,
     Path(opp): Path<String>,
 ) -> ApiResult {
-    caller.require("files:read")?;
-    sim.with_state(|s| {
-        s.opp(&opp, &caller)?;
-        let items = s
-            .files
-            .get(&opp)
-            .into_iter()
-            .flatten()
-            .map(|f| (SortKey::newest_first(f), f.clone()))
-            .collect();
-        let path = format!("/opportunities/{opp}/files");
-        paging::page(&mut s.cursors, &params, &path, items)
+    super::list_of(&sim, &caller, &params, &opp, ("files", "files:read"), |s| {
+        &s.files
     })
-    .map(page)
 }
 
 pub(crate) async fn upload(

@@ -120,3 +120,28 @@ fn ok(value: Value) -> Response {
 fn page(envelope: Value) -> Response {
     (StatusCode::OK, axum::Json(envelope)).into_response()
 }
+
+/// `GET /opportunities/:opp/<kind>`: one opportunity's notes, feedback, panels or files, newest
+/// first, paged, for a key with `permission`.
+fn list_of(
+    sim: &Simulator,
+    caller: &super::params::Caller,
+    params: &super::params::Params,
+    opp: &str,
+    (kind, permission): (&str, &str),
+    items: fn(&super::state::State) -> &std::collections::HashMap<String, Vec<Value>>,
+) -> super::error::ApiResult {
+    caller.require(permission)?;
+    sim.with_state(|s| {
+        s.opp(opp, caller)?;
+        let list = items(s)
+            .get(opp)
+            .into_iter()
+            .flatten()
+            .map(|x| (super::paging::SortKey::newest_first(x), x.clone()))
+            .collect();
+        let path = format!("/opportunities/{opp}/{kind}");
+        super::paging::page(&mut s.cursors, params, &path, list)
+    })
+    .map(page)
+}

@@ -1,10 +1,9 @@
 //! Notes. The real `POST` answers 201 with the whole note plus `noteId` (the docs show only
 //! `{data: {noteId}}`): the simulator answers like the recording.
 
-use super::{data, ok, page};
+use super::{data, ok};
 use crate::simulator::Simulator;
 use crate::simulator::error::{ApiError, ApiResult};
-use crate::simulator::paging::{self, SortKey};
 use crate::simulator::params::{Caller, Params, json_object, opt_i64};
 use crate::simulator::state::new_id;
 use axum::body::Bytes;
@@ -21,20 +20,9 @@ pub(crate) async fn list(
     params: Params,
     Path(opp): Path<String>,
 ) -> ApiResult {
-    caller.require("notes:read")?;
-    sim.with_state(|s| {
-        s.opp(&opp, &caller)?;
-        let items = s
-            .notes
-            .get(&opp)
-            .into_iter()
-            .flatten()
-            .map(|n| (SortKey::newest_first(n), n.clone()))
-            .collect();
-        let path = format!("/opportunities/{opp}/notes");
-        paging::page(&mut s.cursors, &params, &path, items)
+    super::list_of(&sim, &caller, &params, &opp, ("notes", "notes:read"), |s| {
+        &s.notes
     })
-    .map(page)
 }
 
 pub(crate) async fn get_one(

@@ -25,20 +25,14 @@ pub(crate) async fn list(
     params: Params,
     Path(opp): Path<String>,
 ) -> ApiResult {
-    caller.require("panels:read")?;
-    sim.with_state(|s| {
-        s.opp(&opp, &caller)?;
-        let items = s
-            .panels
-            .get(&opp)
-            .into_iter()
-            .flatten()
-            .map(|p| (SortKey::newest_first(p), p.clone()))
-            .collect();
-        let path = format!("/opportunities/{opp}/panels");
-        paging::page(&mut s.cursors, &params, &path, items)
-    })
-    .map(page)
+    super::list_of(
+        &sim,
+        &caller,
+        &params,
+        &opp,
+        ("panels", "panels:read"),
+        |s| &s.panels,
+    )
 }
 
 pub(crate) async fn get_one(
