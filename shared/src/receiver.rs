@@ -217,14 +217,16 @@ impl<S: WebhookStore + StatsStore + DeletionStore, K: SecretStore, C: Clock> Rec
             return self.record_only(&d, "ignored", now).await;
         };
         if let Mutation::Deleted { opportunity } = &mutation {
-            return self.defer_deletion(&d, &mutation, opportunity, now).await;
+            return self
+                .record_pending_deletion(&d, &mutation, opportunity, now)
+                .await;
         }
         self.apply(&d, &mutation, now).await
     }
 
     /// A deletion's data is not signed: it waits for Lever's word (the sync asks, then tombstones
     /// and publishes, `crate::sync::deletions`). Recorded now, so a redelivery is a duplicate.
-    async fn defer_deletion(
+    async fn record_pending_deletion(
         &self,
         d: &Delivery<'_>,
         m: &Mutation,

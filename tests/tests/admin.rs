@@ -130,6 +130,14 @@ impl<B: Backend> Rig<B> {
         )
     }
 
+    /// The status a fresh webhook receiver of `kind` answers `body` with, at the tenant's URL.
+    async fn deliver(&self, id: &str, kind: EventKind, body: &[u8]) -> u16 {
+        self.receiver(kind)
+            .receive(id, &url_key(id), body)
+            .await
+            .status
+    }
+
     /// No answer so far holds the key or any signature token the simulator issued.
     fn assert_no_secret_in_answers(&self) {
         let answers = self.answers.lock().unwrap();
@@ -255,13 +263,7 @@ async fn connect_then_disconnect_deletes_secret_and_data<B: Backend>() {
         .to_string();
     let kind = EventKind::parse(rig.sim.webhooks()[0]["event"].as_str().unwrap()).unwrap();
     let (_, body) = delivery(kind, &token, now_ms(), sample_data(kind, "opp-1"));
-    assert_eq!(
-        rig.receiver(kind)
-            .receive(&id, &url_key(&id), &body)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(rig.deliver(&id, kind, &body).await, 200);
     rig.call(
         "POST",
         &format!("/admin/tenants/{id}/postings/sync"),
@@ -283,13 +285,7 @@ async fn connect_then_disconnect_deletes_secret_and_data<B: Backend>() {
         "dedup records deleted through the index"
     );
     let (_, body) = delivery(kind, &token, now_ms(), sample_data(kind, "opp-2"));
-    assert_eq!(
-        rig.receiver(kind)
-            .receive(&id, &url_key(&id), &body)
-            .await
-            .status,
-        401
-    );
+    assert_eq!(rig.deliver(&id, kind, &body).await, 401);
     let (s, v) = rig
         .call("GET", &format!("/admin/tenants/{id}/status"), Value::Null)
         .await;
@@ -535,14 +531,7 @@ async fn webhooks_register_once_and_pasted_tokens_rotate() {
         let token = h["configuration"]["signatureToken"].as_str().unwrap();
         assert_eq!(secret.tokens(kind)[0].expose(), token);
         let (_, body) = delivery(kind, token, now_ms(), sample_data(kind, "opp-9"));
-        assert_eq!(
-            rig.receiver(kind)
-                .receive(&id, &url_key(&id), &body)
-                .await
-                .status,
-            200,
-            "{kind:?}"
-        );
+        assert_eq!(rig.deliver(&id, kind, &body).await, 200, "{kind:?}");
     }
     // Twice: nothing new in Lever.
     let (s, v) = rig.call("POST", &path, Value::Null).await;
@@ -567,26 +556,14 @@ async fn webhooks_register_once_and_pasted_tokens_rotate() {
     assert!(!v.to_string().contains(&new));
     for t in [&old, &new] {
         let (_, body) = delivery(kind, t, now_ms(), sample_data(kind, "opp-10"));
-        assert_eq!(
-            rig.receiver(kind)
-                .receive(&id, &url_key(&id), &body)
-                .await
-                .status,
-            200
-        );
+        assert_eq!(rig.deliver(&id, kind, &body).await, 200);
     }
     let (s, v) = rig
         .call("PUT", &tpath, json!({"token": new, "keepPrevious": false}))
         .await;
     assert_eq!((s, v["tokensSet"].as_u64()), (200, Some(1)));
     let (_, body) = delivery(kind, &old, now_ms(), sample_data(kind, "opp-11"));
-    assert_eq!(
-        rig.receiver(kind)
-            .receive(&id, &url_key(&id), &body)
-            .await
-            .status,
-        401
-    );
+    assert_eq!(rig.deliver(&id, kind, &body).await, 401);
     let (s, v) = rig
         .call(
             "PUT",
@@ -758,13 +735,7 @@ async fn status_shows_health_and_renders_in_chromium<B: Backend>() {
             now_ms() - 1000 + n,
             sample_data(kind, &format!("opp-{n}")),
         );
-        assert_eq!(
-            rig.receiver(kind)
-                .receive(&id, &url_key(&id), &body)
-                .await
-                .status,
-            200
-        );
+        assert_eq!(rig.deliver(&id, kind, &body).await, 200);
     }
     let (s, v) = rig
         .call("GET", &format!("/admin/tenants/{id}/status"), Value::Null)
@@ -798,13 +769,7 @@ async fn status_shows_health_and_renders_in_chromium<B: Backend>() {
         now_ms() + 1000,
         sample_data(kind, "opp-x"),
     );
-    assert_eq!(
-        rig.receiver(kind)
-            .receive(&id, &url_key(&id), &body)
-            .await
-            .status,
-        401
-    );
+    assert_eq!(rig.deliver(&id, kind, &body).await, 401);
     let (_, v) = rig
         .call("GET", &format!("/admin/tenants/{id}/status"), Value::Null)
         .await;
