@@ -91,6 +91,9 @@ ADMIN_ROUTES: dict[str, set[tuple[str, str]]] = {
         ("GET", "/admin/oauth/authorize"),
         ("GET", "/admin/oauth/callback"),
     },
+    "admin-events": {
+        ("POST", "/admin/events/replay"),
+    },
 }
 # Admin routes without IAM auth: Lever redirects the admin's browser here (no SigV4 possible); the
 # single-use `state` checked in code protects it.

@@ -149,6 +149,7 @@ if [ "$mode" != bench ]; then
     --resource Table="$TABLE_NAME" --resource VendorBus="$EVENT_BUS_NAME" \
     --resource LeverOAuthClientSecret="$STACK_NAME/lever-oauth-client" "${queues[@]}" \
     --resource WebhookUrlKeySecret="$STACK_NAME/webhook-url-key" --resource UploadBucket="$STACK_NAME-uploads" \
+    --resource RelayDeadLetterQueue="$AWS_ENDPOINT_URL/123456789012/$STACK_NAME-relay-dead-letters" \
     --api HttpApi="$hooks" --api AdminApi="$admin" --out "$functions"
   export LEVER_BRIDGE_FUNCTIONS="$functions"
   echo "==> the template's HTTP APIs on $hooks (webhooks) and $admin (admin)"

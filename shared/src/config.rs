@@ -150,6 +150,9 @@ pub struct Config {
     pub push_queue_urls: Vec<(crate::push::command::PushKind, String)>,
     /// `UPLOAD_BUCKET` (push-file): the bucket the vendor puts report files into.
     pub upload_bucket: Option<String>,
+    /// `RELAY_DEAD_LETTER_QUEUE_URL` (relay, admin-events): where the relay keeps the events the
+    /// bus refused and the records it could not read.
+    pub relay_dead_letter_queue_url: String,
 }
 
 impl Default for Config {
@@ -169,6 +172,7 @@ impl Default for Config {
             push_queue_urls: Vec::new(),
             url_key_secret: None,
             upload_bucket: None,
+            relay_dead_letter_queue_url: String::new(),
         }
     }
 }
@@ -220,6 +224,14 @@ impl Config {
             Function::TranscriptFlush => {
                 c.transcript_max_note_chars =
                     env.number("TRANSCRIPT_MAX_NOTE_CHARS", 10_000, |n| *n >= 500);
+            }
+            Function::Relay | Function::Admin(Group::Events) => {
+                c.relay_dead_letter_queue_url = env.text("RELAY_DEAD_LETTER_QUEUE_URL");
+                if c.relay_dead_letter_queue_url.is_empty() {
+                    env.invalid
+                        .borrow_mut()
+                        .push("RELAY_DEAD_LETTER_QUEUE_URL is empty".into());
+                }
             }
             Function::Push(crate::push::command::PushKind::File) => {
                 c.upload_bucket = env.optional("UPLOAD_BUCKET");
@@ -423,14 +435,21 @@ mod tests {
         assert!(c.oauth.is_none() && c.event_bus.is_empty());
         let mut vars = base();
         vars.push(("EVENT_BUS_NAME", "bus"));
+        vars.push(("RELAY_DEAD_LETTER_QUEUE_URL", "https://sqs/dead"));
         let c = Config::load(Function::Relay, &Env::from_pairs(vars)).unwrap();
-        assert_eq!(c.event_bus, "bus");
+        assert_eq!(
+            (c.event_bus.as_str(), c.relay_dead_letter_queue_url.as_str()),
+            ("bus", "https://sqs/dead")
+        );
     }
 
     #[test]
     fn a_missing_variable_is_named() {
         let err = Config::load(Function::Relay, &Env::from_pairs(base())).unwrap_err();
-        assert_eq!(err, ConfigError::Missing(vec!["EVENT_BUS_NAME"]));
+        assert_eq!(
+            err,
+            ConfigError::Missing(vec!["EVENT_BUS_NAME", "RELAY_DEAD_LETTER_QUEUE_URL"])
+        );
         assert!(err.to_string().contains("EVENT_BUS_NAME"));
         // A push needs the OAuth client's settings even for API-key tenants: a refresh needs them.
         let mut vars = base();

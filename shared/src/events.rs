@@ -173,10 +173,18 @@ pub fn from_outbox(json: &str) -> Result<Vec<VendorEvent>, String> {
         .map_err(|e| format!("the outbox is not a list of vendor events: {e}"))
 }
 
+/// An event the bus did not take, with the bus's reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub id: String,
+    /// The bus's error code and message, or why the call failed.
+    pub error: String,
+}
+
 pub trait EventSink: Send + Sync {
     /// Publishes `events` (detail-type: each event's kind), sending entries the bus rejected
-    /// again a few times. Answers the ids of the events that could not be published.
-    fn publish(&self, events: &[VendorEvent]) -> impl Future<Output = Vec<String>> + Send;
+    /// again a few times. Answers the events that could not be published, each with its reason.
+    fn publish(&self, events: &[VendorEvent]) -> impl Future<Output = Vec<Refused>> + Send;
 }
 
 pub struct EventBridgeSink {
@@ -203,16 +211,18 @@ impl EventBridgeSink {
 }
 
 impl EventSink for EventBridgeSink {
-    /// Ten entries per `PutEvents` (its limit); only the entries the bus rejected are sent again.
-    async fn publish(&self, events: &[VendorEvent]) -> Vec<String> {
+    /// Ten entries per `PutEvents` (its limit); only the entries the bus rejected are sent again,
+    /// four attempts in all (0.7 s of back-off): what is still refused is the caller's to keep.
+    async fn publish(&self, events: &[VendorEvent]) -> Vec<Refused> {
         let mut failed = Vec::new();
         for chunk in events.chunks(10) {
-            let mut pending: Vec<&VendorEvent> = chunk.iter().collect();
+            let mut pending: Vec<(&VendorEvent, String)> =
+                chunk.iter().map(|e| (e, String::new())).collect();
             for attempt in 0..4 {
                 if attempt > 0 {
                     tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
                 }
-                let entries = pending.iter().map(|e| self.entry(e)).collect();
+                let entries = pending.iter().map(|(e, _)| self.entry(e)).collect();
                 let out = match self
                     .client
                     .put_events()
@@ -222,7 +232,14 @@ impl EventSink for EventBridgeSink {
                 {
                     Ok(out) => out,
                     Err(e) => {
-                        tracing::warn!(attempt, error = %aws_sdk_eventbridge::error::DisplayErrorContext(&e), "PutEvents failed");
+                        let error = format!(
+                            "PutEvents failed: {}",
+                            aws_sdk_eventbridge::error::DisplayErrorContext(&e)
+                        );
+                        tracing::warn!(attempt, error, "PutEvents failed");
+                        for p in &mut pending {
+                            p.1.clone_from(&error);
+                        }
                         continue;
                     }
                 };
@@ -230,15 +247,24 @@ impl EventSink for EventBridgeSink {
                     pending.clear();
                     break;
                 }
-                // Entries answer in request order; keep the rejected ones.
+                // Entries answer in request order; keep the rejected ones, with their reason.
                 pending = pending
                     .into_iter()
                     .zip(out.entries())
-                    .filter(|(_, r)| r.error_code().is_some())
-                    .map(|(e, _)| e)
+                    .filter_map(|((e, _), r)| {
+                        r.error_code().map(|code| {
+                            (
+                                e,
+                                format!("{code}: {}", r.error_message().unwrap_or_default()),
+                            )
+                        })
+                    })
                     .collect();
             }
-            failed.extend(pending.into_iter().map(|e| e.id.clone()));
+            failed.extend(pending.into_iter().map(|(e, error)| Refused {
+                id: e.id.clone(),
+                error,
+            }));
         }
         failed
     }
@@ -267,7 +293,7 @@ impl InMemoryEvents {
 }
 
 impl EventSink for InMemoryEvents {
-    async fn publish(&self, events: &[VendorEvent]) -> Vec<String> {
+    async fn publish(&self, events: &[VendorEvent]) -> Vec<Refused> {
         let mut failed = Vec::new();
         for e in events {
             let fail = self.down.load(std::sync::atomic::Ordering::SeqCst) || {
@@ -277,7 +303,10 @@ impl EventSink for InMemoryEvents {
                 fail
             };
             if fail {
-                failed.push(e.id.clone());
+                failed.push(Refused {
+                    id: e.id.clone(),
+                    error: "InternalFailure: the in-memory bus is failing".into(),
+                });
             } else {
                 self.events.lock().unwrap().push(e.clone());
             }
@@ -287,7 +316,7 @@ impl EventSink for InMemoryEvents {
 }
 
 impl<S: EventSink + ?Sized> EventSink for std::sync::Arc<S> {
-    fn publish(&self, events: &[VendorEvent]) -> impl Future<Output = Vec<String>> + Send {
+    fn publish(&self, events: &[VendorEvent]) -> impl Future<Output = Vec<Refused>> + Send {
         (**self).publish(events)
     }
 }
@@ -370,5 +399,30 @@ pub fn change_event(
         stale: false,
         backfill: false,
         recovered: false,
+    }
+}
+
+/// The vendor's bus as the functions that publish hold it: EventBridge when deployed, in memory in
+/// tests (one type, so the admin settings need no generic for it).
+pub enum Bus {
+    EventBridge(EventBridgeSink),
+    Memory(std::sync::Arc<InMemoryEvents>),
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Bus::EventBridge(s) => f.debug_tuple("EventBridge").field(&s.bus).finish(),
+            Bus::Memory(_) => f.write_str("Memory"),
+        }
+    }
+}
+
+impl EventSink for Bus {
+    async fn publish(&self, events: &[VendorEvent]) -> Vec<Refused> {
+        match self {
+            Bus::EventBridge(s) => s.publish(events).await,
+            Bus::Memory(m) => m.publish(events).await,
+        }
     }
 }

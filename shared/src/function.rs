@@ -54,7 +54,7 @@ impl Function {
     pub const fn calls_lever(self) -> bool {
         match self {
             Function::Push(_) | Function::TranscriptFlush | Function::Sync => true,
-            Function::Admin(g) => !matches!(g, Group::Status),
+            Function::Admin(g) => !matches!(g, Group::Status | Group::Events),
             Function::Webhook(_) | Function::TranscriptIngest | Function::Relay => false,
         }
     }
@@ -68,15 +68,16 @@ impl Function {
             Function::Webhook(_) => Parts::WEBHOOKS,
             Function::Push(_) | Function::TranscriptFlush | Function::Sync => Parts::LEVER,
             Function::Admin(Group::Roles | Group::Resolve) => Parts::LEVER,
+            Function::Admin(Group::Events) => Parts::NONE,
             Function::Admin(_) => Parts::ALL,
             Function::TranscriptIngest | Function::Relay => Parts::NONE,
         }
     }
 
-    /// Whether it publishes vendor events on the bus: only the relay (everything else writes them
-    /// to the outbox).
+    /// Whether it publishes vendor events on the bus: the relay, and admin-events when it replays
+    /// the relay's dead letters (everything else writes them to the outbox).
     pub const fn publishes_events(self) -> bool {
-        matches!(self, Function::Relay)
+        matches!(self, Function::Relay | Function::Admin(Group::Events))
     }
 
     /// Whether it connects tenants to a Lever environment (by name: production, sandbox, eu, custom).
@@ -106,7 +107,7 @@ mod tests {
     #[test]
     fn names_are_unique_and_parse_back() {
         let all = Function::all();
-        assert_eq!(all.len(), 27);
+        assert_eq!(all.len(), 28);
         for f in &all {
             assert_eq!(Function::parse(f.name()), Some(*f));
         }

@@ -47,6 +47,14 @@ impl Cold {
         )
     }
 
+    /// The relay's dead-letter queue (`RELAY_DEAD_LETTER_QUEUE_URL`).
+    fn dead_letters(&self) -> crate::relay::dead_letters::DeadLetterQueue {
+        crate::relay::dead_letters::DeadLetterQueue::Sqs {
+            client: aws_sdk_sqs::Client::new(&self.aws),
+            url: self.config.relay_dead_letter_queue_url.clone(),
+        }
+    }
+
     /// The Lever client, paced by the configured per-key bucket.
     fn lever(&self) -> crate::lever::HttpLever {
         crate::lever::HttpLever::new(
@@ -279,7 +287,12 @@ pub async fn run_sync() -> Result<(), Error> {
 /// Runs `relay`: the table's stream (the outbox), batch by batch, onto the vendor's bus.
 pub async fn run_relay() -> Result<(), Error> {
     let cold = cold_start(Function::Relay).await?;
-    let relay = crate::relay::Relay::new(cold.store.clone(), cold.vendor_bus(), SystemClock);
+    let relay = crate::relay::Relay::new(
+        cold.store.clone(),
+        cold.vendor_bus(),
+        Arc::new(cold.dead_letters()),
+        SystemClock,
+    );
     let relay = &relay;
     run_json(cold.metrics, move |payload, _| async move {
         let answer = relay.handle_payload(payload).await?;
@@ -303,7 +316,13 @@ pub async fn run_admin(group: crate::admin::http::Group) -> Result<(), Error> {
         Some(_) => Some(cold.url_keys().await?),
         None => None,
     };
-    let settings = crate::admin::Settings::new(&cold.config, oauth, queues, url_keys);
+    let mut settings = crate::admin::Settings::new(&cold.config, oauth, queues, url_keys);
+    if group == crate::admin::http::Group::Events {
+        settings.replay = Some(Arc::new(crate::relay::dead_letters::Replayer {
+            queue: Arc::new(cold.dead_letters()),
+            bus: crate::events::Bus::EventBridge(cold.vendor_bus()),
+        }));
+    }
     let admin = crate::admin::Admin::new(lever, cold.store, cold.secrets, SystemClock, settings);
     let admin = &admin;
     let groups = [group];

@@ -77,3 +77,60 @@ where
     }
     Ok(serde_json::to_value(response).unwrap_or(Value::Null))
 }
+
+/// What one `SendMessageBatch` did: the indexes SQS took, and a line for each it refused.
+#[derive(Debug, Default)]
+pub struct SentBatch {
+    pub accepted: Vec<usize>,
+    pub refused: Vec<String>,
+}
+
+/// Sends up to ten bodies in one `SendMessageBatch` (the one way this crate sends to SQS).
+pub async fn send_batch(
+    client: &aws_sdk_sqs::Client,
+    url: &str,
+    bodies: &[String],
+) -> Result<SentBatch, String> {
+    let entries = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_body(b)
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let out = client
+        .send_message_batch()
+        .queue_url(url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "SendMessageBatch failed: {}",
+                aws_sdk_sqs::error::DisplayErrorContext(e)
+            )
+        })?;
+    Ok(SentBatch {
+        accepted: out
+            .successful()
+            .iter()
+            .filter_map(|s| s.id().parse().ok())
+            .collect(),
+        refused: out
+            .failed()
+            .iter()
+            .map(|f| {
+                format!(
+                    "entry {}: {} {}",
+                    f.id(),
+                    f.code(),
+                    f.message().unwrap_or_default()
+                )
+            })
+            .collect(),
+    })
+}

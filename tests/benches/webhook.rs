@@ -98,7 +98,12 @@ async fn main() {
     }
     let (d2, s2, e2) = (ddb_count.get(), sm_count.get(), eb_count.get());
     // The relay: everything those deliveries wrote to the outbox, in batches of 100 records.
-    let relay = lever_bridge::relay::Relay::new(store, EventBridgeSink::new(eb, &bus), SystemClock);
+    let relay = lever_bridge::relay::Relay::new(
+        store,
+        EventBridgeSink::new(eb, &bus),
+        std::sync::Arc::new(lever_bridge::relay::dead_letters::DeadLetterQueue::memory()),
+        SystemClock,
+    );
     let mut mapping = lever_bridge_tests::stream::Mapping::new(tap, relay);
     let t = Instant::now();
     let report = mapping.run().await;

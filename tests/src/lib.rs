@@ -9,6 +9,7 @@ use lever_bridge::webhook::{EventKind, sign};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub mod bus;
 pub mod gateway;
 pub mod simulator;
 pub mod stream;
@@ -178,6 +179,8 @@ pub trait Backend:
     fn make() -> impl std::future::Future<Output = (Self, Self::Secrets)>;
     /// The store's stream from its start, as the relay's event source mapping reads it.
     fn tap(&self) -> impl std::future::Future<Output = stream::Tap>;
+    /// A vendor bus that can be down, and the relay's dead-letter queue, of the same kind.
+    fn test_bus() -> impl std::future::Future<Output = bus::TestBus>;
     /// The relay's event source mapping onto `events`, from the stream's start.
     fn mapping<E: lever_bridge::events::EventSink>(
         &self,
@@ -188,6 +191,7 @@ pub trait Backend:
             let relay = lever_bridge::relay::Relay::new(
                 self.clone(),
                 events,
+                std::sync::Arc::new(lever_bridge::relay::dead_letters::DeadLetterQueue::memory()),
                 lever_bridge::clock::SystemClock,
             );
             stream::Mapping::new(self.tap().await, relay)
@@ -211,6 +215,9 @@ impl Backend for DynamoStore {
     async fn tap(&self) -> stream::Tap {
         stream::Tap::dynamo(&aws().await, self.table()).await
     }
+    async fn test_bus() -> bus::TestBus {
+        bus::TestBus::emulated().await
+    }
 }
 
 impl Backend for lever_bridge::store::memory::InMemoryStore {
@@ -220,6 +227,9 @@ impl Backend for lever_bridge::store::memory::InMemoryStore {
     }
     async fn tap(&self) -> stream::Tap {
         stream::Tap::memory(self)
+    }
+    async fn test_bus() -> bus::TestBus {
+        bus::TestBus::memory()
     }
 }
 

@@ -213,6 +213,8 @@ where
             total.records += report.records;
             total.published += report.published;
             total.repeats += report.repeats;
+            total.dead_lettered += report.dead_lettered;
+            total.unreadable += report.unreadable;
             let Some(seq) = report.failed_at else {
                 self.pending.drain(..n);
                 continue;

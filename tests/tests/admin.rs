@@ -70,6 +70,7 @@ impl<B: Backend> Rig<B> {
             oauth: Some(Arc::new(OAuthClient::new(sim_oauth(&sim), None))),
             queues: None,
             url_keys: Some(url_keys()),
+            replay: None,
         };
         let lever = Arc::new(HttpLever::new(
             RateLimiter::new(10.0, 20),

@@ -818,3 +818,68 @@ async fn an_oauth_tenant_is_refreshed_by_every_function_that_calls_lever() {
         .admin(Method::PUT, "/oauth/lifetime", json!({"seconds": 3600}))
         .await;
 }
+
+/// The relay as deployed (under `cargo lambda watch`, fed by the template's stream mapping) keeps a
+/// record whose outbox cannot be read in its dead-letter queue instead of failing its batch, and
+/// admin-events (with the environment and route the template gives it) lists it with its reason.
+#[tokio::test]
+async fn the_relay_dead_letters_a_poison_record_and_admin_events_lists_it() {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    let config = LocalStack::from_env();
+    let aws = aws().await;
+    let pk = format!("POISON#{}", unique("e2e"));
+    aws_sdk_dynamodb::Client::new(&aws)
+        .put_item()
+        .table_name(&config.table)
+        .item("pk", A::S(pk.clone()))
+        .item("sk", A::S("x".into()))
+        .item("outbox", A::S("not json".into()))
+        .send()
+        .await
+        .expect("a poison item");
+    let base = std::env::var("LEVER_BRIDGE_ADMIN_API")
+        .expect("LEVER_BRIDGE_ADMIN_API is not set: run the tests with `make test`");
+    let client = reqwest::Client::new();
+    let replay = |body: &'static str| {
+        let req = client
+            .post(format!("{base}/admin/events/replay"))
+            .header("content-type", "application/json")
+            .body(body);
+        async move {
+            let res = req.send().await.expect("admin API");
+            (
+                res.status().as_u16(),
+                res.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, bad) = replay(r#"{"max": -1}"#).await;
+    assert_eq!(status, 400, "{bad}");
+    assert!(
+        bad["message"].as_str().unwrap().starts_with("`max`"),
+        "{bad}"
+    );
+    let mut last = Value::Null;
+    for _ in 0..120 {
+        let (status, v) = replay(r#"{"dryRun": true, "max": 1000}"#).await;
+        assert_eq!(status, 200, "{v}");
+        if let Some(r) = v["unreadableRecords"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["keys"]["pk"]["S"] == pk.as_str())
+        {
+            assert!(
+                r["reason"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("the outbox is not a list of vendor events"),
+                "{r}"
+            );
+            return;
+        }
+        last = v;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("the poison record never reached the dead-letter queue: {last}");
+}

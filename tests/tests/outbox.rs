@@ -2,25 +2,31 @@
 //! (the in-memory stream, and DynamoDB Streams in the local emulator read as Lambda's mapping reads
 //! them): nothing a write stored stays unpublished, nothing is published twice.
 
+use lever_bridge::admin::http::Group;
+use lever_bridge::admin::{Admin, Settings};
 use lever_bridge::clock::{ManualClock, SystemClock};
-use lever_bridge::events::{EventSink, InMemoryEvents, VendorEvent};
+use lever_bridge::events::{Bus, EventSink, InMemoryEvents, Refused, VendorEvent};
 use lever_bridge::lever::{HttpLever, RateLimiter, RetryPolicy};
 use lever_bridge::push::command::PushKind;
 use lever_bridge::push::{Outcome, Pusher};
 use lever_bridge::receiver::Receiver;
 use lever_bridge::relay::Relay;
+use lever_bridge::relay::dead_letters::DeadLetterQueue;
 use lever_bridge::secrets::{CachedSecrets, Redacted, SecretStore};
+use lever_bridge::store::dynamo::DynamoStore;
+use lever_bridge::store::memory::InMemoryStore;
 use lever_bridge::webhook::EventKind;
+use lever_bridge_tests::bus::TestBus;
 use lever_bridge_tests::simulator::{KeyPerms, NewOpportunity, SimConfig, Simulator};
 use lever_bridge_tests::stream::Mapping;
 use lever_bridge_tests::*;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 on_both_stores!(
-    the_bus_down_for_a_while_loses_and_doubles_nothing,
+    the_bus_refusing_for_longer_than_every_retry_loses_and_doubles_nothing,
     a_relay_killed_mid_batch_loses_and_doubles_nothing,
 );
 
@@ -89,17 +95,83 @@ fn unique_ids(events: &[VendorEvent]) -> usize {
         .len()
 }
 
-/// EventBridge is unavailable while 200 webhooks and 50 pushes are accepted: every answer is
-/// unaffected, and once the bus is back exactly 250 events reach it, none twice.
-async fn the_bus_down_for_a_while_loses_and_doubles_nothing<B: Backend>() {
+/// Two stage changes of one candidate (its item's outbox is replaced by the second write).
+async fn two_writes_to_one_candidate<B: Backend>(store: &B, secrets: &B::Secrets, tenant: &str) {
+    let clock = Arc::new(ManualClock::at(now_ms()));
+    let rx = Receiver::new(
+        EventKind::CandidateStageChange,
+        store.clone(),
+        CachedSecrets::new(secrets.clone(), clock.clone(), 300_000),
+        clock,
+        url_keys(),
+    );
+    for (i, to) in ["lead-reached-out", "offer"].into_iter().enumerate() {
+        let mut data = sample_data(EventKind::CandidateStageChange, "opp-twice");
+        data["toStageId"] = json!(to);
+        let at = now_ms() - 2000 + i as i64 * 1000;
+        let (_, body) = delivery(EventKind::CandidateStageChange, SIGNING, at, data);
+        let answer = rx.receive(tenant, &url_key(tenant), &body).await;
+        assert_eq!(answer.body["status"], "accepted", "{:?}", answer.body);
+    }
+}
+
+async fn replay(
+    admin: &Admin<Arc<HttpLever>, impl Backend, impl SecretStore, SystemClock>,
+    body: Value,
+) -> (u16, Value) {
+    let reply = admin
+        .handle(
+            &[Group::Events],
+            "POST",
+            "/admin/events/replay",
+            body.to_string().as_bytes(),
+        )
+        .await;
+    (reply.status, reply.value())
+}
+
+/// The relay's mapping from the stream's start onto `bus`, with its dead-letter queue.
+async fn mapping_on<B: Backend>(store: &B, bus: &TestBus) -> Mapping<B, Bus, SystemClock> {
+    Mapping::new(
+        store.tap().await,
+        Relay::new(store.clone(), bus.sink(), bus.dead_letters(), SystemClock),
+    )
+}
+
+/// An admin with the bus's replayer (admin-events).
+fn events_admin<B: Backend>(
+    store: &B,
+    secrets: &B::Secrets,
+    bus: &TestBus,
+) -> Admin<Arc<HttpLever>, B, B::Secrets, SystemClock> {
+    let mut settings = Settings::new(&lever_bridge::config::Config::default(), None, None, None);
+    settings.replay = Some(bus.replayer());
+    Admin::new(
+        Arc::new(HttpLever::new(
+            RateLimiter::new(10.0, 20),
+            RetryPolicy::default(),
+        )),
+        store.clone(),
+        secrets.clone(),
+        SystemClock,
+        settings,
+    )
+}
+
+/// The bus refuses every event for longer than every retry while 200 webhooks, two writes to one
+/// candidate and 50 pushes are accepted. Before, the relay failed the batch until the mapping gave
+/// up on its records (their events lost). Now the stream is never held back: every refused event is
+/// in the dead-letter queue, whole; once the bus is back the replay route puts each on it once.
+async fn the_bus_refusing_for_longer_than_every_retry_loses_and_doubles_nothing<B: Backend>() {
     let (store, secrets) = B::make().await;
     let sim = Simulator::start(SimConfig::default()).await;
     let tenant = tenant(&store, &secrets, &sim).await;
-    let bus = Arc::new(InMemoryEvents::default());
-    let mut mapping = store.mapping(bus.clone()).await;
-    bus.set_down(true);
+    let bus = B::test_bus().await;
+    bus.set_down().await;
+    let mut mapping = mapping_on(&store, &bus).await;
 
     deliveries(&store, &secrets, &tenant, 200).await;
+    two_writes_to_one_candidate(&store, &secrets, &tenant).await;
     let pusher = Pusher::new(
         PushKind::Note,
         Arc::new(HttpLever::new(
@@ -121,43 +193,186 @@ async fn the_bus_down_for_a_while_loses_and_doubles_nothing<B: Backend>() {
             .await;
         assert!(matches!(outcome, Outcome::Done { .. }), "{outcome:?}");
     }
-    // The relay keeps trying while the bus is down; nothing reaches it.
-    for _ in 0..3 {
-        let report = mapping.run().await;
-        assert!(report.failed_at.is_some(), "{report:?}");
-    }
-    assert!(bus.events().is_empty());
+    // One pass over the stream: no batch fails, nothing waits behind a refused event.
+    let report = mapping.run().await;
+    assert_eq!(
+        (
+            report.failed_at.as_deref(),
+            mapping.pending(),
+            report.published
+        ),
+        (None, 0, 0),
+        "the stream was never blocked: {report:?}"
+    );
+    const WRITTEN: usize = 252;
+    assert_eq!(report.dead_lettered, WRITTEN, "{report:?}");
+    assert!(bus.arrived().await.is_empty());
 
-    bus.set_down(false);
-    let mut rounds = 0;
-    loop {
-        rounds += 1;
-        let report = mapping.run().await;
-        if report.failed_at.is_none() && mapping.pending() == 0 {
-            break;
-        }
-        assert!(rounds < 10, "{report:?}");
-    }
-    let events = bus.events();
-    assert_eq!(events.len(), 250, "every event, once");
-    assert_eq!(unique_ids(&events), 250, "none twice");
+    bus.set_up().await;
+    let admin = events_admin(&store, &secrets, &bus);
+    // A dry run counts and changes nothing.
+    let (status, dry) = replay(&admin, json!({"dryRun": true, "max": 1000})).await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(
+        (
+            &dry["wouldReplay"],
+            &dry["replayed"],
+            &dry["left"],
+            &dry["unreadable"]
+        ),
+        (&json!(WRITTEN), &json!(0), &json!(WRITTEN), &json!(0)),
+        "{dry}"
+    );
+    assert!(bus.arrived().await.is_empty());
+    // Two replays of at most 200: everything, once, and the queue empty.
+    let (_, first) = replay(&admin, json!({"max": 200})).await;
+    assert_eq!(
+        (&first["replayed"], &first["more"]),
+        (&json!(200), &json!(true)),
+        "{first}"
+    );
+    let (_, second) = replay(&admin, json!({"max": 200})).await;
+    assert_eq!(
+        (&second["replayed"], &second["left"], &second["more"]),
+        (&json!(WRITTEN - 200), &json!(0), &json!(false)),
+        "{second}"
+    );
+    let events = bus.arrived().await;
+    assert_eq!(events.len(), WRITTEN, "every event arrived");
+    assert_eq!(unique_ids(&events), WRITTEN, "none twice");
     assert_eq!(events.iter().filter(|e| e.kind == "pushDone").count(), 50);
-    assert_eq!(events.iter().filter(|e| e.tenant_id == tenant).count(), 250);
-    // The stream's at-least-once: reading it all again publishes nothing new.
-    let mut again = store.mapping(bus.clone()).await;
+    let twice: Vec<&Value> = events
+        .iter()
+        .filter(|e| e.opportunity_id.as_deref() == Some("opp-twice"))
+        .map(|e| &e.after["stageId"])
+        .collect();
+    assert_eq!(twice.len(), 2, "both writes to one candidate: {twice:?}");
+    assert_eq!(
+        bus.dead_letters().depth().await.unwrap(),
+        0,
+        "the queue is empty"
+    );
+    // The stream's at-least-once: reading it all again publishes and dead-letters nothing.
+    let mut again = mapping_on(&store, &bus).await;
     let report = again.run().await;
     assert_eq!(
-        (report.published, bus.events().len()),
-        (0, 250),
+        (report.published, report.dead_lettered, report.repeats),
+        (0, 0, WRITTEN),
         "{report:?}"
     );
+    assert_eq!(bus.arrived().await.len(), WRITTEN);
+}
+
+/// One record whose outbox cannot be read among good ones, in one batch through the emulator's
+/// stream: the good ones arrive, the poison one is in the dead-letter queue with its image and
+/// reason, listed by a replay and never replayed.
+#[tokio::test]
+async fn a_poison_record_among_good_ones_is_dead_lettered_and_listed() {
+    let (store, secrets) = DynamoStore::make().await;
+    let sim = Simulator::start(SimConfig::default()).await;
+    let tenant = tenant(&store, &secrets, &sim).await;
+    let bus = DynamoStore::test_bus().await;
+    bus.set_up().await;
+    deliveries(&store, &secrets, &tenant, 5).await;
+    let ddb = aws_sdk_dynamodb::Client::new(&aws().await);
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    ddb.put_item()
+        .table_name(store.table())
+        .item("pk", A::S(format!("POISON#{tenant}")))
+        .item("sk", A::S("x".into()))
+        .item("outbox", A::S("not json".into()))
+        .send()
+        .await
+        .expect("a poison item");
+    deliveries(&store, &secrets, &tenant, 5).await;
+    let mut mapping = mapping_on(&store, &bus).await;
+    let report = mapping.run().await;
+    assert_eq!(
+        (
+            report.published,
+            report.unreadable,
+            report.failed_at.as_deref()
+        ),
+        (10, 1, None),
+        "{report:?}"
+    );
+    assert_eq!(bus.arrived().await.len(), 10, "the good ones arrived");
+    let admin = events_admin(&store, &secrets, &bus);
+    for _ in 0..2 {
+        let (status, v) = replay(&admin, json!({})).await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(
+            (&v["replayed"], &v["unreadable"], &v["left"]),
+            (&json!(0), &json!(1), &json!(1)),
+            "{v}"
+        );
+        let listed = &v["unreadableRecords"][0];
+        assert!(
+            listed["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("the outbox is not a list of vendor events"),
+            "{listed}"
+        );
+        assert_eq!(listed["keys"]["pk"]["S"], format!("POISON#{tenant}"));
+    }
+    assert_eq!(bus.arrived().await.len(), 10, "never replayed");
+    // The message holds the raw new image.
+    let sqs = aws_sdk_sqs::Client::new(&aws().await);
+    let out = sqs
+        .receive_message()
+        .queue_url(bus.dead_letter_url().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let letter: Value = serde_json::from_str(out.messages()[0].body().unwrap()).unwrap();
+    assert_eq!(
+        (&letter["kind"], &letter["newImage"]["outbox"]["S"]),
+        (&json!("unreadable"), &json!("not json"))
+    );
+}
+
+/// Bad input to the replay route is a 400 that names the field; nothing is taken from the queue.
+#[tokio::test]
+async fn bad_input_to_the_replay_route_names_the_field() {
+    let (store, secrets) = InMemoryStore::make().await;
+    let bus = InMemoryStore::test_bus().await;
+    let admin = events_admin(&store, &secrets, &bus);
+    for (body, says) in [
+        (
+            r#"{"max": -1}"#,
+            "`max` must be a whole number from 1 to 10000, not -1",
+        ),
+        (r#"{"max": 2.5}"#, "`max` must be a whole number"),
+        (r#"{"dryRun": 1}"#, "`dryRun` must be true or false"),
+        ("max=5", "the body is not JSON"),
+    ] {
+        let reply = admin
+            .handle(
+                &[Group::Events],
+                "POST",
+                "/admin/events/replay",
+                body.as_bytes(),
+            )
+            .await;
+        let v = reply.value();
+        assert_eq!(reply.status, 400, "{body}: {v}");
+        assert!(
+            v["message"].as_str().unwrap().starts_with(says),
+            "{body}: {v}"
+        );
+    }
+    let reply = admin
+        .handle(&[Group::Events], "GET", "/admin/events/replay", b"")
+        .await;
+    assert_eq!(reply.status, 405);
 }
 
 /// A bus that takes its time, so a relay can be killed while it publishes.
 struct SlowBus(Arc<InMemoryEvents>, Duration);
 
 impl EventSink for SlowBus {
-    async fn publish(&self, events: &[VendorEvent]) -> Vec<String> {
+    async fn publish(&self, events: &[VendorEvent]) -> Vec<Refused> {
         tokio::time::sleep(self.1).await;
         self.0.publish(events).await
     }
@@ -174,7 +389,12 @@ async fn a_relay_killed_mid_batch_loses_and_doubles_nothing<B: Backend>() {
     let slow = SlowBus(bus.clone(), Duration::from_millis(300));
     let mut mapping = Mapping::new(
         store.tap().await,
-        Relay::new(store.clone(), slow, SystemClock),
+        Relay::new(
+            store.clone(),
+            slow,
+            Arc::new(DeadLetterQueue::memory()),
+            SystemClock,
+        ),
     );
     mapping.poll().await;
     // Killed after about two of its five requests.

@@ -161,6 +161,7 @@ impl Rig {
                 oauth: None,
                 queues: Some(queues.clone()),
                 url_keys: None,
+                replay: None,
             },
         );
         (admin, queues)

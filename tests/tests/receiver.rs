@@ -22,6 +22,8 @@ struct Harness<S, K> {
     store: S,
     /// The vendor's bus, fed by the relay from the store's stream.
     events: Arc<InMemoryEvents>,
+    /// The relay's dead-letter queue.
+    dead_letters: Arc<lever_bridge::relay::dead_letters::DeadLetterQueue>,
     mapping: tokio::sync::Mutex<Mapping<S, Arc<InMemoryEvents>, SystemClock>>,
     clock: Arc<ManualClock>,
     secrets: K,
@@ -49,7 +51,13 @@ impl<
 {
     fn with(store: S, secrets: K, tap: lever_bridge_tests::stream::Tap) -> Self {
         let events = Arc::new(InMemoryEvents::default());
-        let relay = Relay::new(store.clone(), events.clone(), SystemClock);
+        let dead_letters = Arc::new(lever_bridge::relay::dead_letters::DeadLetterQueue::memory());
+        let relay = Relay::new(
+            store.clone(),
+            events.clone(),
+            dead_letters.clone(),
+            SystemClock,
+        );
         let mapping = tokio::sync::Mutex::new(Mapping::new(tap, relay));
         let clock = Arc::new(ManualClock::at(now_ms()));
         let receivers = EventKind::ALL
@@ -67,6 +75,7 @@ impl<
         Harness {
             store,
             events,
+            dead_letters,
             mapping,
             clock,
             secrets,
@@ -909,9 +918,15 @@ async fn an_unavailable_bus_loses_nothing<B: Backend>() {
         status(&h.send(EventKind::CandidateHired, &tenant, &body).await),
         (200, "accepted")
     );
+    // The relay keeps it in its dead-letter queue and goes on.
     let report = h.relay().await;
-    assert!(
-        report.failed_at.is_some() && report.published == 0,
+    assert_eq!(
+        (
+            report.failed_at.as_deref(),
+            report.published,
+            report.dead_lettered
+        ),
+        (None, 0, 1),
         "{report:?}"
     );
     assert!(h.events.events().is_empty());
@@ -919,10 +934,22 @@ async fn an_unavailable_bus_loses_nothing<B: Backend>() {
         status(&h.send(EventKind::CandidateHired, &tenant, &body).await),
         (200, "duplicate")
     );
-    // Back up: the relay's retry publishes it, once.
+    // Back up: a replay publishes it, once.
     h.events.set_down(false);
+    assert_eq!(
+        h.published().await.len(),
+        0,
+        "a repeat of the stream publishes nothing"
+    );
+    let replayer = lever_bridge::relay::dead_letters::Replayer {
+        queue: h.dead_letters.clone(),
+        bus: lever_bridge::events::Bus::Memory(h.events.clone()),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let replayed = replayer.replay(10, false, deadline).await.unwrap();
+    assert_eq!((replayed.replayed, replayed.left), (1, 0), "{replayed:?}");
     assert_eq!(h.published().await.len(), 1);
-    assert_eq!(h.published().await.len(), 1);
+    assert_eq!(h.events.events()[0].kind, "candidateHired");
     assert!(
         h.store
             .candidate(&tenant, "opp-1")

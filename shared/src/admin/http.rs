@@ -25,16 +25,19 @@ pub enum Group {
     Resolve,
     /// OAuth connect: authorize link, callback
     OAuth,
+    /// the relay's dead letters: replay
+    Events,
 }
 
 impl Group {
-    pub const ALL: [Group; 6] = [
+    pub const ALL: [Group; 7] = [
         Group::Tenants,
         Group::Webhooks,
         Group::Status,
         Group::Roles,
         Group::Resolve,
         Group::OAuth,
+        Group::Events,
     ];
 
     /// The function that serves the group.
@@ -46,6 +49,7 @@ impl Group {
             Group::Roles => "admin-roles",
             Group::Resolve => "admin-resolve",
             Group::OAuth => "admin-oauth",
+            Group::Events => "admin-events",
         }
     }
 }
@@ -170,6 +174,7 @@ where
             ("PUT", ["tenants", id, "roles", role]) => ok(self.map_role(id, role, body).await),
             ("GET", ["tenants", id, "roles"]) => ok(self.roles(id).await),
             ("POST", ["tenants", id, "resolve"]) => ok(self.resolve(id, body).await),
+            ("POST", ["events", "replay"]) => ok(self.replay_events(body).await),
             _ => Reply::error(404, "not_found", "no such route"),
         }
     }
@@ -194,6 +199,7 @@ fn route_of(segs: &[&str]) -> Option<(Group, &'static [&'static str])> {
         ["tenants", _, "roles", _] => (Roles, &["PUT"]),
         ["tenants", _, "resolve"] => (Resolve, &["POST"]),
         ["oauth", "authorize" | "callback"] => (OAuth, &["GET"]),
+        ["events", "replay"] => (Events, &["POST"]),
         _ => return None,
     })
 }
@@ -204,7 +210,7 @@ fn route_name(segs: &[&str]) -> String {
     for (i, s) in segs.iter().enumerate() {
         out.push('/');
         // Second segment is the tenant id, fourth the event or role: plain ids, never secrets.
-        out.push_str(if i == 1 && segs[0] != "oauth" {
+        out.push_str(if i == 1 && segs[0] == "tenants" {
             "{id}"
         } else {
             s

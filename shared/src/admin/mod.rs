@@ -7,6 +7,7 @@
 //! tokens) are never part of an answer, an error or a log line.
 
 pub mod connect;
+pub mod events;
 pub mod http;
 pub mod oauth;
 pub mod owner;
@@ -43,6 +44,8 @@ pub struct Settings {
     pub queues: Option<std::sync::Arc<crate::push::parked::PushQueues>>,
     /// Makes the keys of the tenants' webhook URLs (the functions that tell them).
     pub url_keys: Option<crate::urlkey::UrlKeys>,
+    /// Puts the relay's dead letters back on the bus (admin-events); `None` elsewhere.
+    pub replay: Option<std::sync::Arc<crate::relay::dead_letters::Replayer>>,
 }
 
 impl Settings {
@@ -63,6 +66,7 @@ impl Settings {
             oauth,
             queues,
             url_keys,
+            replay: None,
         }
     }
 

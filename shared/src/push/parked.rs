@@ -69,36 +69,12 @@ impl PushQueues {
                 let url = urls
                     .get(&kind)
                     .ok_or_else(|| format!("no queue URL for push kind `{}`", kind.as_str()))?;
-                let entries = commands
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| {
-                        aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                            .id(i.to_string())
-                            .message_body(c.to_string())
-                            .build()
-                            .map_err(|e| e.to_string())
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let out = client
-                    .send_message_batch()
-                    .queue_url(url)
-                    .set_entries(Some(entries))
-                    .send()
-                    .await
-                    .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
-                for f in out.failed() {
-                    tracing::warn!(
-                        entry = f.id(),
-                        code = f.code(),
-                        "a replayed command was not queued"
-                    );
+                let bodies: Vec<String> = commands.iter().map(|c| c.to_string()).collect();
+                let sent = crate::queue::send_batch(client, url, &bodies).await?;
+                for f in &sent.refused {
+                    tracing::warn!(refused = f.as_str(), "a replayed command was not queued");
                 }
-                Ok(out
-                    .successful()
-                    .iter()
-                    .filter_map(|s| s.id().parse().ok())
-                    .collect())
+                Ok(sent.accepted)
             }
         }
     }

@@ -416,6 +416,12 @@ async fn setup(config: &LocalStack) {
             .await
             .expect("push queue");
     }
+    // The relay's dead-letter queue (the template's RelayDeadLetterQueue).
+    sqs.create_queue()
+        .queue_name(format!("{}-relay-dead-letters", config.event_bus))
+        .send()
+        .await
+        .expect("relay dead-letter queue");
     let queue_name = format!("{}-vendor-events", config.event_bus);
     let queue = sqs
         .create_queue()
