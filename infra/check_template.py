@@ -29,7 +29,12 @@
   (g) a function reaches only the tenant secrets its code uses (`Function::secret_parts`): every
       secretsmanager statement on the tenant secrets names `<prefix>*/webhooks-…` or `<prefix>*/lever-…`,
       the webhook functions only the first and only to read it, the functions that call Lever with a
-      tenant's credentials (not the admin functions that also tell or set webhook tokens) only the second.
+      tenant's credentials (not the admin functions that also tell or set webhook tokens) only the second;
+  (h) every metric a dashboard widget or an alarm names exists: one of namespace LeverBridge is emitted by the code
+      (a `counter!`, `gauge!` or `histogram!` with that literal name in shared/src, or the cold-start metric) with
+      exactly the dimensions named (Service, plus the labels the code gives it); one of AWS's own namespaces is in
+      AWS_METRICS below; a SEARCH expression's namespace and MetricName are held to the same; and the stack has a
+      dashboard.
 
 Usage: .venv/bin/python infra/check_template.py [--template PATH]
 Exits 0 and prints `template: N passed, 0 failed`, or prints one line per problem and exits 1 (2 when the
@@ -39,6 +44,7 @@ template cannot be read). Needs cfn-lint (its YAML loader understands !Ref, !Get
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -98,6 +104,18 @@ ADMIN_ROUTES: dict[str, set[tuple[str, str]]] = {
 # Admin routes without IAM auth: Lever redirects the admin's browser here (no SigV4 possible); the
 # single-use `state` checked in code protects it.
 OPEN_ADMIN_ROUTES = {("GET", "/admin/oauth/callback")}
+# The metrics of AWS's namespaces the dashboard and alarms may name.
+AWS_METRICS = {
+    "AWS/Lambda": {"Errors", "Duration", "Throttles", "Invocations", "IteratorAge", "ConcurrentExecutions"},
+    "AWS/SQS": {"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "NumberOfMessagesSent"},
+    "AWS/ApiGateway": {"4xx", "5xx", "Count", "Latency"},
+}
+SRC_DIR = ROOT / "shared" / "src"
+METRIC_MACRO = re.compile(r'\b(?:counter|gauge|histogram)!\(\s*"(\w+)"([^;]*?)\)\s*\.', re.S)
+METRIC_LABEL = re.compile(r'"(\w+)"\s*=>')
+COLD_START_METRIC = re.compile(r'lambda_cold_start_metric\(\s*"(\w+)"\s*\)')
+SEARCH_SCHEMA = re.compile(r"\{([\w/]+)((?:,\s*\w+)*)\}")
+SEARCH_METRIC = re.compile(r'MetricName\s*=\s*"(\w+)"')
 # Functions fed by their own SQS queue, besides push-<kind>.
 QUEUE_FUNCTIONS = {"transcript-ingest"}
 # Functions triggered by a schedule alone, and its expression.
@@ -571,6 +589,81 @@ def check_secrets(t: Template, r: Report, named: dict[str, str]) -> None:
                     r.fail("g", fid, f"{where}: a webhook function only reads its tokens ({', '.join(actions)})", st)
 
 
+def emitted_metrics() -> dict[str, set[frozenset[str]]]:
+    """Each LeverBridge metric the code emits, with each set of dimensions it is emitted with."""
+    out: dict[str, set[frozenset[str]]] = {}
+    for path in SRC_DIR.rglob("*.rs"):
+        text = path.read_text(encoding="utf-8")
+        for m in METRIC_MACRO.finditer(text):
+            labels = frozenset(METRIC_LABEL.findall(m.group(2)))
+            out.setdefault(m.group(1), set()).add(frozenset({"Service"}) | labels)
+        for m in COLD_START_METRIC.finditer(text):
+            out.setdefault(m.group(1), set()).add(frozenset({"Service"}))
+    return out
+
+
+def check_metric(r: Report, subject: str, emitted: dict[str, set[frozenset[str]]], namespace: Any,
+                 name: Any, dims: set[str] | None, node: Any) -> None:
+    if namespace == "LeverBridge":
+        if name not in emitted:
+            r.fail("h", subject, f"names metric LeverBridge/{name}, which no code in shared/src emits", node)
+        elif dims is not None and frozenset(dims) not in emitted[name]:
+            have = " or ".join(sorted("{" + ", ".join(sorted(d)) + "}" for d in emitted[name]))
+            r.fail("h", subject, f"names LeverBridge/{name} with dimensions {{{', '.join(sorted(dims))}}}; "
+                   f"the code emits it with {have}", node)
+    elif namespace in AWS_METRICS:
+        if name not in AWS_METRICS[namespace]:
+            r.fail("h", subject, f"names {namespace}/{name}, not a metric of AWS_METRICS", node)
+    else:
+        r.fail("h", subject, f"names metric {name} in namespace {namespace!r}, neither LeverBridge nor AWS's", node)
+
+
+def check_metrics(t: Template, r: Report) -> None:
+    """(h)"""
+    emitted = emitted_metrics()
+    dashboards = t.of_type("AWS::CloudWatch::Dashboard")
+    r.check("h", "dashboard")
+    if not dashboards:
+        r.fail("h", "dashboard", "the stack has no AWS::CloudWatch::Dashboard")
+    for did, res in dashboards.items():
+        r.check("h", did)
+        body = (res.get("Properties") or {}).get("DashboardBody")
+        if isinstance(body, dict) and "Fn::Sub" in body:
+            body = body["Fn::Sub"]
+        try:
+            widgets = json.loads(str(body))["widgets"]
+        except (ValueError, KeyError, TypeError) as e:
+            r.fail("h", did, f"DashboardBody is not a dashboard's JSON: {e}", res)
+            continue
+        for w in widgets:
+            props = w.get("properties") or {}
+            title = props.get("title", "?")
+            for row in props.get("metrics") or []:
+                if row and isinstance(row[0], dict) and "expression" in row[0]:
+                    expr = row[0]["expression"]
+                    schemas = SEARCH_SCHEMA.findall(expr)
+                    names = SEARCH_METRIC.findall(expr)
+                    if not schemas or not names:
+                        r.fail("h", did, f"widget {title!r}: expression {expr!r} names no namespace and MetricName", res)
+                    for ns, dims in schemas:
+                        for n in names:
+                            dset = {d.strip() for d in dims.split(",") if d.strip()}
+                            check_metric(r, did, emitted, ns, n, dset, res)
+                    continue
+                fields = [x for x in row if not isinstance(x, dict)]
+                if len(fields) < 2 or len(fields) % 2:
+                    r.fail("h", did, f"widget {title!r}: metric row {row!r} is not [namespace, name, dim, value...]", res)
+                    continue
+                check_metric(r, did, emitted, fields[0], fields[1], set(fields[2::2]), res)
+    for aid, res in t.of_type("AWS::CloudWatch::Alarm").items():
+        props = res.get("Properties") or {}
+        if "MetricName" not in props:
+            continue
+        r.check("h", aid)
+        dims = {d.get("Name") for d in props.get("Dimensions") or [] if isinstance(d, dict)}
+        check_metric(r, aid, emitted, props.get("Namespace"), props.get("MetricName"), dims, res)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help="default: infra/template.yaml")
@@ -601,6 +694,7 @@ def main(argv: list[str] | None = None) -> int:
     check_log_groups(t, r)
     check_flush(t, r, named)
     check_secrets(t, r, named)
+    check_metrics(t, r)
     return r.finish()
 
 

@@ -10,6 +10,10 @@ as in the binary's name, `{event}` Lever's event name (webhooks) and `{descripti
 `{file_statements}` what push-file alone has (the upload bucket's variable and read access; a line holding only an
 empty placeholder is dropped). Other braces are left alone.
 
+The line `#@dashboard` becomes the stack's CloudWatch dashboard (DASHBOARD below): its widgets name the metrics
+the functions emit (namespace LeverBridge, dimension Service; infra/check_template.py holds them against the code)
+and, per function, Lambda's errors and duration; the functions are read from the rendered template.
+
 Usage: python3 infra/generate_template.py           writes infra/template.yaml (`make template`)
        python3 infra/generate_template.py --check   exits 1 if infra/template.yaml is not what it would write
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import re
 import sys
 from pathlib import Path
@@ -74,6 +79,92 @@ def values(section: str, kebab: str) -> dict[str, str]:
     }
 
 
+
+
+def ours(metric: str, label: str, stat: str = "Sum", **dims: str) -> list:
+    """A LeverBridge metric of this stack (dimension Service, plus `dims`)."""
+    row: list = ["LeverBridge", metric, "Service", "${AWS::StackName}"]
+    for k, v in dims.items():
+        row += [k, v]
+    return row + [{"stat": stat, "label": label}]
+
+
+def widget(title: str, metrics: list, stat: str = "Sum", period: int = 300, **extra) -> dict:
+    props = {"title": title, "region": "${AWS::Region}", "view": "timeSeries", "stacked": False,
+             "period": period, "stat": stat, "metrics": metrics}
+    props.update(extra)
+    return {"type": "metric", "width": 12, "height": 6, "properties": props}
+
+
+def functions(rendered: str) -> list[tuple[str, str]]:
+    """(logical id, binary) of every function of the rendered template, in its order."""
+    pattern = re.compile(
+        r"^  (\w+):\n    Type: AWS::Serverless::Function\n    Metadata:\n(?:      .*\n)*?        Binary: ([\w-]+)$", re.M)
+    return pattern.findall(rendered)
+
+
+def dashboard(rendered: str) -> str:
+    fns = functions(rendered)
+    events = [values("webhook", k)["event"] for k in kinds("webhook-")]
+    search = ("SEARCH('{LeverBridge,Reason,Service} MetricName=\"WebhookRejectedByReason\" "
+              "Service=\"${AWS::StackName}\"', 'Sum', 300)")
+    widgets = [
+        widget("Webhooks accepted, by Lever event", [ours("WebhookAcceptedByKind", e, Kind=e) for e in events]),
+        widget("Webhooks rejected, by Lever event", [ours("WebhookRejectedByKind", e, Kind=e) for e in events]),
+        widget("Webhooks rejected, by reason", [[{"expression": search, "id": "reasons", "label": ""}]]),
+        widget("Webhook duplicates (redeliveries dropped)", [ours("WebhookDuplicate", "duplicates")]),
+        widget("Pushes, by outcome", [ours(f"Push{o}", o.lower()) for o in
+                                      ("Done", "Duplicate", "Retried", "Parked", "Failed")]),
+        widget("Lever 429s (rate limited)", [ours("Lever429", "429s")]),
+        widget("Transcripts: flush lag (s) and conversations posted",
+               [ours("TranscriptFlushLagSeconds", "lag (max, s)", "Maximum"), ours("TranscriptsPosted", "posted")]),
+        widget("Sync: candidates written (backfill progress) and changes recovered",
+               [ours("SyncCandidatesWritten", "candidates written"), ours("ChangesRecovered", "recovered"),
+                ours("DeletionsConfirmed", "deletions confirmed"),
+                ours("DeletionsUnconfirmed", "deletions unconfirmed")]),
+        widget("Parked commands", [ours("ParkedNearExpiry", "near expiry (max)", "Maximum"),
+                                   ours("ParkedExpired", "expired")]),
+        widget("Relay: events relayed, repeated, dead-lettered, replayed",
+               [ours("EventsRelayed", "relayed"), ours("EventsRepeated", "repeats"),
+                ours("EventsDeadLettered", "dead-lettered"), ours("RecordsUnreadable", "unreadable records"),
+                ours("EventsReplayed", "replayed"), ours("RelayFailed", "relay failed")]),
+        widget("Relay: iterator age (ms) and dead letters waiting",
+               [["AWS/Lambda", "IteratorAge", "FunctionName", "${RelayFunction}", {"stat": "Maximum", "label": "iterator age (max, ms)"}],
+                ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "${RelayDeadLetterQueue.QueueName}",
+                 {"stat": "Maximum", "label": "dead letters", "yAxis": "right"}]], stat="Maximum", period=60),
+        widget("Cold starts", [ours("ColdStart", "cold starts")]),
+        widget("Errors, by function", [["AWS/Lambda", "Errors", "FunctionName", "${%s}" % fid, {"label": binary}]
+                                       for fid, binary in fns]),
+        widget("Duration (p99, ms), by function",
+               [["AWS/Lambda", "Duration", "FunctionName", "${%s}" % fid, {"label": binary}] for fid, binary in fns],
+               stat="p99"),
+    ]
+    for i, w in enumerate(widgets):
+        w["x"], w["y"] = (i % 2) * 12, (i // 2) * 6
+    # One line per widget and per metric: readable in the template, and a diff shows what changed.
+    rendered_widgets = []
+    for w in widgets:
+        props = dict(w["properties"])
+        rows = props.pop("metrics")
+        head = json.dumps({k: v for k, v in w.items() if k != "properties"})[:-1]
+        rendered_widgets.append(
+            f' {head}, "properties": {json.dumps(props)[:-1]}, "metrics": [\n'
+            + ",\n".join("   " + json.dumps(r) for r in rows)
+            + "\n ]}}"
+        )
+    body = '{"widgets": [\n' + ",\n".join(rendered_widgets) + "\n]}"
+    json.loads(body)
+    lines = [
+        "  # The operator's view of the whole stack, generated by infra/generate_template.py (`make template`).",
+        "  Dashboard:",
+        "    Type: AWS::CloudWatch::Dashboard",
+        "    Properties:",
+        '      DashboardName: !Sub "${AWS::StackName}"',
+        "      DashboardBody: !Sub |",
+    ] + ["        " + line for line in body.split("\n")]
+    return "\n".join(lines)
+
+
 def render() -> str:
     lines = SOURCE.read_text().split("\n")
     out: list[str] = []
@@ -98,7 +189,10 @@ def render() -> str:
         joiner = "\n\n" if block.lstrip().startswith(("#", "  ")) and "Type:" in block else "\n"
         out.append(joiner.join(copies))
         i = end + 1
-    return HEADER + "\n".join(out)
+    rendered = "\n".join(out)
+    if "  #@dashboard" in out:
+        rendered = rendered.replace("  #@dashboard", dashboard(rendered), 1)
+    return HEADER + rendered
 
 
 def main(argv: list[str] | None = None) -> int:

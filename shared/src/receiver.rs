@@ -45,6 +45,19 @@ impl Reply {
     }
 }
 
+/// A rejection in the metrics: in all, by reason and by Lever event (the dashboard's widgets).
+fn count_rejected(reason: &'static str, kind: EventKind) {
+    metrics::counter!("WebhookRejected").increment(1);
+    metrics::counter!("WebhookRejectedByReason", "Reason" => reason).increment(1);
+    metrics::counter!("WebhookRejectedByKind", "Kind" => kind.as_str()).increment(1);
+}
+
+/// An accepted delivery in the metrics: in all, and by Lever event.
+fn count_accepted(kind: EventKind) {
+    metrics::counter!("WebhookAccepted").increment(1);
+    metrics::counter!("WebhookAcceptedByKind", "Kind" => kind.as_str()).increment(1);
+}
+
 /// Why a delivery was turned away: a label for logs and metrics.
 fn rejected(reason: &'static str, kind: EventKind, tenant: &str, reply: Reply) -> Reply {
     tracing::warn!(
@@ -54,8 +67,7 @@ fn rejected(reason: &'static str, kind: EventKind, tenant: &str, reply: Reply) -
         status = reply.status,
         "webhook rejected"
     );
-    metrics::counter!("WebhookRejected").increment(1);
-    metrics::counter!("WebhookRejectedByReason", "Reason" => reason).increment(1);
+    count_rejected(reason, kind);
     Reply {
         rejected: Some(reason),
         ..reply
@@ -95,8 +107,7 @@ impl<S: WebhookStore + StatsStore + DeletionStore, K: SecretStore, C: Clock> Rec
     /// tenant) is answered 401 before anything else: no secret is read and nothing is written.
     pub async fn receive(&self, tenant: &str, url_key: &str, body: &[u8]) -> Reply {
         let Some(generation) = self.keys.check(tenant, url_key) else {
-            metrics::counter!("WebhookRejected").increment(1);
-            metrics::counter!("WebhookRejectedByReason", "Reason" => "url_key").increment(1);
+            count_rejected("url_key", self.kind);
             return Reply::unauthorized();
         };
         let reply = self.check_and_apply(tenant, generation, body).await;
@@ -244,7 +255,7 @@ impl<S: WebhookStore + StatsStore + DeletionStore, K: SecretStore, C: Clock> Rec
                     tenant = d.tenant,
                     "deletion recorded, to be confirmed with Lever"
                 );
-                metrics::counter!("WebhookAccepted").increment(1);
+                count_accepted(self.kind);
                 Reply::ok("pending")
             }
             Err(StoreError::Invalid(why)) => {
@@ -356,7 +367,7 @@ impl<S: WebhookStore + StatsStore + DeletionStore, K: SecretStore, C: Clock> Rec
             status,
             "webhook accepted"
         );
-        metrics::counter!("WebhookAccepted").increment(1);
+        count_accepted(self.kind);
         Reply::ok(status)
     }
 }

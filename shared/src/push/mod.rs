@@ -457,15 +457,17 @@ impl<
     }
 }
 
+/// Each outcome by its metric's literal name, so the template check finds what the dashboard names.
 fn count(o: &Outcome) {
-    let name = match o {
-        Outcome::Done { .. } => "PushDone",
-        Outcome::Duplicate { .. } => "PushDuplicate",
-        Outcome::Failed { .. } | Outcome::Invalid { .. } => "PushFailed",
-        Outcome::Parked { .. } => "PushParked",
-        Outcome::Retry { .. } => "PushRetried",
-    };
-    metrics::counter!(name).increment(1);
+    match o {
+        Outcome::Done { .. } => metrics::counter!("PushDone").increment(1),
+        Outcome::Duplicate { .. } => metrics::counter!("PushDuplicate").increment(1),
+        Outcome::Failed { .. } | Outcome::Invalid { .. } => {
+            metrics::counter!("PushFailed").increment(1)
+        }
+        Outcome::Parked { .. } => metrics::counter!("PushParked").increment(1),
+        Outcome::Retry { .. } => metrics::counter!("PushRetried").increment(1),
+    }
 }
 
 fn outcome_name(o: &Outcome) -> &'static str {
