@@ -332,13 +332,15 @@ pub async fn run_admin(group: crate::admin::http::Group) -> Result<(), Error> {
         service_fn(move |req: Request| async move {
             let path = req.raw_http_path();
             let query = req.uri().query().unwrap_or_default();
+            let deadline = deadline_of(&req.lambda_context());
             let reply = admin
-                .handle_request(
+                .handle_until(
                     groups.as_slice(),
                     req.method().as_str(),
                     path,
                     query,
                     req.body().as_ref(),
+                    deadline,
                 )
                 .await;
             respond(reply.status, reply.content_type, reply.body)

@@ -27,6 +27,32 @@ const _: () = assert!(
     (READ_BUDGET.as_millis() + TOKEN_BUDGET.as_millis() + SAVE_BUDGET.as_millis())
         < REFRESH_LEASE_MS as u128
 );
+/// Kept free after the token call for saving the new tokens: once Lever answers, the old refresh
+/// token is dead, so the token call ends this long before the invocation's deadline.
+const SAVE_RESERVE: Duration = Duration::from_secs(8);
+/// One save attempt: a hung request is given up and tried again within the reserve, rather than
+/// holding the new refresh token until the invocation is killed.
+const SAVE_ATTEMPT: Duration = Duration::from_secs(3);
+/// The least the token call is given; with less time left no refresh is started.
+const TOKEN_MIN: Duration = Duration::from_secs(2);
+/// The least re-reading the secret is given.
+const READ_MIN: Duration = Duration::from_secs(1);
+/// The time a refresh needs before the invocation's deadline to be started at all.
+pub const REFRESH_MIN: Duration =
+    Duration::from_secs(READ_MIN.as_secs() + TOKEN_MIN.as_secs() + SAVE_RESERVE.as_secs());
+
+/// What is left of the invocation, less `keep`.
+fn left(deadline: Instant, keep: Duration) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .saturating_sub(keep)
+}
+
+fn no_time(what: &str) -> TenantError {
+    TenantError::OAuth(format!(
+        "not enough of this invocation is left to {what} and save the new tokens: left to the next one"
+    ))
+}
 
 /// `step` within `budget`, or an error naming it.
 async fn within<T>(
@@ -100,6 +126,11 @@ fn random_holder() -> String {
 /// Both end up with the same new access token, and exactly one refresh grant reaches Lever.
 /// `secrets` must read the store itself (no cache). An `invalid_grant` (the refresh token is
 /// dead, revoked, or idle for 90 days) marks the tenant disconnected.
+///
+/// No refresh outlives `deadline`, the invocation's: a refresh killed after Lever answered and
+/// before the new refresh token was saved would disconnect the tenant for good. So none starts
+/// with less than [`REFRESH_MIN`] left, the token call ends [`SAVE_RESERVE`] before the deadline,
+/// and each save attempt is bounded so a hung one is tried again in time.
 #[allow(clippy::too_many_arguments)]
 pub async fn refresh_oauth<S: TenantStore, K: SecretStore, C: Clock>(
     store: &S,
@@ -109,9 +140,10 @@ pub async fn refresh_oauth<S: TenantStore, K: SecretStore, C: Clock>(
     tenant: &str,
     base_url: &str,
     wait: Duration,
+    deadline: Instant,
 ) -> Result<Refreshed, TenantError> {
     let holder = random_holder();
-    let give_up = Instant::now() + wait;
+    let give_up = (Instant::now() + wait).min(deadline);
     loop {
         let Some(current) = secrets.load(tenant).await?.and_then(|s| s.oauth) else {
             return Ok(Refreshed::Rejected("no OAuth tokens are stored".into()));
@@ -120,11 +152,15 @@ pub async fn refresh_oauth<S: TenantStore, K: SecretStore, C: Clock>(
         if fresh(&current, now) {
             return Ok(Refreshed::Tokens(current));
         }
+        if left(deadline, REFRESH_MIN).is_zero() {
+            return Err(no_time("refresh"));
+        }
         if store
             .acquire_refresh_lease(tenant, &holder, now, now + REFRESH_LEASE_MS)
             .await?
         {
-            let result = refresh_under_lease(store, secrets, oauth, clock, tenant, base_url).await;
+            let result =
+                refresh_under_lease(store, secrets, oauth, clock, tenant, base_url, deadline).await;
             if let Err(e) = store.release_refresh_lease(tenant, &holder).await {
                 // The lease expires by itself; others wait at most REFRESH_LEASE_MS.
                 tracing::warn!(tenant, error = %e, "could not release the OAuth refresh lease");
@@ -147,9 +183,11 @@ async fn refresh_under_lease<S: TenantStore, K: SecretStore, C: Clock>(
     clock: &C,
     tenant: &str,
     base_url: &str,
+    deadline: Instant,
 ) -> Result<Refreshed, TenantError> {
     let read = async { Ok(secrets.load(tenant).await?) };
-    let mut secret = within(READ_BUDGET, "reading the secret", read)
+    let read_budget = READ_BUDGET.min(left(deadline, TOKEN_MIN + SAVE_RESERVE));
+    let mut secret = within(read_budget, "reading the secret", read)
         .await?
         .unwrap_or_default();
     let Some(tokens) = secret.oauth.clone() else {
@@ -158,8 +196,13 @@ async fn refresh_under_lease<S: TenantStore, K: SecretStore, C: Clock>(
     if fresh(&tokens, clock.now_ms()) {
         return Ok(Refreshed::Tokens(tokens));
     }
-    // Bounded so the lease outlives it (the client's own HTTP timeout is 10 s).
-    let answer = tokio::time::timeout(TOKEN_BUDGET, oauth.refresh(&tokens.refresh_token, base_url))
+    // Bounded so the lease outlives it (the client's own HTTP timeout is 10 s), and so the save
+    // has its reserve before the deadline.
+    let token_budget = TOKEN_BUDGET.min(left(deadline, SAVE_RESERVE));
+    if token_budget < TOKEN_MIN {
+        return Err(no_time("call Lever's token endpoint"));
+    }
+    let answer = tokio::time::timeout(token_budget, oauth.refresh(&tokens.refresh_token, base_url))
         .await
         .unwrap_or_else(|_| Err(OAuthError::Unavailable("the token call timed out".into())));
     match answer {
@@ -173,11 +216,13 @@ async fn refresh_under_lease<S: TenantStore, K: SecretStore, C: Clock>(
                 obtained_at: now,
             };
             secret.oauth = Some(new.clone());
-            let give_up = Instant::now() + SAVE_BUDGET;
+            let give_up = (Instant::now() + SAVE_BUDGET).min(deadline);
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let left = give_up.saturating_duration_since(Instant::now());
+                let left = give_up
+                    .saturating_duration_since(Instant::now())
+                    .min(SAVE_ATTEMPT);
                 let saved = tokio::time::timeout(left, secrets.save(tenant, &secret))
                     .await
                     .unwrap_or_else(|_| Err(SecretsError::Unavailable("saving timed out".into())));
@@ -317,7 +362,12 @@ impl<S: TenantStore, K: SecretStore, C: Clock + Clone> Tenants<S, K, C> {
     }
 
     /// The tenant and its credentials; `None` for an unknown tenant or one without credentials.
-    pub async fn context(&self, id: &str) -> Result<Option<TenantContext>, TenantError> {
+    /// An OAuth refresh it needs ends before `deadline`, the invocation's (see [`refresh_oauth`]).
+    pub async fn context(
+        &self,
+        id: &str,
+        deadline: Instant,
+    ) -> Result<Option<TenantContext>, TenantError> {
         let Some(tenant) = self.record(id).await? else {
             return Ok(None);
         };
@@ -331,7 +381,7 @@ impl<S: TenantStore, K: SecretStore, C: Clock + Clone> Tenants<S, K, C> {
                     Auth::Bearer(tokens.access_token.clone())
                 } else {
                     // Boxed: the refresh's future is large and rarely needed.
-                    return Box::pin(self.refreshed_context(id, tenant, tokens))
+                    return Box::pin(self.refreshed_context(id, tenant, tokens, deadline))
                         .await
                         .map(Some);
                 }
@@ -348,10 +398,14 @@ impl<S: TenantStore, K: SecretStore, C: Clock + Clone> Tenants<S, K, C> {
 
     /// The tenant and its credentials read again from the store, bypassing this instance's caches:
     /// another function may have reconnected the tenant (a new key, OAuth) since they were cached.
-    pub async fn reload_context(&self, id: &str) -> Result<Option<TenantContext>, TenantError> {
+    pub async fn reload_context(
+        &self,
+        id: &str,
+        deadline: Instant,
+    ) -> Result<Option<TenantContext>, TenantError> {
         self.records.lock().unwrap().remove(id);
         self.secrets.reload(id).await?;
-        self.context(id).await
+        self.context(id, deadline).await
     }
 
     /// The context after refreshing the tenant's OAuth tokens (see [`refresh_oauth`]).
@@ -360,6 +414,7 @@ impl<S: TenantStore, K: SecretStore, C: Clock + Clone> Tenants<S, K, C> {
         id: &str,
         tenant: Arc<Tenant>,
         stale: &OAuthTokens,
+        deadline: Instant,
     ) -> Result<TenantContext, TenantError> {
         let Some(oauth) = self.oauth.clone() else {
             return Err(TenantError::OAuth(
@@ -378,6 +433,7 @@ impl<S: TenantStore, K: SecretStore, C: Clock + Clone> Tenants<S, K, C> {
             id,
             &tenant.lever_base_url,
             self.refresh_wait,
+            deadline,
         ))
         .await;
         match result {

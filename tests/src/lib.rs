@@ -433,3 +433,8 @@ pub fn counted_dynamodb(aws: &SdkConfig) -> (aws_sdk_dynamodb::Client, RequestCo
         .build();
     (aws_sdk_dynamodb::Client::from_conf(config), counter)
 }
+
+/// A deadline like an invocation's with a minute left: time for any OAuth refresh.
+pub fn invocation() -> std::time::Instant {
+    std::time::Instant::now() + std::time::Duration::from_secs(60)
+}

@@ -38,6 +38,7 @@ on_both_stores!(
     an_oauth_tenant_is_connected_and_a_key_replaces_its_tokens,
     every_secret_writer_during_a_refresh_keeps_the_newest_tokens,
     a_slow_refresh_keeps_its_lease_until_it_saved,
+    no_refresh_outlives_its_invocation,
     connect_then_disconnect_deletes_secret_and_data,
     status_shows_health_and_renders_in_chromium,
     roles_sync_map_and_report_mismatches,
@@ -1353,7 +1354,11 @@ async fn oauth_connect_then_push_with_bearer<B: Backend>() {
 
     // The functions use the access token as Bearer.
     let tenants = rig.tenants(Arc::new(ManualClock::at(now_ms())));
-    let ctx = tenants.context("acme-o").await.unwrap().unwrap();
+    let ctx = tenants
+        .context("acme-o", invocation())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ctx.account.auth, Auth::Bearer(tokens.access_token.clone()));
     let opp = rig.sim.add_opportunity(NewOpportunity {
         name: "Ada".into(),
@@ -1508,7 +1513,11 @@ async fn oauth_for_logs(rig: &Rig<DynamoStore>) -> Vec<String> {
         .unwrap();
     let clock = Arc::new(ManualClock::at(now_ms() + 56 * 60_000));
     let tenants = rig.tenants(clock);
-    tenants.context(&oauth_id).await.unwrap().unwrap();
+    tenants
+        .context(&oauth_id, invocation())
+        .await
+        .unwrap()
+        .unwrap();
     let second = rig
         .secrets
         .load(&oauth_id)
@@ -1548,12 +1557,12 @@ async fn oauth_refresh_before_expiry_and_one_winner_when_concurrent<B: Backend>(
     let clock = Arc::new(ManualClock::at(now_ms()));
     let tenants = rig.tenants(clock.clone());
     // Still more than 5 minutes left: no refresh.
-    let ctx = tenants.context(&id).await.unwrap().unwrap();
+    let ctx = tenants.context(&id, invocation()).await.unwrap().unwrap();
     assert_eq!(ctx.account.auth, Auth::Bearer(first.access_token.clone()));
     assert_eq!(rig.grants("refresh_token"), 0);
     // 101 s later fewer than 5 minutes are left: refreshed before use.
     clock.advance(101_000);
-    let ctx = tenants.context(&id).await.unwrap().unwrap();
+    let ctx = tenants.context(&id, invocation()).await.unwrap().unwrap();
     let second = rig.secrets.load(&id).await.unwrap().unwrap().oauth.unwrap();
     assert_eq!(rig.grants("refresh_token"), 1);
     assert_ne!(second.access_token, first.access_token);
@@ -1561,7 +1570,7 @@ async fn oauth_refresh_before_expiry_and_one_winner_when_concurrent<B: Backend>(
     assert_eq!(ctx.account.auth, Auth::Bearer(second.access_token.clone()));
     rig.note_with(&ctx.account.auth, &opp).await.unwrap();
     // The cache holds the new tokens: no second refresh.
-    tenants.context(&id).await.unwrap().unwrap();
+    tenants.context(&id, invocation()).await.unwrap().unwrap();
     assert_eq!(rig.grants("refresh_token"), 1);
     // The old refresh token is dead at the simulator (rotation).
     assert_eq!(
@@ -1577,7 +1586,7 @@ async fn oauth_refresh_before_expiry_and_one_winner_when_concurrent<B: Backend>(
     clock.advance(400_000);
     let a = rig.tenants(clock.clone());
     let b = rig.tenants(clock.clone());
-    let (ra, rb) = tokio::join!(a.context(&id), b.context(&id));
+    let (ra, rb) = tokio::join!(a.context(&id, invocation()), b.context(&id, invocation()));
     let (ra, rb) = (ra.unwrap().unwrap(), rb.unwrap().unwrap());
     assert_eq!(
         rig.grants("refresh_token"),
@@ -1627,7 +1636,11 @@ async fn a_secret_write_during_a_refresh_keeps_the_new_refresh_token<B: Backend>
     let refresh = async {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let later = Arc::new(ManualClock::at(now_ms() + 3_400_000));
-        rig.tenants(later).context(&id).await.unwrap().unwrap();
+        rig.tenants(later)
+            .context(&id, invocation())
+            .await
+            .unwrap()
+            .unwrap();
     };
     let ((status, v), ()) = tokio::join!(register, refresh);
     assert_eq!(status, 200, "{v}");
@@ -1656,7 +1669,7 @@ async fn oauth_refused_refresh_disconnects_the_tenant<B: Backend>() {
     rig.secrets.save(&id, &secret).await.unwrap();
     let clock = Arc::new(ManualClock::at(now_ms() + 3_400_000));
     let tenants = rig.tenants(clock);
-    let ctx = tenants.context(&id).await.unwrap().unwrap();
+    let ctx = tenants.context(&id, invocation()).await.unwrap().unwrap();
     assert_eq!(ctx.tenant.status, TenantStatus::Disconnected);
     let t = rig.store.tenant(&id).await.unwrap().unwrap();
     assert_eq!(t.status, TenantStatus::Disconnected);
@@ -1702,7 +1715,7 @@ async fn an_oauth_tenant_is_connected_and_a_key_replaces_its_tokens<B: Backend>(
     assert!(secret.oauth.is_none(), "the key replaces the OAuth tokens");
     let ctx = rig
         .tenants(Arc::new(ManualClock::at(now_ms())))
-        .context(&id)
+        .context(&id, invocation())
         .await
         .unwrap()
         .unwrap();
@@ -1742,7 +1755,11 @@ async fn every_secret_writer_during_a_refresh_keeps_the_newest_tokens<B: Backend
             .delay_next_token_call(std::time::Duration::from_millis(1500));
         let refresh = async {
             let later = Arc::new(ManualClock::at(now_ms() + 3_400_000));
-            rig.tenants(later).context(&id).await.unwrap().unwrap()
+            rig.tenants(later)
+                .context(&id, invocation())
+                .await
+                .unwrap()
+                .unwrap()
         };
         let write = async {
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -1823,7 +1840,7 @@ async fn a_slow_refresh_keeps_its_lease_until_it_saved<B: Backend>() {
     let at = now_ms() + 3_400_000;
     let first = async {
         rig.tenants(Arc::new(ManualClock::at(at)))
-            .context(&id)
+            .context(&id, invocation())
             .await
             .unwrap()
             .unwrap()
@@ -1831,7 +1848,7 @@ async fn a_slow_refresh_keeps_its_lease_until_it_saved<B: Backend>() {
     let second = async {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         rig.tenants(Arc::new(ManualClock::at(at + 45_000)))
-            .context(&id)
+            .context(&id, invocation())
             .await
             .unwrap()
             .unwrap()
@@ -1890,4 +1907,99 @@ async fn a_tenants_tokens_and_credentials_are_two_secrets() {
 
     all.delete("t").await.unwrap();
     assert!(all.load("t").await.unwrap().is_none());
+}
+
+/// A secret store whose next save never answers (a request that hangs), the rest as `inner`.
+struct HangingSave<K> {
+    inner: K,
+    hang: std::sync::atomic::AtomicBool,
+}
+
+impl<K: SecretStore> SecretStore for HangingSave<K> {
+    async fn load(
+        &self,
+        tenant: &str,
+    ) -> Result<Option<lever_bridge::secrets::TenantSecret>, lever_bridge::secrets::SecretsError>
+    {
+        self.inner.load(tenant).await
+    }
+    async fn save(
+        &self,
+        tenant: &str,
+        secret: &lever_bridge::secrets::TenantSecret,
+    ) -> Result<(), lever_bridge::secrets::SecretsError> {
+        if self.hang.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        self.inner.save(tenant, secret).await
+    }
+    async fn delete(&self, tenant: &str) -> Result<(), lever_bridge::secrets::SecretsError> {
+        self.inner.delete(tenant).await
+    }
+}
+
+/// A refresh ends before its invocation does. Before, a save that hung was waited on for 30 s
+/// whatever the invocation had left: killed at its deadline after Lever had rotated the refresh
+/// token, the tenant kept a dead one (disconnected for good). Now a refresh starts only with the
+/// time to finish its save, and a hung save attempt is given up and tried again in time.
+/// (Real time, not tokio's paused clock: the simulator is a real HTTP server, and a paused clock
+/// would fire the client's timeouts while it waits on the socket.)
+async fn no_refresh_outlives_its_invocation<B: Backend>() {
+    let rig = Rig::<B>::new(KeyPerms::all()).await;
+    let (id, _, _) = rig.oauth_connect().await;
+    let stored = || async {
+        rig.secrets
+            .load(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .oauth
+            .unwrap()
+            .refresh_token
+            .expose()
+            .to_string()
+    };
+    let before = stored().await;
+    // Near the access token's expiry: a refresh is due.
+    let clock = Arc::new(ManualClock::at(now_ms() + 3_400_000));
+    let tenants = |hang: bool| {
+        let mut t = Tenants::new(
+            rig.store.clone(),
+            HangingSave {
+                inner: rig.secrets.clone(),
+                hang: hang.into(),
+            },
+            clock.clone(),
+            60_000,
+        );
+        t.set_oauth(Some(Arc::new(OAuthClient::new(sim_oauth(&rig.sim), None))));
+        t
+    };
+
+    // Too little left to refresh and save: no refresh starts, the stored token stays valid.
+    let short = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let ctx = tenants(false).context(&id, short).await;
+    assert!(
+        matches!(&ctx, Ok(Some(c)) if c.account.auth == Auth::Bearer(
+            rig.secrets.load(&id).await.unwrap().unwrap().oauth.unwrap().access_token)),
+        "the current access token, still valid, is used: {:?}",
+        ctx.map(|c| c.map(|c| c.tenant.id.clone()))
+    );
+    assert_eq!(rig.grants("refresh_token"), 0, "no refresh reached Lever");
+    assert!(rig.sim.live_refresh_tokens().contains(&before));
+
+    // Time enough, and the first save hangs: the refresh ends before the invocation is killed
+    // (its deadline less the 2 s the functions keep back), with the new refresh token stored.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(14);
+    let killed_at = deadline + std::time::Duration::from_secs(2);
+    let tenants = tenants(true);
+    let run = tokio::time::timeout_at(killed_at.into(), tenants.context(&id, deadline)).await;
+    assert!(run.is_ok(), "the invocation was killed mid-refresh");
+    assert_eq!(rig.grants("refresh_token"), 1);
+    let after = stored().await;
+    assert_ne!(after, before, "the rotated refresh token is stored");
+    assert!(
+        rig.sim.live_refresh_tokens().contains(&after),
+        "Lever still honours the stored refresh token"
+    );
 }

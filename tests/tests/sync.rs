@@ -685,6 +685,20 @@ fn newest_first(sim: &Simulator) -> Vec<String> {
 
 /// A key Lever refuses: the job records why and waits for the next interval (not every minute);
 /// a rejected key marks the tenant disconnected.
+/// A run with too little time left starts no tenant's job: the job is neither claimed nor
+/// touched, and the next run takes it.
+#[tokio::test]
+async fn a_run_near_its_deadline_starts_no_job() {
+    let r = rig::<lever_bridge::store::memory::InMemoryStore>(5).await;
+    r.sync.start_backfill(&r.tenant).await.unwrap();
+    let before = r.store.sync_job(&r.tenant).await.unwrap().unwrap();
+    let report = r.run(Duration::from_secs(5)).await;
+    assert_eq!((report.tenants, report.pages), (0, 0), "{report:?}");
+    assert_eq!(r.store.sync_job(&r.tenant).await.unwrap().unwrap(), before);
+    let report = r.run(Duration::from_secs(60)).await;
+    assert_eq!(report.tenants, 1, "{report:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_key_fails_visibly_and_waits() {
     let r = rig::<lever_bridge::store::memory::InMemoryStore>(10).await;

@@ -80,6 +80,23 @@ where
         self.handle_request(groups, method, path, "", body)
     }
 
+    /// [`Admin::handle_request`] within the invocation's `deadline`: no OAuth refresh outlives it.
+    pub async fn handle_until(
+        &self,
+        groups: &[Group],
+        method: &str,
+        path: &str,
+        query: &str,
+        body: &[u8],
+        deadline: std::time::Instant,
+    ) -> Reply {
+        Self::until(
+            deadline,
+            self.handle_request(groups, method, path, query, body),
+        )
+        .await
+    }
+
     /// [`Admin::handle`] with the query string (the OAuth routes read theirs; it is never logged,
     /// it carries the authorization code).
     pub async fn handle_request(

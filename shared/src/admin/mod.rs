@@ -93,6 +93,11 @@ pub fn default_environments() -> Vec<(String, String)> {
     ]
 }
 
+tokio::task_local! {
+    /// The invocation's deadline while a request is answered ([`Admin::handle_until`]).
+    static REQUEST_DEADLINE: Instant;
+}
+
 pub struct Admin<L, S, K, C> {
     pub lever: L,
     pub store: S,
@@ -243,8 +248,22 @@ where
         }
     }
 
+    /// When this request's Lever calls must end: the Lever budget from now, within the invocation.
     pub fn deadline(&self) -> Instant {
-        Instant::now() + self.settings.lever_budget
+        (Instant::now() + self.settings.lever_budget).min(self.request_deadline())
+    }
+
+    /// The invocation's deadline (outside a request: the Lever budget from now). An OAuth refresh
+    /// ends before it.
+    pub fn request_deadline(&self) -> Instant {
+        REQUEST_DEADLINE
+            .try_with(|d| *d)
+            .unwrap_or_else(|_| Instant::now() + self.settings.lever_budget)
+    }
+
+    /// Runs `answer` with `deadline` as the request's.
+    pub async fn until<T>(deadline: Instant, answer: impl Future<Output = T>) -> T {
+        REQUEST_DEADLINE.scope(deadline, answer).await
     }
 
     pub fn client<'a>(&'a self, account: &'a Account) -> Lever<'a, L> {
@@ -334,6 +353,7 @@ where
             id,
             base_url,
             Duration::from_secs(8),
+            self.request_deadline(),
         ))
         .await;
         match refreshed {

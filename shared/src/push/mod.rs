@@ -156,7 +156,7 @@ impl<
             }
         };
         let env = &command.envelope;
-        let ctx = match self.tenants.context(&env.tenant_id).await {
+        let ctx = match self.tenants.context(&env.tenant_id, deadline).await {
             Ok(Some(ctx)) => ctx,
             Ok(None) => {
                 return self
@@ -199,7 +199,7 @@ impl<
         // A record cached as disconnected may predate a reconnection by another function (the
         // replay of this very command, say): look again before parking.
         let ctx = if ctx.tenant.status == TenantStatus::Disconnected {
-            match self.tenants.reload_context(&env.tenant_id).await {
+            match self.tenants.reload_context(&env.tenant_id, deadline).await {
                 Ok(Some(fresh)) => fresh,
                 _ => ctx,
             }
@@ -229,7 +229,7 @@ impl<
             // (one of two notes): then the next attempt looks first, as after any partial write.
             if let Err(Stop::Lever(LeverError::Unauthorized(_))) = &result
                 && !attempt.wrote
-                && let Ok(Some(fresh)) = self.tenants.reload_context(&env.tenant_id).await
+                && let Ok(Some(fresh)) = self.tenants.reload_context(&env.tenant_id, deadline).await
                 && fresh.account.auth != ctx.account.auth
                 && fresh.tenant.status != TenantStatus::Disconnected
             {

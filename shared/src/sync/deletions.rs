@@ -90,7 +90,7 @@ impl<
         margin: Duration,
     ) -> Result<SyncReport, StoreError> {
         let mut report = SyncReport::default();
-        let ctx = match self.tenants.context(tenant).await {
+        let ctx = match self.tenants.context(tenant, deadline).await {
             Ok(Some(ctx)) if ctx.tenant.status != TenantStatus::Disconnected => ctx,
             // Asked again once the tenant can be (a reconnection, or the next hour).
             Ok(_) => {

@@ -216,6 +216,11 @@ impl<
         margin: Duration,
     ) -> SyncReport {
         let mut report = SyncReport::default();
+        // A job started now could not end (nor its tenant's OAuth refresh finish) before the
+        // invocation does: it stays due for the next run, unclaimed.
+        if Instant::now() + margin + crate::tenant::REFRESH_MIN >= deadline {
+            return report;
+        }
         let now = self.clock.now_ms();
         let until = now
             + deadline
@@ -332,7 +337,7 @@ impl<
         margin: Duration,
         report: &mut SyncReport,
     ) -> Result<Ended, RunError> {
-        let Some(ctx) = self.tenants.context(&job.tenant).await? else {
+        let Some(ctx) = self.tenants.context(&job.tenant, deadline).await? else {
             job.last_error = Some("unknown tenant or no credentials".into());
             return Ok(Ended::Failed);
         };

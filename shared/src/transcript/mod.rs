@@ -296,7 +296,7 @@ impl<
             return One::Skipped;
         }
         let now = self.clock.now_ms();
-        let ctx = match self.tenants.context(&key.tenant).await {
+        let ctx = match self.tenants.context(&key.tenant, deadline).await {
             Ok(Some(ctx)) if ctx.tenant.status != TenantStatus::Disconnected => ctx,
             // A disconnected or unknown tenant keeps its buffer: tried again later, nothing lost.
             Ok(_) => {
