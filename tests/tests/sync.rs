@@ -804,6 +804,65 @@ async fn a_key_without_confidential_access_syncs_what_it_may_see() {
     );
 }
 
+/// What a run established about confidential access outlives a run cut short. Before, each
+/// reconciliation reset it at its start and saved "the key sees confidential candidates" when it
+/// ended before its first page (an `/archive_reasons` 500 here): a forged `candidateDeleted` of a
+/// live confidential candidate, which Lever hides from the key with a 404, was then applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_cut_short_keeps_what_it_knew_of_confidential_access() {
+    let r = rig::<lever_bridge::store::memory::InMemoryStore>(100).await;
+    let key = random_hex(16);
+    r.sim.add_key(
+        &key,
+        KeyPerms {
+            confidential: false,
+            ..KeyPerms::all()
+        },
+    );
+    r.use_key(&key).await;
+    r.backfill().await;
+    let before = r.changes().await.len();
+    // The next reconciliation fails before its first page.
+    r.clock.advance(SyncConfig::default().interval_ms + 1);
+    r.sim.push_fault(Fault::Status(500), 50);
+    let failed = r.run(Duration::from_secs(60)).await;
+    r.sim.clear_faults();
+    assert_eq!(failed.pages, 0, "{failed:?}");
+    let job = r.store.sync_job(&r.tenant).await.unwrap().unwrap();
+    assert!(job.last_error.is_some() && job.non_confidential, "{job:?}");
+    assert_eq!(
+        SyncStatus::of(Some(&job), r.clock.now_ms()).confidential,
+        Some(false),
+        "still known"
+    );
+
+    let hidden = r
+        .sim
+        .opportunity_ids()
+        .into_iter()
+        .find(|id| r.sim.opportunity(id).unwrap()["confidentiality"] == "confidential")
+        .expect("a confidential candidate");
+    let (_, forged) = delivery(
+        EventKind::CandidateDeleted,
+        SIGNATURE,
+        r.clock.now_ms(),
+        serde_json::json!({ "opportunityId": hidden }),
+    );
+    let hook = &r.hooks[&EventKind::CandidateDeleted];
+    let reply = hook.receive(&r.tenant, &url_key(&r.tenant), &forged).await;
+    assert_eq!(reply.body["status"], "pending");
+    let report = r.run(Duration::from_secs(60)).await;
+    assert_eq!(report.deletions_confirmed, 0, "{report:?}");
+    let events = r.changes().await;
+    assert!(
+        events[before..]
+            .iter()
+            .all(|e| e.kind != "candidateDeleted"),
+        "no candidateDeleted event"
+    );
+    assert!(r.sim.opportunity(&hidden).is_some(), "live in Lever");
+}
+
 /// A paging cursor Lever refuses (expired, or from before a change of filters) restarts the walk
 /// instead of failing every run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -88,9 +88,15 @@ pub struct SyncJob {
     pub recovered_total: i64,
     pub recovered_last: i64,
     pub last_error: Option<String>,
-    /// Lever refused `confidentiality=all` (the key lacks confidential access): this run lists
-    /// only what the key may see. Asked again at every new run, in case access was granted.
+    /// Lever refused `confidentiality=all` (the key lacks confidential access): the runs list only
+    /// what the key may see. The last answer a run established, kept until one establishes a new
+    /// one (each run asks again at its first page, in case access was granted or taken away).
     pub non_confidential: bool,
+    /// Whether a run of this job established `non_confidential`: until one has, a 404 proves no
+    /// deletion (the key may be one Lever hides confidential candidates from).
+    pub confidential_known: bool,
+    /// Whether this run has asked Lever for confidential candidates yet (its first page does).
+    pub confidential_asked: bool,
     /// When the job should run next (`None`: not scheduled).
     pub due_at: Option<i64>,
     /// Until when a run holds it.

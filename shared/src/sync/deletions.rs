@@ -109,13 +109,13 @@ impl<
                     .map(|()| report);
             }
         };
-        // A key Lever refused confidential access (the sync found out) sees confidential
-        // candidates as 404s.
-        let sees_confidential = !self
+        // A key Lever refused confidential access sees confidential candidates as 404s: a 404
+        // proves a deletion only while a run has established that the key sees them all.
+        let sees_confidential = self
             .store
             .sync_job(tenant)
             .await?
-            .is_some_and(|j| j.non_confidential);
+            .is_some_and(|j| j.confidential_known && !j.non_confidential);
         let lever = Lever::new(&self.lever, &ctx.account, deadline);
         for (i, p) in pending.iter().enumerate() {
             if Instant::now() + margin >= deadline {

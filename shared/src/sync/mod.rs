@@ -263,7 +263,8 @@ impl<
             job.started_at = now;
             job.finished_at = None;
             job.last_error = None;
-            job.non_confidential = false;
+            // The last known answer stays until this run's first page establishes a new one.
+            job.confidential_asked = false;
             job.run += 1;
         }
         let mut retry_after = self.config.retry_after_ms;
@@ -439,9 +440,11 @@ impl<
         report: &mut SyncReport,
     ) -> Result<bool, RunError> {
         let (items, next) = loop {
+            // A run's first page asks for confidential candidates again; later pages keep its answer.
+            let all = !job.confidential_asked || !job.non_confidential;
             let mut req = confidentiality(
                 LeverRequest::get("/opportunities").query("expand", "applications"),
-                !job.non_confidential,
+                all,
             );
             if job.mode == SyncMode::Reconcile
                 && let Some(since) = job.since
@@ -449,18 +452,28 @@ impl<
                 req = req.query("updated_at_start", since.to_string());
             }
             match Self::page(lever, job, req).await {
-                Err(LeverError::Forbidden(why)) if !job.non_confidential => {
+                Err(LeverError::Forbidden(why)) if all => {
                     tracing::warn!(
                         tenant = job.tenant,
                         why,
                         "no confidential access: syncing the candidates the key may see"
                     );
                     job.non_confidential = true;
+                    job.confidential_known = true;
+                    job.confidential_asked = true;
                     // Lever binds a cursor to its filters: the walk starts again without them.
                     job.position = None;
                     job.done = 0;
                 }
-                page => break page?,
+                page => {
+                    let page = page?;
+                    if all {
+                        job.non_confidential = false;
+                        job.confidential_known = true;
+                        job.confidential_asked = true;
+                    }
+                    break page;
+                }
             }
         };
         let snaps: Vec<Snapshot> = items.iter().filter_map(Snapshot::parse).collect();

@@ -147,7 +147,7 @@ impl SyncStatus {
             changes_recovered: j.recovered_total,
             changes_recovered_last_run: j.recovered_last,
             last_error: j.last_error.clone(),
-            confidential: (j.pages > 0 || j.finished_at.is_some()).then_some(!j.non_confidential),
+            confidential: j.confidential_known.then_some(!j.non_confidential),
         }
     }
 }
