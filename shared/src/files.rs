@@ -45,9 +45,29 @@ pub enum UploadError {
     OtherTenant { key: String, tenant: String },
     #[error("object `{0}` is empty")]
     Empty(String),
+    /// S3 answered the object with a 4xx other than 404 (access denied, say): permanent.
+    #[error("the upload bucket refused object `{key}` ({status}): {message}")]
+    Refused {
+        key: String,
+        status: u16,
+        message: String,
+    },
     /// S3 could not be asked: worth trying again.
     #[error("the upload bucket is unavailable: {0}")]
     Unavailable(String),
+}
+
+/// The name a command's file has in Lever: the file's name with a reference to the command
+/// (`report [ref 3f9a1c2b7d4e].pdf`), so a retry whose last answer was lost finds its own upload
+/// and never another command's of the same report. Lever keeps the name and shows no hash.
+pub fn tagged_name(name: &str, tenant: &str, command: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{tenant}/{command}").as_bytes());
+    let tag = &hex::encode(digest)[..12];
+    match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => format!("{stem} [ref {tag}].{ext}"),
+        _ => format!("{name} [ref {tag}]"),
+    }
 }
 
 fn permitted() -> String {
@@ -128,6 +148,18 @@ impl Uploads {
             Ok(h) => h.content_length().unwrap_or(0).max(0) as u64,
             Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => {
                 return Err(UploadError::Missing(key.to_string()));
+            }
+            // Access denied and other refusals stay refused however often they are asked.
+            Err(e)
+                if e.raw_response()
+                    .is_some_and(|r| (400..500).contains(&r.status().as_u16())) =>
+            {
+                let status = e.raw_response().map_or(0, |r| r.status().as_u16());
+                return Err(UploadError::Refused {
+                    key: key.to_string(),
+                    status,
+                    message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+                });
             }
             Err(e) => {
                 return Err(UploadError::Unavailable(

@@ -613,7 +613,11 @@ async fn a_report_file_goes_from_the_bucket_into_lever_once() {
     let files = rig.sim.files(&opp);
     assert_eq!(files.len(), 1);
     assert_eq!(files[0]["id"], done_once["fileId"]);
-    assert_eq!(files[0]["name"], "Technical interview report.pdf");
+    let tagged = |name: &str, cmd: &str| lever_bridge::files::tagged_name(name, &rig.tenant, cmd);
+    assert_eq!(
+        files[0]["name"],
+        tagged("Technical interview report.pdf", "f-1")
+    );
     assert_eq!(files[0]["size"], json!(report.len()));
     assert_eq!(
         files[0]["sha256"],
@@ -626,7 +630,7 @@ async fn a_report_file_goes_from_the_bucket_into_lever_once() {
         Outcome::Duplicate { .. }
     ));
 
-    // Lever stores the file but the answer is lost: the retry finds it by name and size.
+    // Lever stores the file but the answer is lost: the retry finds it by its tagged name.
     let second = format!("{}/reports/second.pdf", rig.tenant);
     rig.upload(&second, vec![7; 4096]).await;
     rig.sim.push_fault(Fault::DropAfterApply, 1);
@@ -643,7 +647,7 @@ async fn a_report_file_goes_from_the_bucket_into_lever_once() {
     let files = rig.sim.files(&opp);
     assert_eq!(files.len(), 2, "one file per command: {files:?}");
     assert_eq!(again["fileId"], files[1]["id"]);
-    assert_eq!(files[1]["name"], "second.pdf");
+    assert_eq!(files[1]["name"], tagged("second.pdf", "f-2"));
 
     // Lever's "File took too long to upload" (408): nothing stored, tried again later.
     let slow = format!("{}/reports/slow.pdf", rig.tenant);
@@ -694,6 +698,98 @@ async fn a_report_file_goes_from_the_bucket_into_lever_once() {
         requests,
         "nothing wrong reaches Lever"
     );
+}
+
+/// Two commands attach the same report. Before, a retry whose last attempt's answer was lost
+/// looked for the file by name and size, and adopted the other command's upload: its own file
+/// never reached Lever. Each command's file now carries its reference in its name.
+#[tokio::test]
+async fn two_commands_with_one_report_each_attach_it_once() {
+    let rig = Rig::new().await;
+    let opp = rig.opportunity();
+    let key = format!("{}/reports/summary.pdf", rig.tenant);
+    rig.upload(&key, vec![5; 10_000]).await;
+    let first = done(
+        &rig.push(
+            PushKind::File,
+            rig.command("same-1", &opp, json!({"objectKey": key})),
+        )
+        .await,
+    )
+    .clone();
+    // The second command's first attempt is cut off before Lever stores anything: its outcome is
+    // unknown, so its retry looks first.
+    rig.sim.push_fault(Fault::Drop, 1);
+    let second = rig.command("same-2", &opp, json!({"objectKey": key}));
+    assert!(matches!(
+        rig.push(PushKind::File, second.clone()).await,
+        Outcome::Retry { .. }
+    ));
+    rig.clock.advance(120_000);
+    let second = done(&rig.push(PushKind::File, second).await).clone();
+    assert_ne!(second["fileId"], first["fileId"], "its own upload");
+    // A third whose upload Lever stored but whose answer was lost: its retry uploads nothing.
+    rig.sim.push_fault(Fault::DropAfterApply, 1);
+    let third = rig.command("same-3", &opp, json!({"objectKey": key}));
+    assert!(matches!(
+        rig.push(PushKind::File, third.clone()).await,
+        Outcome::Retry { .. }
+    ));
+    rig.clock.advance(120_000);
+    let third = done(&rig.push(PushKind::File, third).await).clone();
+    let files = rig.sim.files(&opp);
+    assert_eq!(files.len(), 3, "one file per command: {files:?}");
+    let ids: Vec<&Value> = files.iter().map(|f| &f["id"]).collect();
+    assert_eq!(ids, [&first["fileId"], &second["fileId"], &third["fileId"]]);
+}
+
+/// An upload bucket that answers 403 (a role or a bucket policy that denies the read) is a
+/// permanent failure: the command ends `pushFailed` with S3's reason at once instead of being
+/// retried ten times into the dead-letter queue.
+#[tokio::test]
+async fn an_upload_bucket_that_refuses_fails_the_command_for_good() {
+    let rig = Rig::new().await;
+    let opp = rig.opportunity();
+    // S3 as a bucket policy denying the read answers it: 403 to every request.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let app = axum::Router::new().fallback(|| async {
+            (
+                axum::http::StatusCode::FORBIDDEN,
+                [("x-amz-request-id", "denied")],
+            )
+        });
+        axum::serve(listener, app).await.unwrap();
+    });
+    let aws = aws().await;
+    let denied = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&aws)
+            .endpoint_url(format!("http://{addr}"))
+            .force_path_style(true)
+            .build(),
+    );
+    let mut pusher = Pusher::new(
+        PushKind::File,
+        rig.lever.clone(),
+        rig.store.clone(),
+        rig.secrets.clone(),
+        rig.clock.clone(),
+    );
+    pusher.uploads = Some(lever_bridge::files::Uploads::new(denied, &rig.bucket));
+    let key = format!("{}/reports/r.pdf", rig.tenant);
+    let cmd = rig.command("denied-1", &opp, json!({"objectKey": key}));
+    match pusher
+        .handle(cmd, Instant::now() + Duration::from_secs(30))
+        .await
+    {
+        Outcome::Failed { error } => assert!(
+            error.contains(&format!("the upload bucket refused object `{key}` (403)")),
+            "{error}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(rig.sim.files(&opp).is_empty());
 }
 
 #[tokio::test]

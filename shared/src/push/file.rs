@@ -1,6 +1,8 @@
 //! Report files: an object of the upload bucket attached to the opportunity (`POST
-//! /opportunities/:id/files`, multipart, streamed from S3). Exactly once as for notes: after an
-//! attempt whose outcome is unknown, the file is looked for by name and size before it is sent again.
+//! /opportunities/:id/files`, multipart, streamed from S3). Exactly once as for notes: the file's
+//! name in Lever carries a reference to the command (`crate::files::tagged_name`), and after an
+//! attempt whose outcome is unknown the command's own file is looked for by that name and its size
+//! before it is sent again (another command's upload of the same report has another name).
 
 use super::*;
 use crate::files::UploadError;
@@ -38,15 +40,13 @@ impl<
                 }),
                 e => Stop::Invalid(e.to_string()),
             })?;
-        // This command's file: its name and size, uploaded since the command was first claimed (a
-        // report of the same name attached before is another command's).
-        let since = attempt.first_claimed_at - 60_000;
+        let name =
+            crate::files::tagged_name(&checked.name, &c.envelope.tenant_id, &c.envelope.command_id);
+        // This command's file: its tagged name and its size (Lever may report no size).
         let found = |files: Vec<crate::lever::models::LeverFile>| {
-            files.into_iter().find(|x| {
-                x.name == checked.name
-                    && x.size == Some(checked.size)
-                    && x.uploaded_at.is_some_and(|at| at >= since)
-            })
+            files
+                .into_iter()
+                .find(|x| x.name == name && x.size.is_none_or(|s| s == checked.size))
         };
         if attempt.uncertain
             && let Some(existing) = found(lever.files(opp).await?)
@@ -56,7 +56,7 @@ impl<
             );
         }
         let upload = Upload {
-            name: checked.name.clone(),
+            name: name.clone(),
             content_type: checked.content_type.to_string(),
             length: checked.size,
             source: uploads.source(&checked.key),
@@ -77,6 +77,6 @@ impl<
                 e => e,
             })?;
         attempt.wrote = true;
-        Ok(json!({ "fileId": created.id, "name": checked.name, "size": checked.size }))
+        Ok(json!({ "fileId": created.id, "name": name, "size": checked.size }))
     }
 }
