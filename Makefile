@@ -1,5 +1,5 @@
 # The verbs a person types. Tools (moto, cargo-lambda, zig) go into .venv on first use.
-.PHONY: dev demo test bench lint fmt build clean template
+.PHONY: dev demo test bench lint fmt build clean template schemas
 
 FUNCTIONS := $(notdir $(basename $(wildcard functions/src/bin/*.rs)))
 
@@ -37,6 +37,10 @@ lint: .venv/sam/.installed
 
 fmt:
 	cargo fmt --all
+
+## schemas: writes the contract's JSON Schemas (shared/schemas/, from the Rust types, with tests/events/ as examples)
+schemas:
+	cargo run --quiet -p lever-bridge-tests --bin lever-bridge-dev -- schemas
 
 ## template: writes infra/template.yaml from infra/template.in.yaml (one block per webhook and push function)
 template:

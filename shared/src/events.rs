@@ -6,7 +6,7 @@
 use crate::store::Delivery;
 use crate::webhook::{EventKind, Mutation};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::future::Future;
 use std::sync::Mutex;
 
@@ -16,6 +16,7 @@ pub const SOURCE: &str = "lever-bridge";
 /// A change in the vendor's view of a candidate. `id` is stable across redeliveries, so a consumer
 /// can drop the rare repeat that at-least-once delivery allows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct VendorEvent {
     pub id: String,
@@ -79,22 +80,38 @@ pub fn push_outcome(
     at: i64,
 ) -> Option<VendorEvent> {
     use crate::store::CommandEnd;
-    let (kind, id, detail) = match end {
-        CommandEnd::Done { result } => ("pushDone", "done".to_string(), json!({"result": result})),
-        CommandEnd::Failed { error } => {
-            ("pushFailed", "failed".to_string(), json!({"error": error}))
-        }
+    use payload::{PushDone, PushError, to_value};
+    let (command_id, push) = (command.to_string(), push.to_string());
+    let (kind, id, after) = match end {
+        CommandEnd::Done { result } => (
+            "pushDone",
+            "done".to_string(),
+            to_value(PushDone {
+                command_id,
+                push,
+                result: result.clone(),
+            }),
+        ),
+        CommandEnd::Failed { error } => (
+            "pushFailed",
+            "failed".to_string(),
+            to_value(PushError {
+                command_id,
+                push,
+                error: error.clone(),
+            }),
+        ),
         CommandEnd::Parked { error, .. } => (
             "pushParked",
             format!("parked/{attempt}"),
-            json!({"error": error}),
+            to_value(PushError {
+                command_id,
+                push,
+                error: error.clone(),
+            }),
         ),
         CommandEnd::Released { .. } => return None,
     };
-    let mut after = json!({"commandId": command, "push": push});
-    if let (Some(a), Value::Object(d)) = (after.as_object_mut(), detail) {
-        a.extend(d);
-    }
     Some(VendorEvent::outcome(
         format!("{tenant}/cmd/{command}/{id}"),
         tenant,
@@ -118,12 +135,12 @@ pub fn transcript_posted(
         &key.tenant,
         "transcriptPosted",
         Some(&key.opportunity),
-        json!({
-            "batchId": batch.id,
-            "noteIds": note_ids,
-            "messages": batch.messages.len(),
-            "firstSentAt": sent.clone().min(),
-            "lastSentAt": sent.max(),
+        payload::to_value(payload::TranscriptPosted {
+            batch_id: batch.id.clone(),
+            note_ids,
+            messages: batch.messages.len(),
+            first_sent_at: sent.clone().min(),
+            last_sent_at: sent.max(),
         }),
         at,
     )
@@ -145,7 +162,10 @@ pub fn tenant_event(
         tenant,
         kind,
         None,
-        json!({"status": name, "reason": reason}),
+        payload::to_value(payload::TenantChange {
+            status: name.to_string(),
+            reason: reason.map(str::to_string),
+        }),
         at,
     )
 }
@@ -157,7 +177,12 @@ pub fn backfill_finished(job: &crate::store::SyncJob, at: i64) -> VendorEvent {
         &job.tenant,
         "backfillFinished",
         None,
-        json!({"jobId": job.job_id, "candidates": job.done, "changed": job.changed, "startedAt": job.started_at}),
+        payload::to_value(payload::BackfillFinished {
+            job_id: job.job_id.clone(),
+            candidates: job.done,
+            changed: job.changed,
+            started_at: job.started_at,
+        }),
         at,
     )
 }
@@ -340,28 +365,46 @@ pub fn change_event(
     m: &Mutation,
     at: i64,
 ) -> VendorEvent {
+    use payload::{to_value as v, *};
     let (before, after, contact) = match m {
         Mutation::Stage {
             from, to, contact, ..
         } => (
-            json!({ "stageId": from }),
-            json!({ "stageId": to }),
+            v(Stage {
+                stage_id: from.clone(),
+            }),
+            v(Stage {
+                stage_id: Some(to.clone()),
+            }),
             contact.clone(),
         ),
-        Mutation::Archive { from, to, .. } => {
-            (json!({ "archived": from }), json!({ "archived": to }), None)
-        }
-        Mutation::Hired { .. } => (Value::Null, json!({ "hired": true }), None),
-        Mutation::Deleted { opportunity } => {
-            (json!({ "opportunityId": opportunity }), Value::Null, None)
-        }
+        Mutation::Archive { from, to, .. } => (
+            v(Archive {
+                archived: from.clone(),
+            }),
+            v(Archive {
+                archived: to.clone(),
+            }),
+            None,
+        ),
+        Mutation::Hired { .. } => (Value::Null, v(Hired { hired: true }), None),
+        Mutation::Deleted { opportunity } => (
+            v(Deleted {
+                opportunity_id: opportunity.clone(),
+            }),
+            Value::Null,
+            None,
+        ),
         Mutation::Application {
             application,
             posting,
             ..
         } => (
             Value::Null,
-            json!({ "applicationId": application, "postingId": posting }),
+            v(Application {
+                application_id: application.clone(),
+                posting_id: posting.clone(),
+            }),
             None,
         ),
         Mutation::InterviewUpsert {
@@ -371,19 +414,29 @@ pub fn change_event(
             ..
         } => (
             Value::Null,
-            json!({ "interviewId": interview, "panelId": panel, "data": data }),
+            v(Interview {
+                interview_id: interview.clone(),
+                panel_id: panel.clone(),
+                data: data.clone(),
+            }),
             None,
         ),
         Mutation::InterviewDelete {
             interview, panel, ..
         } => (
-            json!({ "interviewId": interview, "panelId": panel }),
+            v(InterviewRef {
+                interview_id: interview.clone(),
+                panel_id: panel.clone(),
+            }),
             Value::Null,
             None,
         ),
         Mutation::Contact { contact, data } => (
             Value::Null,
-            json!({ "contactId": contact, "data": data }),
+            v(Contact {
+                contact_id: contact.clone(),
+                data: data.clone(),
+            }),
             Some(contact.clone()),
         ),
     };
@@ -424,5 +477,171 @@ impl EventSink for Bus {
             Bus::EventBridge(s) => s.publish(events).await,
             Bus::Memory(m) => m.publish(events).await,
         }
+    }
+}
+
+/// What `before` and `after` hold, per kind of event: the vendor's contract (the JSON Schemas in
+/// `shared/schemas/` are generated from these types), and what the constructors above write.
+pub mod payload {
+    use crate::webhook::Archived;
+    use serde::Serialize;
+    use serde_json::{Map, Value};
+
+    pub(crate) fn to_value(v: impl Serialize) -> Value {
+        serde_json::to_value(v).expect("payloads serialize")
+    }
+
+    /// A candidate's stage (`candidateStageChange`).
+    #[derive(Debug, Clone, PartialEq, Serialize)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct Stage {
+        /// Lever's stage id (not always a UUID: `lead-new`, `offer`); `null` when Lever did not say.
+        pub stage_id: Option<String>,
+    }
+
+    /// A candidate's archive state (`candidateArchiveChange`): `null` when active.
+    #[derive(Debug, Clone, PartialEq, Serialize)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct Archive {
+        pub archived: Option<Archived>,
+    }
+
+    /// `candidateHired`.
+    #[derive(Debug, Clone, PartialEq, Serialize)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct Hired {
+        pub hired: bool,
+    }
+
+    /// The candidate a `candidateDeleted` removed.
+    #[derive(Debug, Clone, PartialEq, Serialize)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct Deleted {
+        pub opportunity_id: String,
+    }
+
+    /// An application (`applicationCreated`, and each of a backfilled candidate's).
+    #[derive(Debug, Clone, PartialEq, Serialize)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct Application {
+        pub application_id: String,
+        pub posting_id: Option<String>,
+    }
+
+    /// An interview as Lever's webhook described it (`interviewCreated`, `interviewUpdated`).
+    #[derive(Debug, Clone, PartialEq, Serialize)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct Interview {
+        pub interview_id: String,
+        pub panel_id: Option<String>,
+        /// The webhook's `data` as Lever sent it (its keys are not documented).
+        pub data: Map<String, Value>,
+    }
+
+    /// The interview an `interviewDeleted` removed.
+    #[derive(Debug, Clone, PartialEq, Serialize)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct InterviewRef {
+        pub interview_id: String,
+        pub panel_id: Option<String>,
+    }
+
+    /// A contact as Lever's webhook described it (`contactCreated`, `contactUpdated`).
+    #[derive(Debug, Clone, PartialEq, Serialize)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct Contact {
+        pub contact_id: String,
+        /// The webhook's `data` as Lever sent it.
+        pub data: Map<String, Value>,
+    }
+
+    /// A candidate as a backfill found it (`candidateBackfilled`).
+    #[derive(Debug, Clone, PartialEq, Serialize)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct Backfilled {
+        pub stage_id: Option<String>,
+        pub archived: Option<Archived>,
+        pub hired: bool,
+        pub applications: Vec<Application>,
+    }
+
+    /// A command carried out (`pushDone`), with Lever's ids.
+    #[derive(Debug, Clone, PartialEq, Serialize)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct PushDone {
+        pub command_id: String,
+        /// The command's kind: `note`, `feedback`, `stage`, `archive`, `tagsLinks`, `interview`, `file`.
+        pub push: String,
+        /// What Lever made, by kind: `noteIds`, `feedbackId`, `fileId`, `panelId`…
+        pub result: Value,
+    }
+
+    /// A command that failed for good (`pushFailed`) or waits for its tenant (`pushParked`).
+    #[derive(Debug, Clone, PartialEq, Serialize)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct PushError {
+        pub command_id: String,
+        pub push: String,
+        /// Why, in words that say what to fix.
+        pub error: String,
+    }
+
+    /// A parked command sent back to its queue (`pushReplayed`).
+    #[derive(Debug, Clone, PartialEq, Serialize)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct PushReplayed {
+        pub command_id: String,
+        pub push: String,
+        /// When it was parked, ms.
+        pub parked_at: i64,
+    }
+
+    /// A conversation posted as transcript notes (`transcriptPosted`).
+    #[derive(Debug, Clone, PartialEq, Serialize)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct TranscriptPosted {
+        pub batch_id: String,
+        pub note_ids: Vec<String>,
+        /// How many messages the notes hold.
+        pub messages: usize,
+        pub first_sent_at: Option<i64>,
+        pub last_sent_at: Option<i64>,
+    }
+
+    /// A tenant's connection (`tenantConnected`, `tenantDisconnected`).
+    #[derive(Debug, Clone, PartialEq, Serialize)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct TenantChange {
+        /// `connected` or `disconnected`.
+        pub status: String,
+        /// Why it was disconnected (Lever's refusal); `null` when connected.
+        pub reason: Option<String>,
+    }
+
+    /// A finished backfill (`backfillFinished`).
+    #[derive(Debug, Clone, PartialEq, Serialize)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct BackfillFinished {
+        pub job_id: String,
+        /// Candidates read.
+        pub candidates: i64,
+        /// Candidates written into the vendor's view.
+        pub changed: i64,
+        pub started_at: i64,
     }
 }

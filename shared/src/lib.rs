@@ -3,6 +3,8 @@
 pub mod admin;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "schema")]
+pub mod contract;
 pub mod events;
 pub mod files;
 pub mod function;

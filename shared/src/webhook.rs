@@ -185,6 +185,7 @@ pub fn within_window(triggered_at: i64, now_ms: i64) -> bool {
 
 /// An archive state as Lever sends it: `{archivedAt, reason}`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Archived {
     pub reason: Option<String>,

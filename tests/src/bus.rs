@@ -185,6 +185,7 @@ impl TestBus {
                             serde_json::from_str(m.body().unwrap_or("{}")).expect("an event");
                         let event: VendorEvent = serde_json::from_value(envelope["detail"].clone())
                             .expect("a vendor event");
+                        crate::contract::check_event(&event);
                         read.lock().unwrap().push(event);
                         sqs.delete_message()
                             .queue_url(arrivals)

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub mod bus;
+pub mod contract;
 pub mod gateway;
 pub mod simulator;
 pub mod stream;

@@ -78,6 +78,13 @@ async fn vendor_events(
             .expect("receive");
         for m in out.messages() {
             let envelope: Value = serde_json::from_str(m.body().unwrap_or("{}")).unwrap();
+            // What reaches the bus keeps to the contract.
+            let kind = envelope["detail-type"].as_str().unwrap_or_default();
+            let errors = contract::violations(
+                &lever_bridge::contract::event_name(kind),
+                &envelope["detail"],
+            );
+            assert!(errors.is_empty(), "{envelope}: {errors:?}");
             READ.lock().unwrap().push(envelope);
             sqs.delete_message()
                 .queue_url(&url)

@@ -129,6 +129,10 @@ impl Rig {
     }
 
     async fn push(&self, kind: PushKind, command: Value) -> Outcome {
+        // What the code accepts keeps to the contract.
+        if lever_bridge::push::command::Command::parse(kind, command.clone()).is_ok() {
+            lever_bridge_tests::contract::check_command(kind, &command);
+        }
         self.pusher(kind)
             .handle(command, Instant::now() + Duration::from_secs(30))
             .await

@@ -863,6 +863,53 @@ async fn a_run_cut_short_keeps_what_it_knew_of_confidential_access() {
     assert!(r.sim.opportunity(&hidden).is_some(), "live in Lever");
 }
 
+/// Before any sync run has established confidential access (a tenant just connected), a 404
+/// proves a deletion only if Lever says the key sees confidential candidates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn before_any_run_a_404_proves_nothing_for_a_key_blind_to_confidential_candidates() {
+    let r = rig::<lever_bridge::store::memory::InMemoryStore>(60).await;
+    let key = random_hex(16);
+    r.sim.add_key(
+        &key,
+        KeyPerms {
+            confidential: false,
+            ..KeyPerms::all()
+        },
+    );
+    r.use_key(&key).await;
+    let hidden = r
+        .sim
+        .opportunity_ids()
+        .into_iter()
+        .find(|id| r.sim.opportunity(id).unwrap()["confidentiality"] == "confidential")
+        .expect("a confidential candidate");
+    let (_, forged) = delivery(
+        EventKind::CandidateDeleted,
+        SIGNATURE,
+        r.clock.now_ms(),
+        serde_json::json!({ "opportunityId": hidden }),
+    );
+    let hook = &r.hooks[&EventKind::CandidateDeleted];
+    let reply = hook.receive(&r.tenant, &url_key(&r.tenant), &forged).await;
+    assert_eq!(reply.body["status"], "pending");
+    assert!(
+        r.store.sync_job(&r.tenant).await.unwrap().is_none(),
+        "no run yet"
+    );
+    let report = r.run(Duration::from_secs(60)).await;
+    assert_eq!(
+        (report.deletions_confirmed, report.deletions_deferred),
+        (0, 1),
+        "{report:?}"
+    );
+    assert!(
+        r.changes()
+            .await
+            .iter()
+            .all(|e| e.kind != "candidateDeleted")
+    );
+}
+
 /// A paging cursor Lever refuses (expired, or from before a change of filters) restarts the walk
 /// instead of failing every run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -140,6 +140,10 @@ impl<S: Backend> Rig<S> {
     }
 
     async fn ingest(&self, m: Value) -> String {
+        // What the code accepts keeps to the contract.
+        if lever_bridge::transcript::parse_message(m.clone(), i64::MAX / 2).is_ok() {
+            lever_bridge_tests::contract::check_message(&m);
+        }
         self.t.ingest(m).await.answer["status"]
             .as_str()
             .unwrap()

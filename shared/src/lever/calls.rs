@@ -134,6 +134,19 @@ impl<'a, L: LeverApi> Lever<'a, L> {
         }
     }
 
+    /// Whether the credentials see confidential candidates: Lever refuses `confidentiality=all`
+    /// (403) to a key created without confidential access. One request.
+    pub async fn sees_confidential(&self) -> Result<bool, LeverError> {
+        let req = LeverRequest::get("/opportunities")
+            .query("limit", "1")
+            .query("confidentiality", "all");
+        match self.send(req).await {
+            Ok(_) => Ok(true),
+            Err(LeverError::Forbidden(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn stages(&self) -> Result<Vec<Stage>, LeverError> {
         self.pages(LeverRequest::get("/stages")).collect().await
     }

@@ -103,7 +103,11 @@ fn replayed_event(tenant: &str, p: &ParkedCommand, at: i64) -> VendorEvent {
         tenant,
         "pushReplayed",
         Some(opportunity(&p.command)),
-        serde_json::json!({"commandId": p.id, "push": p.kind, "parkedAt": p.parked_at}),
+        crate::events::payload::to_value(crate::events::payload::PushReplayed {
+            command_id: p.id.clone(),
+            push: p.kind.clone(),
+            parked_at: p.parked_at,
+        }),
         at,
     )
 }

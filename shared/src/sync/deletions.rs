@@ -110,13 +110,18 @@ impl<
             }
         };
         // A key Lever refused confidential access sees confidential candidates as 404s: a 404
-        // proves a deletion only while a run has established that the key sees them all.
-        let sees_confidential = self
+        // proves a deletion only while it is known that the key sees them all: from the last
+        // sync run that established it or, before any has (a new tenant), from Lever itself.
+        let lever = Lever::new(&self.lever, &ctx.account, deadline);
+        let known = self
             .store
             .sync_job(tenant)
             .await?
-            .is_some_and(|j| j.confidential_known && !j.non_confidential);
-        let lever = Lever::new(&self.lever, &ctx.account, deadline);
+            .filter(|j| j.confidential_known);
+        let sees_confidential = match known {
+            Some(j) => !j.non_confidential,
+            None => matches!(lever.sees_confidential().await, Ok(true)),
+        };
         for (i, p) in pending.iter().enumerate() {
             if Instant::now() + margin >= deadline {
                 // Still due: the next run takes them first.

@@ -4,7 +4,7 @@ use crate::events::VendorEvent;
 use crate::events::change_event;
 use crate::store::{SyncMode, SyncedView};
 use crate::webhook::{Archived, EventKind, Mutation};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::HashSet;
 
 /// The fields of a listed opportunity (`expand=applications`) that the vendor's view holds.
@@ -189,10 +189,14 @@ fn backfill_event(
     snap: &Snapshot,
     hired_reasons: &HashSet<String>,
 ) -> VendorEvent {
-    let applications: Vec<Value> = snap
+    use crate::events::payload::{Application, Backfilled};
+    let applications: Vec<Application> = snap
         .applications
         .iter()
-        .map(|(id, posting, _)| json!({"applicationId": id, "postingId": posting}))
+        .map(|(id, posting, _)| Application {
+            application_id: id.clone(),
+            posting_id: posting.clone(),
+        })
         .collect();
     VendorEvent {
         id: event_id.to_string(),
@@ -201,12 +205,13 @@ fn backfill_event(
         opportunity_id: Some(snap.id.clone()),
         contact_id: snap.contact.clone(),
         before: Value::Null,
-        after: json!({
-            "stageId": snap.stage,
-            "archived": snap.archived,
-            "hired": snap.hired(hired_reasons),
-            "applications": applications,
-        }),
+        after: serde_json::to_value(Backfilled {
+            stage_id: snap.stage.clone(),
+            archived: snap.archived.clone(),
+            hired: snap.hired(hired_reasons),
+            applications,
+        })
+        .expect("payloads serialize"),
         at: snap.updated_at,
         stale: false,
         backfill: true,

@@ -29,19 +29,28 @@ use std::time::{Duration, Instant};
 /// The quiet period when the tenant sets none.
 pub const DEFAULT_QUIET_MINUTES: i64 = 60;
 
+/// One SMS message as the texting product sends it to transcript-ingest (one per SQS message).
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct MessageEvent {
-    tenant_id: String,
-    opportunity_id: String,
-    message_id: String,
-    direction: String,
-    from: String,
-    to: String,
-    body: String,
-    sent_at: i64,
+pub struct MessageEvent {
+    /// 1-64 letters, digits, '-' or '_'.
+    pub tenant_id: String,
+    /// The candidate's Lever opportunity id.
+    pub opportunity_id: String,
+    /// The texting product's id of the message: a message sent twice is stored once.
+    pub message_id: String,
+    /// `inbound` (from the candidate) or `outbound`.
+    pub direction: String,
+    pub from: String,
+    pub to: String,
+    /// 1 to 10,000 bytes of text.
+    pub body: String,
+    /// When it was sent, ms since the epoch (not in the future).
+    pub sent_at: i64,
+    /// Who sent it, as the transcript names them.
     #[serde(default)]
-    sender_name: Option<String>,
+    pub sender_name: Option<String>,
 }
 
 /// Reads and checks a message event; the error says what is wrong.

@@ -9,6 +9,7 @@
 //! lever-bridge-dev exec-function <binary> [args]             runs a function with the template's environment
 //! lever-bridge-dev mappings --watch URL                      runs the template's stream event source mappings
 //! lever-bridge-dev vendor-events                             prints the vendor's events as they arrive
+//! lever-bridge-dev schemas                                   writes the contract's JSON Schemas into shared/schemas/
 //! ```
 //! Names come from STACK_NAME, TABLE_NAME, EVENT_BUS_NAME, SECRET_PREFIX; the functions file
 //! (`infra/template_env.py`'s output) from LEVER_BRIDGE_FUNCTIONS.
@@ -24,7 +25,7 @@ fn usage() -> ! {
         "usage:\n  lever-bridge-dev setup\n  lever-bridge-dev tenant <id> [--token T] [--api-key K] [--lever-url U]\n  \
          lever-bridge-dev send <tenant> <event> --token T [--url U] [--data JSON]\n  lever-bridge-dev urls <tenant> [--url U]\n  \
          lever-bridge-dev gateway [--watch URL]\n  lever-bridge-dev exec-function <binary> [args]\n  \
-         lever-bridge-dev mappings [--watch URL]\n  lever-bridge-dev vendor-events"
+         lever-bridge-dev mappings [--watch URL]\n  lever-bridge-dev vendor-events\n  lever-bridge-dev schemas"
     );
     std::process::exit(2)
 }
@@ -240,6 +241,12 @@ fn main() {
 
 async fn run(args: Vec<String>) {
     let (pos, opts) = parse(&args);
+    // The one command that needs no stack.
+    if pos.as_slice() == ["schemas"] {
+        let n = lever_bridge_tests::contract::write().expect("shared/schemas/ written");
+        println!("{n} schemas in shared/schemas/");
+        return;
+    }
     let config = LocalStack::from_env();
     match pos.as_slice() {
         ["setup"] => setup(&config).await,
@@ -308,6 +315,7 @@ async fn run(args: Vec<String>) {
             .await;
         }
         ["vendor-events"] => vendor_events(&config).await,
+
         ["gateway"] => {
             gateway(
                 opts.get("watch")
