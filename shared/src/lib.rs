@@ -9,6 +9,7 @@ pub mod events;
 pub mod files;
 pub mod function;
 pub mod ids;
+pub mod input;
 pub mod lambda;
 pub mod lever;
 pub mod push;

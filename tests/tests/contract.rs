@@ -44,3 +44,32 @@ fn every_schema_is_a_titled_described_draft_2020_12_schema() {
         }
     }
 }
+
+/// One sample of every command, message and event in `tests/events/`, each the example of its
+/// schema, each kept to it, and each read by the code as it reads the real thing.
+#[test]
+fn every_message_has_a_sample_that_keeps_to_its_schema_and_the_code_reads() {
+    use lever_bridge::push::command::{Command, PushKind};
+    let catalog = lever_bridge::contract::catalog();
+    for entry in &catalog {
+        let name = &entry.name;
+        let sample =
+            contract::sample(name).unwrap_or_else(|| panic!("tests/events/{name}.json is missing"));
+        let errors = contract::violations(name, &sample);
+        assert!(errors.is_empty(), "tests/events/{name}.json: {errors:?}");
+        if let Some(kind) = name.strip_prefix("command.") {
+            let kind = PushKind::parse(kind).unwrap();
+            Command::parse(kind, sample.clone())
+                .unwrap_or_else(|e| panic!("tests/events/{name}.json: {e}"));
+        } else if name == lever_bridge::contract::MESSAGE_NAME {
+            lever_bridge::transcript::parse_message(sample.clone(), i64::MAX / 2)
+                .unwrap_or_else(|e| panic!("tests/events/{name}.json: {e}"));
+        } else {
+            let e: lever_bridge::events::VendorEvent = serde_json::from_value(sample.clone())
+                .unwrap_or_else(|e| panic!("tests/events/{name}.json: {e}"));
+            assert_eq!(lever_bridge::contract::event_name(&e.kind), *name);
+        }
+    }
+    let samples = std::fs::read_dir(contract::samples_dir()).unwrap().count();
+    assert_eq!(samples, catalog.len(), "one sample per schema, no other");
+}

@@ -890,3 +890,70 @@ async fn the_relay_dead_letters_a_poison_record_and_admin_events_lists_it() {
     }
     panic!("the poison record never reached the dead-letter queue: {last}");
 }
+
+/// The README's `cargo lambda invoke … --data-file tests/events/…` lines work as written against
+/// the stack (here on the test stack's port instead of `make dev`'s 9000), for the demo tenant
+/// `make dev` creates: each is run with cargo lambda itself and answers what the README says.
+#[tokio::test]
+async fn the_readmes_invoke_lines_work_as_written() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let lines: Vec<&str> = readme
+        .lines()
+        .filter_map(|l| l.find("cargo lambda invoke ").map(|i| &l[i..]))
+        .filter(|l| l.contains("--data-file tests/events/"))
+        .map(|l| l.split('`').next().unwrap_or(l).trim())
+        .collect();
+    assert!(
+        lines.len() >= 2,
+        "the README shows its invoke lines: {lines:?}"
+    );
+    // The demo tenant as `make dev` makes it: its key on the stack's simulator.
+    let config = LocalStack::from_env();
+    let aws = aws().await;
+    let sim = std::env::var("LEVER_BRIDGE_SIM_URL").expect("LEVER_BRIDGE_SIM_URL");
+    lever_bridge::store::TenantStore::put_tenant(
+        &DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table),
+        &tenant_record("demo", &format!("{sim}/v1"), None),
+    )
+    .await
+    .unwrap();
+    let secrets = lever_bridge::secrets::SecretsManagerStore::new(
+        aws_sdk_secretsmanager::Client::new(&aws),
+        &config.secret_prefix,
+        lever_bridge::secrets::Parts::ALL,
+    );
+    let mut secret = secret_for_all("demo-signature-token");
+    secret.api_key = Some(lever_bridge::secrets::Redacted::new("demo-key"));
+    lever_bridge::secrets::SecretStore::save(&secrets, "demo", &secret)
+        .await
+        .unwrap();
+    let port = watch_url()
+        .trim_end_matches("/lambda-url")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    for line in lines {
+        let args: Vec<&str> = line.split_whitespace().skip(1).collect();
+        let out = std::process::Command::new("cargo")
+            .args(&args)
+            .args(["--invoke-port", &port])
+            .current_dir(&root)
+            .output()
+            .expect("cargo lambda");
+        let answer = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{line}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value =
+            serde_json::from_str(answer.trim()).unwrap_or_else(|e| panic!("{line}: {e}: {answer}"));
+        let status = v["status"].as_str().unwrap_or_default();
+        assert!(
+            ["done", "duplicate", "stored"].contains(&status),
+            "{line}: {v}"
+        );
+    }
+}

@@ -806,7 +806,8 @@ async fn permanent_failures_are_recorded_with_levers_reason_and_not_retried() {
         (PushKind::Stage, rig.command("p-3", &opp, json!({"stageId": "not-a-stage"})), "not found"),
         (PushKind::Feedback, rig.command("p-4", &opp, json!({"templateId": "nope", "fields": [{"text": "x", "value": 1}]})), "no feedback template"),
         (PushKind::Interview, rig.command("p-5", &opp, json!({"action": "update", "interviewId": "never", "start": 1, "durationMinutes": 30, "interviewers": [rig.owner]})), "schedule it first"),
-        (PushKind::Note, rig.command("p-6", &opp, json!({"text": "x", "extra": 1})), "unknown field"),
+        (PushKind::Note, rig.command("p-6", &opp, json!({"text": "x", "extra": 1})), "`extra` is not a field here"),
+        (PushKind::Note, rig.command("p-7", &opp, json!({"assessment": {"name": "x", "score": "high"}})), "`assessment.score` must be a number, not a string"),
     ];
     for (kind, cmd, says) in cases {
         let id = cmd["commandId"].as_str().unwrap().to_string();
@@ -826,13 +827,23 @@ async fn permanent_failures_are_recorded_with_levers_reason_and_not_retried() {
             "{id} is not tried again"
         );
     }
-    assert!(matches!(
-        rig.push(PushKind::Note, json!({"text": "no ids"})).await,
-        Outcome::Invalid { .. }
-    ));
+    let unreadable = rig.push(PushKind::Note, json!({"text": "no ids"})).await;
+    match &unreadable {
+        Outcome::Invalid { error } => assert!(error.contains("`commandId` is required"), "{error}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        !unreadable.redeliver(),
+        "never delivered again into the dead-letter queue"
+    );
     let stats = rig.store.tenant_stats(&rig.tenant).await.unwrap();
-    assert_eq!((stats.pushes_done, stats.pushes_failed), (0, 6));
-    assert!(stats.last_push_error.unwrap().contains("unknown field"));
+    assert_eq!((stats.pushes_done, stats.pushes_failed), (0, 7));
+    assert!(
+        stats
+            .last_push_error
+            .unwrap()
+            .contains("`assessment.score` must be a number, not a string")
+    );
 }
 
 #[tokio::test]

@@ -264,6 +264,16 @@ async fn duplicates_and_late_messages_are_placed_by_time<S: Backend>() {
             .await
             == "invalid"
     );
+    // A message that breaks its schema is refused naming the field and the rule, and is never
+    // delivered again (it would fail the same way into the dead-letter queue).
+    let mut bad = rig.message(&opp, "m9", "inbound", TEN, "hello");
+    bad["sentAt"] = json!("yesterday");
+    let refused = rig.t.ingest(bad).await;
+    assert!(!refused.redeliver, "{:?}", refused.answer);
+    assert_eq!(
+        refused.answer["error"],
+        "message: `sentAt` must be a whole number, not a string"
+    );
 }
 
 async fn two_flush_runs_at_once_post_one_note<S: Backend>() {

@@ -248,7 +248,7 @@ impl Command {
                 ids: None,
             });
         };
-        let envelope: Envelope = serde_json::from_value(raw.clone()).map_err(|e| Invalid {
+        let envelope: Envelope = crate::input::read(raw.clone()).map_err(|e| Invalid {
             message: format!("command: {e}"),
             ids: None,
         })?;
@@ -295,10 +295,10 @@ impl Command {
             fields.remove(k);
         }
         let fields = Value::Object(fields);
-        let parse_err = |e: serde_json::Error| invalid(format!("{} command: {e}", kind.as_str()));
+        let parse_err = |e: String| invalid(format!("{} command: {e}", kind.as_str()));
         let body = match kind {
             PushKind::Note => {
-                let c: NoteCommand = serde_json::from_value(fields).map_err(parse_err)?;
+                let c: NoteCommand = crate::input::read(fields).map_err(parse_err)?;
                 match (&c.text, &c.assessment) {
                     (Some(t), None) if !t.trim().is_empty() => {}
                     (None, Some(a)) if !a.name.trim().is_empty() => {}
@@ -307,7 +307,7 @@ impl Command {
                 Body::Note(c)
             }
             PushKind::Feedback => {
-                let c: FeedbackCommand = serde_json::from_value(fields).map_err(parse_err)?;
+                let c: FeedbackCommand = crate::input::read(fields).map_err(parse_err)?;
                 if c.fields.is_empty()
                     || c.fields.iter().any(|f| f.id.is_none() && f.text.is_none())
                 {
@@ -316,7 +316,7 @@ impl Command {
                 Body::Feedback(c)
             }
             PushKind::Stage => {
-                let c: StageCommand = serde_json::from_value(fields).map_err(parse_err)?;
+                let c: StageCommand = crate::input::read(fields).map_err(parse_err)?;
                 if c.stage_id.is_some() == c.stage.is_some() {
                     return Err(invalid(
                         "a stage command has exactly one of `stageId` and `stage`".into(),
@@ -325,7 +325,7 @@ impl Command {
                 Body::Stage(c)
             }
             PushKind::Archive => {
-                let c: ArchiveCommand = serde_json::from_value(fields).map_err(parse_err)?;
+                let c: ArchiveCommand = crate::input::read(fields).map_err(parse_err)?;
                 let given = [c.reason_id.is_some(), c.reason.is_some(), c.unarchive]
                     .iter()
                     .filter(|b| **b)
@@ -336,7 +336,7 @@ impl Command {
                 Body::Archive(c)
             }
             PushKind::TagsLinks => {
-                let c: TagsLinksCommand = serde_json::from_value(fields).map_err(parse_err)?;
+                let c: TagsLinksCommand = crate::input::read(fields).map_err(parse_err)?;
                 if c.add_tags.is_empty()
                     && c.remove_tags.is_empty()
                     && c.add_links.is_empty()
@@ -349,7 +349,7 @@ impl Command {
                 Body::TagsLinks(c)
             }
             PushKind::Interview => {
-                let c: InterviewCommand = serde_json::from_value(fields).map_err(parse_err)?;
+                let c: InterviewCommand = crate::input::read(fields).map_err(parse_err)?;
                 if !crate::ids::plain_id(&c.interview_id) {
                     return Err(invalid(
                         "`interviewId` must be 1-128 letters, digits, '-', '_', '.' or ':'".into(),
@@ -365,7 +365,7 @@ impl Command {
                 Body::Interview(c)
             }
             PushKind::File => {
-                let c: FileCommand = serde_json::from_value(fields).map_err(parse_err)?;
+                let c: FileCommand = crate::input::read(fields).map_err(parse_err)?;
                 if c.object_key.is_empty() || c.object_key.len() > 1024 {
                     return Err(invalid(
                         "`objectKey` is the report's key in the upload bucket (1-1024 characters)"
@@ -448,7 +448,7 @@ mod tests {
             (
                 PushKind::Note,
                 base(json!({"text": "x", "colour": "red"})),
-                "unknown field `colour`",
+                "`colour` is not a field here (it takes text, assessment, secret)",
             ),
             (
                 PushKind::Note,
@@ -456,7 +456,21 @@ mod tests {
                 "not `stage`",
             ),
             (PushKind::Stage, base(json!({})), "exactly one"),
-            (PushKind::Stage, base(json!({"stageId": 5})), "invalid type"),
+            (
+                PushKind::Stage,
+                base(json!({"stageId": 5})),
+                "`stageId` must be a string, not a number",
+            ),
+            (
+                PushKind::Note,
+                base(json!({"assessment": {"name": "x", "score": "high"}})),
+                "`assessment.score` must be a number, not a string",
+            ),
+            (
+                PushKind::Feedback,
+                base(json!({"fields": [{"text": "t", "value": 1}]})),
+                "`templateId` is required",
+            ),
             (
                 PushKind::Archive,
                 base(json!({"reasonId": "r", "unarchive": true})),
@@ -471,7 +485,7 @@ mod tests {
             (
                 PushKind::Interview,
                 base(json!({"action": "reschedule", "interviewId": "i"})),
-                "unknown variant",
+                "`action` must be one of schedule, update, cancel, not `reschedule`",
             ),
             (
                 PushKind::Feedback,

@@ -50,7 +50,8 @@ pub enum Outcome {
     Retry {
         error: String,
     },
-    /// Not a command this function can read; nothing could be recorded.
+    /// Not a command this function can read, and without the ids to record it against: logged
+    /// and counted (`CommandsInvalid`), not delivered again (it would fail the same way).
     Invalid {
         error: String,
     },
@@ -59,7 +60,7 @@ pub enum Outcome {
 impl Outcome {
     /// Whether the queue should deliver the message again.
     pub fn redeliver(&self) -> bool {
-        matches!(self, Outcome::Retry { .. } | Outcome::Invalid { .. })
+        matches!(self, Outcome::Retry { .. })
     }
 }
 
@@ -140,7 +141,12 @@ impl<
         let command = match Command::parse(self.kind, raw) {
             Ok(c) => c,
             Err(invalid) => {
+                metrics::counter!("CommandsInvalid").increment(1);
                 let Some(ids) = invalid.ids else {
+                    tracing::warn!(
+                        error = invalid.message.as_str(),
+                        "a command that cannot be read or recorded: dropped"
+                    );
                     return Outcome::Invalid {
                         error: invalid.message,
                     };

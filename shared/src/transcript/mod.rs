@@ -55,7 +55,7 @@ pub struct MessageEvent {
 
 /// Reads and checks a message event; the error says what is wrong.
 pub fn parse_message(raw: Value, now_ms: i64) -> Result<Message, String> {
-    let e: MessageEvent = serde_json::from_value(raw).map_err(|e| format!("message: {e}"))?;
+    let e: MessageEvent = crate::input::read(raw).map_err(|e| format!("message: {e}"))?;
     if !crate::ids::tenant_id(&e.tenant_id) {
         return Err("`tenantId` must be 1-64 letters, digits, '-' or '_'".into());
     }
@@ -195,7 +195,15 @@ impl<
         };
         let m = match parse_message(raw, self.clock.now_ms()) {
             Ok(m) => m,
-            Err(e) => return invalid(e),
+            // It would fail the same way every time: counted, never delivered again.
+            Err(error) => {
+                tracing::warn!(%error, "message refused");
+                metrics::counter!("MessagesInvalid").increment(1);
+                return Handled {
+                    redeliver: false,
+                    answer: json!({"status": "invalid", "error": error}),
+                };
+            }
         };
         let tenant = match self.tenants.record(&m.tenant_id).await {
             Ok(Some(t)) => t,
@@ -454,10 +462,14 @@ mod tests {
             ("direction", json!("sideways"), "inbound"),
             ("body", json!("  "), "body"),
             ("sentAt", json!(now + 2 * 86_400_000), "future"),
-            ("sentAt", json!("yesterday"), "invalid type"),
+            (
+                "sentAt",
+                json!("yesterday"),
+                "`sentAt` must be a whole number, not a string",
+            ),
             ("messageId", json!("a/b"), "messageId"),
             ("tenantId", json!(""), "tenantId"),
-            ("colour", json!("red"), "unknown field"),
+            ("colour", json!("red"), "`colour` is not a field here"),
         ] {
             let mut bad = ok.clone();
             bad[field] = value;
@@ -469,7 +481,7 @@ mod tests {
         assert!(
             parse_message(missing, now)
                 .unwrap_err()
-                .contains("missing field `to`")
+                .contains("`to` is required")
         );
     }
 }
