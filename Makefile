@@ -38,9 +38,11 @@ lint: .venv/sam/.installed
 fmt:
 	cargo fmt --all
 
-## schemas: writes the contract's JSON Schemas (shared/schemas/, from the Rust types, with tests/events/ as examples)
+## schemas: writes the contract's JSON Schemas (shared/schemas/, from the Rust types, with tests/events/ as examples),
+##          then the template, whose event schema registry is made from them
 schemas:
 	cargo run --quiet -p lever-bridge-tests --bin lever-bridge-dev -- schemas
+	python3 infra/generate_template.py
 
 ## template: writes infra/template.yaml from infra/template.in.yaml (one block per webhook and push function)
 template:

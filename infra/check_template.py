@@ -34,7 +34,11 @@
       (a `counter!`, `gauge!` or `histogram!` with that literal name in shared/src, or the cold-start metric) with
       exactly the dimensions named (Service, plus the labels the code gives it); one of AWS's own namespaces is in
       AWS_METRICS below; a SEARCH expression's namespace and MetricName are held to the same; and the stack has a
-      dashboard.
+      dashboard;
+  (i) the schema registry has exactly one AWS::EventSchemas::Schema per committed vendor event schema
+      (shared/schemas/event.<kind>.schema.json), named lever-bridge@<kind>, JSONSchemaDraft4, whose Content is a
+      draft 4 JSON Schema of EventBridge's envelope with that kind as detail-type, which the kind's sample
+      (tests/events/) in that envelope keeps to (generate_template.py --check holds the content to the committed file).
 
 Usage: .venv/bin/python infra/check_template.py [--template PATH]
 Exits 0 and prints `template: N passed, 0 failed`, or prints one line per problem and exits 1 (2 when the
@@ -664,6 +668,50 @@ def check_metrics(t: Template, r: Report) -> None:
         check_metric(r, aid, emitted, props.get("Namespace"), props.get("MetricName"), dims, res)
 
 
+def check_schemas(t: Template, r: Report) -> None:
+    """(i)"""
+    kinds = sorted(p.name[len("event."):-len(".schema.json")] for p in (ROOT / "shared" / "schemas").glob("event.*.schema.json"))
+    r.check("i", "registry")
+    if not t.of_type("AWS::EventSchemas::Registry"):
+        r.fail("i", "registry", "the stack has no AWS::EventSchemas::Registry")
+    seen: dict[str, str] = {}
+    for sid, res in t.of_type("AWS::EventSchemas::Schema").items():
+        r.check("i", sid)
+        props = res.get("Properties") or {}
+        name = str(props.get("SchemaName", ""))
+        kind = name.removeprefix("lever-bridge@")
+        if name == kind or kind not in kinds:
+            r.fail("i", sid, f"SchemaName {name!r} is not lever-bridge@<a kind of shared/schemas/>", res)
+            continue
+        if kind in seen:
+            r.fail("i", sid, f"a second schema for {kind} (the first: {seen[kind]})", res)
+        seen[kind] = sid
+        if props.get("Type") != "JSONSchemaDraft4":
+            r.fail("i", sid, f"Type is {props.get('Type')!r}, not JSONSchemaDraft4", res)
+        try:
+            content = json.loads(str(props.get("Content")))
+        except ValueError as e:
+            r.fail("i", sid, f"Content is not JSON: {e}", res)
+            continue
+        if content.get("$schema") != "http://json-schema.org/draft-04/schema#":
+            r.fail("i", sid, "Content is not a draft 4 schema", res)
+        if content.get("properties", {}).get("detail-type", {}).get("enum") != [kind]:
+            r.fail("i", sid, f"Content's detail-type is not {kind}", res)
+        # The sample of the kind, as EventBridge delivers it, keeps to the converted schema.
+        sample_path = ROOT / "tests" / "events" / f"event.{kind}.json"
+        if sample_path.exists():
+            from jsonschema import Draft4Validator  # cfn-lint's dependency
+
+            envelope = {"version": "0", "id": "0", "detail-type": kind, "source": "lever-bridge", "account": "0",
+                        "time": "2026-12-04T00:00:00Z", "region": "us-east-1", "resources": [],
+                        "detail": json.loads(sample_path.read_text())}
+            for err in Draft4Validator(content).iter_errors(envelope):
+                r.fail("i", sid, f"tests/events/event.{kind}.json breaks it: {err.message}", res)
+    for kind in kinds:
+        if kind not in seen:
+            r.fail("i", "registry", f"no schema for shared/schemas/event.{kind}.schema.json (run `make template`)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help="default: infra/template.yaml")
@@ -695,6 +743,7 @@ def main(argv: list[str] | None = None) -> int:
     check_flush(t, r, named)
     check_secrets(t, r, named)
     check_metrics(t, r)
+    check_schemas(t, r)
     return r.finish()
 
 
