@@ -114,6 +114,42 @@ impl<S: Backend> Rig<S> {
         secrets.reload(&self.tenant).await.unwrap();
     }
 
+    /// The tenant's key becomes one created without confidential access.
+    async fn use_blind_key(&self) {
+        let key = random_hex(16);
+        self.sim.add_key(
+            &key,
+            KeyPerms {
+                confidential: false,
+                ..KeyPerms::all()
+            },
+        );
+        self.use_key(&key).await;
+    }
+
+    /// A signed `candidateDeleted` naming a live confidential candidate (recorded as pending);
+    /// answers its id.
+    async fn forge_deletion_of_a_confidential_candidate(&self) -> String {
+        let hidden = self
+            .sim
+            .opportunity_ids()
+            .into_iter()
+            .find(|id| self.sim.opportunity(id).unwrap()["confidentiality"] == "confidential")
+            .expect("a confidential candidate");
+        let (_, forged) = delivery(
+            EventKind::CandidateDeleted,
+            SIGNATURE,
+            self.clock.now_ms(),
+            serde_json::json!({ "opportunityId": hidden }),
+        );
+        let hook = &self.hooks[&EventKind::CandidateDeleted];
+        let reply = hook
+            .receive(&self.tenant, &url_key(&self.tenant), &forged)
+            .await;
+        assert_eq!(reply.body["status"], "pending");
+        hidden
+    }
+
     async fn run(&self, budget: Duration) -> SyncReport {
         self.sync.run(Instant::now() + budget).await
     }
@@ -811,15 +847,7 @@ async fn a_key_without_confidential_access_syncs_what_it_may_see() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_cut_short_keeps_what_it_knew_of_confidential_access() {
     let r = rig::<lever_bridge::store::memory::InMemoryStore>(100).await;
-    let key = random_hex(16);
-    r.sim.add_key(
-        &key,
-        KeyPerms {
-            confidential: false,
-            ..KeyPerms::all()
-        },
-    );
-    r.use_key(&key).await;
+    r.use_blind_key().await;
     r.backfill().await;
     let before = r.changes().await.len();
     // The next reconciliation fails before its first page.
@@ -836,21 +864,7 @@ async fn a_run_cut_short_keeps_what_it_knew_of_confidential_access() {
         "still known"
     );
 
-    let hidden = r
-        .sim
-        .opportunity_ids()
-        .into_iter()
-        .find(|id| r.sim.opportunity(id).unwrap()["confidentiality"] == "confidential")
-        .expect("a confidential candidate");
-    let (_, forged) = delivery(
-        EventKind::CandidateDeleted,
-        SIGNATURE,
-        r.clock.now_ms(),
-        serde_json::json!({ "opportunityId": hidden }),
-    );
-    let hook = &r.hooks[&EventKind::CandidateDeleted];
-    let reply = hook.receive(&r.tenant, &url_key(&r.tenant), &forged).await;
-    assert_eq!(reply.body["status"], "pending");
+    let hidden = r.forge_deletion_of_a_confidential_candidate().await;
     let report = r.run(Duration::from_secs(60)).await;
     assert_eq!(report.deletions_confirmed, 0, "{report:?}");
     let events = r.changes().await;
@@ -868,30 +882,8 @@ async fn a_run_cut_short_keeps_what_it_knew_of_confidential_access() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn before_any_run_a_404_proves_nothing_for_a_key_blind_to_confidential_candidates() {
     let r = rig::<lever_bridge::store::memory::InMemoryStore>(60).await;
-    let key = random_hex(16);
-    r.sim.add_key(
-        &key,
-        KeyPerms {
-            confidential: false,
-            ..KeyPerms::all()
-        },
-    );
-    r.use_key(&key).await;
-    let hidden = r
-        .sim
-        .opportunity_ids()
-        .into_iter()
-        .find(|id| r.sim.opportunity(id).unwrap()["confidentiality"] == "confidential")
-        .expect("a confidential candidate");
-    let (_, forged) = delivery(
-        EventKind::CandidateDeleted,
-        SIGNATURE,
-        r.clock.now_ms(),
-        serde_json::json!({ "opportunityId": hidden }),
-    );
-    let hook = &r.hooks[&EventKind::CandidateDeleted];
-    let reply = hook.receive(&r.tenant, &url_key(&r.tenant), &forged).await;
-    assert_eq!(reply.body["status"], "pending");
+    r.use_blind_key().await;
+    let hidden = r.forge_deletion_of_a_confidential_candidate().await;
     assert!(
         r.store.sync_job(&r.tenant).await.unwrap().is_none(),
         "no run yet"
@@ -902,6 +894,7 @@ async fn before_any_run_a_404_proves_nothing_for_a_key_blind_to_confidential_can
         (0, 1),
         "{report:?}"
     );
+    assert!(r.sim.opportunity(&hidden).is_some(), "live in Lever");
     assert!(
         r.changes()
             .await
