@@ -8,7 +8,7 @@
       <event> the binary's name in camel case (webhook-candidate-stage-change: candidateStageChange), and
       no authorizer (open: deliveries are signature-checked in code; neither the event's Auth nor its API's
       DefaultAuthorizer may set one); every admin-<group> function has only HttpApi events, exactly its
-      routes in ADMIN_ROUTES below (all under /admin/), each with `Auth: Authorizer: AWS_IAM` except those
+      routes in the router's ROUTES (shared/src/admin/http.rs; all under /admin/), each with `Auth: Authorizer: AWS_IAM` except those
       in OPEN_ADMIN_ROUTES (the OAuth callback, reached by a browser redirect from Lever), which have no
       authorizer; no other function has routes; no two routes of the template collide; and no function's
       environment names an API it is routed on (SAM writes each routed function's ARN into the API's
@@ -66,45 +66,25 @@ STAR_POLICY_EVENTS = {"SQS", "Kinesis", "DynamoDB"}
 SQS_VISIBILITY_FACTOR = 6
 MAX_RECEIVE_COUNT = 10
 LAMBDA_DEFAULT_TIMEOUT = 3
-# The onboarding API's routes per admin binary (README: Onboarding API; shared/src/admin/http.rs). A new
-# admin binary or route goes here too.
-ADMIN_ROUTES: dict[str, set[tuple[str, str]]] = {
-    "admin-tenants": {
-        ("POST", "/admin/tenants"),
-        ("PUT", "/admin/tenants/{id}/apiKey"),
-        ("POST", "/admin/tenants/{id}/test"),
-        ("POST", "/admin/tenants/{id}/sync"),
-        ("GET", "/admin/tenants/{id}/users"),
-        ("GET", "/admin/tenants/{id}/parked"),
-        ("POST", "/admin/tenants/{id}/parked/replay"),
-        ("PUT", "/admin/tenants/{id}/owner"),
-        ("DELETE", "/admin/tenants/{id}"),
-    },
-    "admin-webhooks": {
-        ("POST", "/admin/tenants/{id}/webhooks"),
-        ("POST", "/admin/tenants/{id}/webhooks/urlKey"),
-        ("PUT", "/admin/tenants/{id}/webhooks/{event}/token"),
-    },
-    "admin-status": {
-        ("GET", "/admin/tenants/{id}/status"),
-        ("GET", "/admin/tenants/{id}/status.html"),
-    },
-    "admin-roles": {
-        ("POST", "/admin/tenants/{id}/postings/sync"),
-        ("PUT", "/admin/tenants/{id}/roles/{roleId}"),
-        ("GET", "/admin/tenants/{id}/roles"),
-    },
-    "admin-resolve": {
-        ("POST", "/admin/tenants/{id}/resolve"),
-    },
-    "admin-oauth": {
-        ("GET", "/admin/oauth/authorize"),
-        ("GET", "/admin/oauth/callback"),
-    },
-    "admin-events": {
-        ("POST", "/admin/events/replay"),
-    },
-}
+# The onboarding API's routes per admin binary, read from the router's own list (shared/src/admin/http.rs:
+# ROUTES, and Group::function_name for the binary of each group).
+HTTP_RS = ROOT / "shared" / "src" / "admin" / "http.rs"
+
+
+def admin_routes() -> dict[str, set[tuple[str, str]]]:
+    text = HTTP_RS.read_text(encoding="utf-8")
+    binaries = dict(re.findall(r'Group::(\w+) => "(admin-[\w-]+)"', text))
+    routes: dict[str, set[tuple[str, str]]] = {}
+    for method, path, group in re.findall(r'\(\s*"(GET|POST|PUT|DELETE|PATCH)",\s*"(/admin/[^"]*)",\s*(\w+),?\s*\)', text):
+        if group not in binaries:
+            raise SystemExit(f"check_template: {HTTP_RS}: group {group} has no function name")
+        routes.setdefault(binaries[group], set()).add((method, path))
+    if not routes:
+        raise SystemExit(f"check_template: no ROUTES found in {HTTP_RS}")
+    return routes
+
+
+ADMIN_ROUTES: dict[str, set[tuple[str, str]]] = admin_routes()
 # Admin routes without IAM auth: Lever redirects the admin's browser here (no SigV4 possible); the
 # single-use `state` checked in code protects it.
 OPEN_ADMIN_ROUTES = {("GET", "/admin/oauth/callback")}

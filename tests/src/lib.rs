@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub mod bus;
 pub mod contract;
 pub mod gateway;
+pub mod openapi;
 pub mod simulator;
 pub mod stream;
 

@@ -93,6 +93,7 @@ impl<B: Backend> Rig<B> {
             .admin
             .handle(&Group::ALL, method, path, body.as_bytes())
             .await;
+        openapi::check_answer(method, path, reply.status, reply.content_type, &reply.body);
         self.answers.lock().unwrap().push(reply.body.clone());
         reply
     }
@@ -1231,6 +1232,7 @@ impl<B: Backend> Rig<B> {
             .admin
             .handle_request(&Group::ALL, "GET", path, query, b"")
             .await;
+        openapi::check_answer("GET", path, reply.status, reply.content_type, &reply.body);
         self.answers.lock().unwrap().push(reply.body.clone());
         reply
     }

@@ -73,3 +73,112 @@ fn every_message_has_a_sample_that_keeps_to_its_schema_and_the_code_reads() {
     let samples = std::fs::read_dir(contract::samples_dir()).unwrap().count();
     assert_eq!(samples, catalog.len(), "one sample per schema, no other");
 }
+
+/// The admin API's OpenAPI document has exactly the routes the router serves.
+#[test]
+fn the_openapi_document_has_every_route_and_no_other() {
+    use std::collections::BTreeSet;
+    let doc = lever_bridge_tests::openapi::document();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .filter(|m| ["get", "put", "post", "delete", "patch"].contains(&m.as_str()))
+                .map(move |m| (m.to_ascii_uppercase(), path.clone()))
+        })
+        .collect();
+    let served: BTreeSet<(String, String)> = lever_bridge::admin::http::ROUTES
+        .iter()
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .collect();
+    let missing: Vec<_> = served.difference(&documented).collect();
+    let extra: Vec<_> = documented.difference(&served).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "served but not in shared/schemas/admin.openapi.json: {missing:?}; documented but not served: {extra:?}"
+    );
+    // Every operation is SigV4-authorised, but the OAuth callback a browser reaches from Lever.
+    for (method, path) in &documented {
+        let op = &doc["paths"][path][method.to_ascii_lowercase()];
+        let open = op["security"] == serde_json::json!([]);
+        assert_eq!(
+            open,
+            path == "/admin/oauth/callback",
+            "{method} {path}: security {}",
+            op["security"]
+        );
+        assert!(op["operationId"].is_string(), "{method} {path}");
+    }
+}
+
+/// Every example in the document keeps to the schema it illustrates.
+#[test]
+fn the_openapi_documents_examples_keep_to_their_schemas() {
+    fn walk(v: &serde_json::Value, at: &str, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(o) => {
+                if let Some(serde_json::Value::Array(examples)) = o.get("examples")
+                    && (o.contains_key("type")
+                        || o.contains_key("$ref")
+                        || o.contains_key("properties"))
+                {
+                    for (i, e) in examples.iter().enumerate() {
+                        for err in lever_bridge_tests::openapi::violations(v, e) {
+                            out.push(format!("{at} example {i}: {err}"));
+                        }
+                    }
+                }
+                for (k, c) in o {
+                    walk(c, &format!("{at}/{k}"), out);
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for (i, c) in a.iter().enumerate() {
+                    walk(c, &format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut problems = Vec::new();
+    walk(lever_bridge_tests::openapi::document(), "", &mut problems);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The README's admin API examples (`admin -X … "$(out AdminBaseUrl)/admin/…" -d '…'`) name
+/// documented routes, and their bodies keep to the documented request schemas.
+#[test]
+fn the_readmes_admin_examples_keep_to_the_openapi_document() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let mut seen = 0;
+    for line in readme
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("admin "))
+    {
+        let Some((_, rest)) = line.split_once("$(out AdminBaseUrl)") else {
+            continue;
+        };
+        let path = rest.split(['"', '?']).next().unwrap();
+        let method = line
+            .split_once("-X ")
+            .map_or("GET", |(_, m)| m.split_whitespace().next().unwrap());
+        let op = lever_bridge_tests::openapi::operation(method, path)
+            .unwrap_or_else(|| panic!("README: {method} {path} is not in the OpenAPI document"));
+        if let Some((_, body)) = line.split_once("-d '") {
+            let body: serde_json::Value =
+                serde_json::from_str(body.trim_end_matches('\'')).unwrap();
+            let schema = &op["requestBody"]["content"]["application/json"]["schema"];
+            let errors = lever_bridge_tests::openapi::violations(schema, &body);
+            assert!(errors.is_empty(), "README: {line}: {errors:?}");
+        }
+        seen += 1;
+    }
+    assert!(seen >= 6, "the README's admin examples: {seen}");
+}

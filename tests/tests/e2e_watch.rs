@@ -574,14 +574,21 @@ async fn admin_api(client: &reqwest::Client, method: reqwest::Method, path: &str
     let base = std::env::var("LEVER_BRIDGE_ADMIN_API")
         .expect("LEVER_BRIDGE_ADMIN_API is not set: run the tests with `make test`");
     let res = client
-        .request(method, format!("{base}{path}"))
+        .request(method.clone(), format!("{base}{path}"))
         .send()
         .await
         .expect("admin API");
-    (
-        res.status().as_u16(),
-        res.json().await.unwrap_or(Value::Null),
-    )
+    let status = res.status().as_u16();
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let body = res.text().await.unwrap_or_default();
+    // What the deployed function answers keeps to the OpenAPI document.
+    openapi::check_answer(method.as_str(), path, status, &content_type, &body);
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
 /// A parked push comes back through its queue, as deployed: Lever refuses the key and push-note

@@ -127,6 +127,13 @@ async fn replay(
             body.to_string().as_bytes(),
         )
         .await;
+    lever_bridge_tests::openapi::check_answer(
+        "POST",
+        "/admin/events/replay",
+        reply.status,
+        reply.content_type,
+        &reply.body,
+    );
     (reply.status, reply.value())
 }
 
@@ -355,6 +362,13 @@ async fn bad_input_to_the_replay_route_names_the_field() {
                 body.as_bytes(),
             )
             .await;
+        lever_bridge_tests::openapi::check_answer(
+            "POST",
+            "/admin/events/replay",
+            reply.status,
+            reply.content_type,
+            &reply.body,
+        );
         let v = reply.value();
         assert_eq!(reply.status, 400, "{body}: {v}");
         assert!(

@@ -187,6 +187,13 @@ async fn call(admin: &A, method: &str, path: &str, body: Value) -> (u16, Value) 
             body.as_bytes(),
         )
         .await;
+    lever_bridge_tests::openapi::check_answer(
+        method,
+        path,
+        reply.status,
+        reply.content_type,
+        &reply.body,
+    );
     (
         reply.status,
         serde_json::from_str(&reply.body).unwrap_or(Value::Null),

@@ -197,28 +197,75 @@ where
     }
 }
 
-/// The group a path belongs to and the methods it takes.
-fn route_of(segs: &[&str]) -> Option<(Group, &'static [&'static str])> {
+/// Every route the admin functions serve: method, path template (`{name}` matches one segment) and
+/// the group that serves it. The router, the OpenAPI document's test and the template's check all
+/// read this list.
+pub const ROUTES: &[(&str, &str, Group)] = {
     use Group::*;
-    Some(match segs {
-        ["tenants"] => (Tenants, &["POST"]),
-        ["tenants", _] => (Tenants, &["DELETE"]),
-        ["tenants", _, "apiKey" | "owner"] => (Tenants, &["PUT"]),
-        ["tenants", _, "test" | "sync"] => (Tenants, &["POST"]),
-        ["tenants", _, "users" | "parked"] => (Tenants, &["GET"]),
-        ["tenants", _, "parked", "replay"] => (Tenants, &["POST"]),
-        ["tenants", _, "webhooks"] => (Webhooks, &["POST"]),
-        ["tenants", _, "webhooks", "urlKey"] => (Webhooks, &["POST"]),
-        ["tenants", _, "webhooks", _, "token"] => (Webhooks, &["PUT"]),
-        ["tenants", _, "status" | "status.html"] => (Status, &["GET"]),
-        ["tenants", _, "postings", "sync"] => (Roles, &["POST"]),
-        ["tenants", _, "roles"] => (Roles, &["GET"]),
-        ["tenants", _, "roles", _] => (Roles, &["PUT"]),
-        ["tenants", _, "resolve"] => (Resolve, &["POST"]),
-        ["oauth", "authorize" | "callback"] => (OAuth, &["GET"]),
-        ["events", "replay"] => (Events, &["POST"]),
-        _ => return None,
-    })
+    &[
+        ("POST", "/admin/tenants", Tenants),
+        ("DELETE", "/admin/tenants/{id}", Tenants),
+        ("PUT", "/admin/tenants/{id}/apiKey", Tenants),
+        ("PUT", "/admin/tenants/{id}/owner", Tenants),
+        ("POST", "/admin/tenants/{id}/test", Tenants),
+        ("POST", "/admin/tenants/{id}/sync", Tenants),
+        ("GET", "/admin/tenants/{id}/users", Tenants),
+        ("GET", "/admin/tenants/{id}/parked", Tenants),
+        ("POST", "/admin/tenants/{id}/parked/replay", Tenants),
+        ("POST", "/admin/tenants/{id}/webhooks", Webhooks),
+        ("POST", "/admin/tenants/{id}/webhooks/urlKey", Webhooks),
+        (
+            "PUT",
+            "/admin/tenants/{id}/webhooks/{event}/token",
+            Webhooks,
+        ),
+        ("GET", "/admin/tenants/{id}/status", Status),
+        ("GET", "/admin/tenants/{id}/status.html", Status),
+        ("POST", "/admin/tenants/{id}/postings/sync", Roles),
+        ("GET", "/admin/tenants/{id}/roles", Roles),
+        ("PUT", "/admin/tenants/{id}/roles/{roleId}", Roles),
+        ("POST", "/admin/tenants/{id}/resolve", Resolve),
+        ("GET", "/admin/oauth/authorize", OAuth),
+        ("GET", "/admin/oauth/callback", OAuth),
+        ("POST", "/admin/events/replay", Events),
+    ]
+};
+
+/// Whether `template`'s segments after `/admin/` match `segs`.
+fn matches(template: &str, segs: &[&str]) -> bool {
+    let want: Vec<&str> = template
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .skip(1)
+        .collect();
+    want.len() == segs.len()
+        && want
+            .iter()
+            .zip(segs)
+            .all(|(w, s)| (w.starts_with('{') && w.ends_with('}')) || w == s)
+}
+
+/// The template of the route a path (from its `admin` segment on) and method name, if any.
+pub fn route_template(method: &str, path: &str) -> Option<&'static str> {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let at = segs.iter().position(|s| *s == "admin")?;
+    ROUTES
+        .iter()
+        .find(|(m, t, _)| *m == method && matches(t, &segs[at + 1..]))
+        .map(|(_, t, _)| *t)
+}
+
+/// The group a path belongs to and the methods it takes.
+fn route_of(segs: &[&str]) -> Option<(Group, Vec<&'static str>)> {
+    let mut group = None;
+    let mut methods = Vec::new();
+    for (m, t, g) in ROUTES {
+        if matches(t, segs) {
+            group = Some(*g);
+            methods.push(*m);
+        }
+    }
+    group.map(|g| (g, methods))
 }
 
 /// The route with ids replaced, for logs.
@@ -234,4 +281,34 @@ fn route_name(segs: &[&str]) -> String {
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each route is found by its own template, and by no other route's.
+    #[test]
+    fn every_route_is_reached_by_its_template_alone() {
+        for (method, template, group) in ROUTES {
+            let path = template
+                .replace("{id}", "acme")
+                .replace("{event}", "candidateHired")
+                .replace("{roleId}", "role-1");
+            assert_eq!(route_template(method, &path), Some(*template), "{path}");
+            let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).skip(1).collect();
+            let (g, methods) = route_of(&segs).unwrap();
+            assert_eq!(g, *group, "{path}");
+            assert_eq!(
+                methods.iter().filter(|m| *m == method).count(),
+                1,
+                "{method} {path}"
+            );
+        }
+        assert_eq!(route_template("GET", "/admin/tenants/acme/nothing"), None);
+        assert_eq!(
+            route_template("POST", "/lambda-url/admin-events/admin/events/replay"),
+            Some("/admin/events/replay")
+        );
+    }
 }
