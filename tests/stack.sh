@@ -194,6 +194,9 @@ elif [ "$mode" = dev ]; then
   "$dev_tool" urls demo --url "$hooks"
   echo
   echo "Admin API: $admin/admin/tenants/demo/status (open locally; IAM-authorised when deployed)"
+  echo "Admin CLI (the vendor's tool; against a deployed stack it signs with SigV4 and reads the stack's outputs):"
+  echo "  target/debug/lever-bridge --url $admin status demo"
+  echo "  target/debug/lever-bridge --url $admin users demo"
   echo "Lever simulator: $lever/v1 (API key demo-key; faults and request log under $lever/_admin)"
   echo
   echo "Send a correctly signed demo webhook (in another terminal):"
