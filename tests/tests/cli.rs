@@ -73,6 +73,58 @@ fn the_tool_walks_a_tenant_from_connect_to_status() {
         .to_string();
     ok_json(&url, &["owner", &tenant, &owner], "");
     ok_json(&url, &["webhooks", "register", &tenant], "");
+    let listed = ok_json(&url, &["webhooks", "list", &tenant], "");
+    assert_eq!(
+        listed["webhooks"].as_array().map(Vec::len),
+        Some(10),
+        "{listed}"
+    );
+    // A command from the samples onto push-note's queue (the stack's mapping carries it out).
+    let queue = format!(
+        "{}/123456789012/{}-push-note",
+        std::env::var("AWS_ENDPOINT_URL").unwrap(),
+        std::env::var("STACK_NAME").unwrap()
+    );
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/events/command.note.json");
+    let command_id = unique("cli-note");
+    let sent = ok_json(
+        &url,
+        &[
+            "send",
+            "note",
+            "--file",
+            sample,
+            "--tenant",
+            &tenant,
+            "--command-id",
+            &command_id,
+            "--queue-url",
+            &queue,
+        ],
+        "",
+    );
+    assert!(sent["queued"].is_string(), "{sent}");
+    let mut done = 0;
+    for _ in 0..120 {
+        let status = ok_json(&url, &["status", &tenant], "");
+        done = status["pushes"]["pushesDone"].as_u64().unwrap_or(0);
+        if done >= 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert_eq!(done, 1, "the sent note was carried out");
+    // A command that breaks its schema is refused before anything is queued.
+    let (code, _, err) = cli(
+        &url,
+        &["send", "note", "--queue-url", &queue],
+        r#"{"commandId": "c", "tenantId": "t", "opportunityId": "o", "text": 5}"#,
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.starts_with("lever-bridge: the note command breaks its schema: /text"),
+        "{err}"
+    );
     let (code, out, err) = cli(&url, &["status", &tenant], "");
     assert_eq!(code, 0, "{err}");
     assert!(

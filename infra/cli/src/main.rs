@@ -76,6 +76,23 @@ enum Command {
         #[command(subcommand)]
         action: Events,
     },
+    /// Send a command onto its push queue (from a file, or stdin), checked against its schema
+    /// first; --tenant, --opportunity and --command-id replace the file's.
+    Send {
+        /// note, feedback, stage, archive, tagsLinks, interview or file.
+        kind: String,
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        opportunity: Option<String>,
+        #[arg(long)]
+        command_id: Option<String>,
+        /// The queue's URL (default: the stack's Push<Kind>QueueUrl output).
+        #[arg(long)]
+        queue_url: Option<String>,
+    },
     /// Disconnect the tenant: its secrets and data are deleted.
     Disconnect {
         tenant: String,
@@ -87,6 +104,10 @@ enum Command {
 
 #[derive(Subcommand)]
 enum Webhooks {
+    /// Each webhook's URL, whether its token is set, and its last delivery (from the status).
+    List {
+        tenant: String,
+    },
     Register {
         tenant: String,
     },
@@ -256,8 +277,94 @@ impl Api {
     }
 }
 
+/// The contract's command schemas (shared/schemas/), by kind.
+const COMMAND_SCHEMAS: &[(&str, &str)] = &[
+    (
+        "note",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/schemas/command.note.schema.json"
+        )),
+    ),
+    (
+        "feedback",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/schemas/command.feedback.schema.json"
+        )),
+    ),
+    (
+        "stage",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/schemas/command.stage.schema.json"
+        )),
+    ),
+    (
+        "archive",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/schemas/command.archive.schema.json"
+        )),
+    ),
+    (
+        "tagsLinks",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/schemas/command.tagsLinks.schema.json"
+        )),
+    ),
+    (
+        "interview",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/schemas/command.interview.schema.json"
+        )),
+    ),
+    (
+        "file",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/schemas/command.file.schema.json"
+        )),
+    ),
+];
+
+/// Why `command` breaks the schema of `kind`, one line per rule (empty when it keeps to it).
+fn schema_errors(kind: &str, command: &Value) -> Result<Vec<String>, Failure> {
+    let Some((_, text)) = COMMAND_SCHEMAS.iter().find(|(k, _)| *k == kind) else {
+        let kinds: Vec<&str> = COMMAND_SCHEMAS.iter().map(|(k, _)| *k).collect();
+        return Err(Failure::new(
+            3,
+            format!("no command kind `{kind}`: one of {}", kinds.join(", ")),
+        ));
+    };
+    let schema: Value = serde_json::from_str(text).expect("the embedded schemas are JSON");
+    let validator = jsonschema::validator_for(&schema).expect("the embedded schemas compile");
+    Ok(validator
+        .iter_errors(command)
+        .map(|e| format!("{} {e}", e.instance_path()))
+        .collect())
+}
+
+/// The queue output of a command kind: `PushTagsLinksQueueUrl` for `tagsLinks`.
+fn queue_output(kind: &str) -> String {
+    let mut c = kind.chars();
+    let first = c.next().map(|f| f.to_ascii_uppercase()).unwrap_or_default();
+    format!("Push{first}{}QueueUrl", c.as_str())
+}
+
 /// The stack's `AdminBaseUrl` output.
 async fn stack_url(aws: &aws_config::SdkConfig, stack: &str) -> Result<String, Failure> {
+    stack_output(aws, stack, "AdminBaseUrl").await
+}
+
+/// One of the stack's outputs.
+async fn stack_output(
+    aws: &aws_config::SdkConfig,
+    stack: &str,
+    key: &str,
+) -> Result<String, Failure> {
     let cf = aws_sdk_cloudformation::Client::new(aws);
     let out = cf
         .describe_stacks()
@@ -275,14 +382,10 @@ async fn stack_url(aws: &aws_config::SdkConfig, stack: &str) -> Result<String, F
         })?;
     out.stacks()
         .first()
-        .and_then(|s| {
-            s.outputs()
-                .iter()
-                .find(|o| o.output_key() == Some("AdminBaseUrl"))
-        })
+        .and_then(|s| s.outputs().iter().find(|o| o.output_key() == Some(key)))
         .and_then(|o| o.output_value())
         .map(|u| u.trim_end_matches('/').to_string())
-        .ok_or_else(|| Failure::new(1, format!("stack `{stack}` has no AdminBaseUrl output")))
+        .ok_or_else(|| Failure::new(1, format!("stack `{stack}` has no {key} output")))
 }
 
 /// A secret from stdin when it is not a terminal, else from a prompt that does not echo.
@@ -360,7 +463,120 @@ fn print(cli: &Cli, v: &Value) {
     }
 }
 
+/// `send`: the command checked against its schema, then one SQS message on its kind's queue.
+async fn send(
+    cli: &Cli,
+    kind: &str,
+    file: Option<&std::path::Path>,
+    ids: [(&str, &Option<String>); 3],
+    queue_url: Option<&str>,
+) -> Result<Value, Failure> {
+    let text = match file {
+        Some(f) => std::fs::read_to_string(f)
+            .map_err(|e| Failure::new(3, format!("{}: {e}", f.display())))?,
+        None => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| Failure::new(1, e.to_string()))?;
+            s
+        }
+    };
+    let mut command: Value = serde_json::from_str(&text)
+        .map_err(|e| Failure::new(3, format!("the command is not JSON: {e}")))?;
+    for (field, value) in ids {
+        if let (Some(v), Some(o)) = (value, command.as_object_mut()) {
+            o.insert(field.into(), json!(v));
+        }
+    }
+    let errors = schema_errors(kind, &command)?;
+    if !errors.is_empty() {
+        return Err(Failure::new(
+            3,
+            format!(
+                "the {kind} command breaks its schema: {}",
+                errors.join("; ")
+            ),
+        ));
+    }
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let url = match queue_url {
+        Some(u) => u.to_string(),
+        None => stack_output(&aws, &cli.stack, &queue_output(kind)).await?,
+    };
+    let out = aws_sdk_sqs::Client::new(&aws)
+        .send_message()
+        .queue_url(&url)
+        .message_body(command.to_string())
+        .send()
+        .await
+        .map_err(|e| {
+            Failure::new(
+                5,
+                format!(
+                    "the {kind} queue did not take the command: {}",
+                    aws_sdk_sqs::error::DisplayErrorContext(&e)
+                ),
+            )
+        })?;
+    Ok(json!({
+        "queued": out.message_id(),
+        "queue": url,
+        "commandId": command["commandId"],
+    }))
+}
+
+/// `status --watch`: a running backfill as a progress bar, the whole status whenever none runs.
+async fn watch(cli: &Cli, api: &Api, path: &str) -> Result<(), Failure> {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} candidates")
+            .expect("a progress template"),
+    );
+    loop {
+        let v = api.call("GET", path, None).await?;
+        let sync = &v["sync"];
+        if cli.json || !sync["running"].as_bool().unwrap_or(false) {
+            bar.finish_and_clear();
+            print(cli, &v);
+            if !cli.json {
+                println!("---");
+            }
+        } else {
+            let done = sync["done"].as_u64().unwrap_or(0);
+            bar.set_length(sync["estimatedTotal"].as_u64().unwrap_or(done).max(done));
+            bar.set_position(done);
+            bar.set_message(format!(
+                "{} {}",
+                scalar(&v["tenantId"]),
+                scalar(&sync["mode"])
+            ));
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
 async fn run(cli: &Cli) -> Result<(), Failure> {
+    if let Command::Send {
+        kind,
+        file,
+        tenant,
+        opportunity,
+        command_id,
+        queue_url,
+    } = &cli.command
+    {
+        let ids = [
+            ("tenantId", tenant),
+            ("opportunityId", opportunity),
+            ("commandId", command_id),
+        ];
+        let answer = send(cli, kind, file.as_deref(), ids, queue_url.as_deref()).await?;
+        print(cli, &answer);
+        return Ok(());
+    }
     let api = Api::new(cli).await?;
     let t = |id: &str| format!("/admin/tenants/{}", segment(id));
     let answer = match &cli.command {
@@ -414,6 +630,12 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             .await?
         }
         Command::Webhooks { action } => match action {
+            Webhooks::List { tenant } => {
+                let v = api
+                    .call("GET", &format!("{}/status", t(tenant)), None)
+                    .await?;
+                json!({"tenantId": v["tenantId"], "webhooks": v["webhooks"]})
+            }
             Webhooks::Register { tenant } => {
                 api.call("POST", &format!("{}/webhooks", t(tenant)), None)
                     .await?
@@ -432,17 +654,20 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
                     .await?
             }
         },
-        Command::Status { tenant, watch } => loop {
-            let v = api
-                .call("GET", &format!("{}/status", t(tenant)), None)
-                .await?;
-            if !watch {
-                break v;
-            }
-            print(cli, &v);
-            println!("---");
-            tokio::time::sleep(Duration::from_secs(5)).await;
-        },
+        Command::Status {
+            tenant,
+            watch: true,
+        } => {
+            return watch(cli, &api, &format!("{}/status", t(tenant))).await;
+        }
+        Command::Status {
+            tenant,
+            watch: false,
+        } => {
+            api.call("GET", &format!("{}/status", t(tenant)), None)
+                .await?
+        }
+        Command::Send { .. } => unreachable!("sent above"),
         Command::Sync { tenant } => {
             api.call("POST", &format!("{}/sync", t(tenant)), None)
                 .await?
