@@ -119,12 +119,20 @@ async fn replay(
     admin: &Admin<Arc<HttpLever>, impl Backend, impl SecretStore, SystemClock>,
     body: Value,
 ) -> (u16, Value) {
+    replay_raw(admin, &body.to_string()).await
+}
+
+/// The replay route with `body` as sent, its answer held to the OpenAPI document.
+async fn replay_raw(
+    admin: &Admin<Arc<HttpLever>, impl Backend, impl SecretStore, SystemClock>,
+    body: &str,
+) -> (u16, Value) {
     let reply = admin
         .handle(
             &[Group::Events],
             "POST",
             "/admin/events/replay",
-            body.to_string().as_bytes(),
+            body.as_bytes(),
         )
         .await;
     lever_bridge_tests::openapi::check_answer(
@@ -354,23 +362,8 @@ async fn bad_input_to_the_replay_route_names_the_field() {
         (r#"{"dryRun": 1}"#, "`dryRun` must be true or false"),
         ("max=5", "the body is not JSON"),
     ] {
-        let reply = admin
-            .handle(
-                &[Group::Events],
-                "POST",
-                "/admin/events/replay",
-                body.as_bytes(),
-            )
-            .await;
-        lever_bridge_tests::openapi::check_answer(
-            "POST",
-            "/admin/events/replay",
-            reply.status,
-            reply.content_type,
-            &reply.body,
-        );
-        let v = reply.value();
-        assert_eq!(reply.status, 400, "{body}: {v}");
+        let (status, v) = replay_raw(&admin, body).await;
+        assert_eq!(status, 400, "{body}: {v}");
         assert!(
             v["message"].as_str().unwrap().starts_with(says),
             "{body}: {v}"

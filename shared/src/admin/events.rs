@@ -85,7 +85,7 @@ impl<L, S, K, C> Admin<L, S, K, C> {
                 AdminError::new(
                     503,
                     "unavailable",
-                    format!("the dead-letter queue or the bus failed: {e}. What was replayed is deleted from the queue; try again"),
+                    format!("the dead-letter queue or the bus failed: {e}. Try again: an event replayed but not yet deleted goes out once more, and consumers drop it by id"),
                 )
             })?;
         tracing::info!(
