@@ -10,7 +10,9 @@
       DefaultAuthorizer may set one); every admin-<group> function has only HttpApi events, exactly its
       routes in the router's ROUTES (shared/src/admin/http.rs; all under /admin/), each with `Auth: Authorizer: AWS_IAM` except those
       in OPEN_ADMIN_ROUTES (the OAuth callback, reached by a browser redirect from Lever), which have no
-      authorizer; no other function has routes; no two routes of the template collide; and no function's
+      authorizer; connect-pages has exactly the pages' routes (shared/src/pages/mod.rs: ROUTES, all under
+      /connect/{tenantId}/, on ConnectApi), with no authorizer (a session from a connect link is checked in code);
+      no other function has routes; no two routes of the template collide; and no function's
       environment names an API it is routed on (SAM writes each routed function's ARN into the API's
       definition: a circular dependency CloudFormation rejects and cfn-lint does not see);
   (c) every push-<kind> function, and transcript-ingest, is triggered by exactly one SQS event source (a SAM
@@ -85,6 +87,18 @@ def admin_routes() -> dict[str, set[tuple[str, str]]]:
 
 
 ADMIN_ROUTES: dict[str, set[tuple[str, str]]] = admin_routes()
+PAGES_RS = ROOT / "shared" / "src" / "pages" / "mod.rs"
+
+
+def page_routes() -> set[tuple[str, str]]:
+    text = PAGES_RS.read_text(encoding="utf-8")
+    routes = set(re.findall(r'\(\s*"(GET|POST)",\s*"(/connect/[^"]*)",?\s*\)', text))
+    if not routes:
+        raise SystemExit(f"check_template: no ROUTES found in {PAGES_RS}")
+    return routes
+
+
+PAGE_ROUTES = page_routes()
 # Admin routes without IAM auth: Lever redirects the admin's browser here (no SigV4 possible); the
 # single-use `state` checked in code protects it.
 OPEN_ADMIN_ROUTES = {("GET", "/admin/oauth/callback")}
@@ -314,9 +328,11 @@ def check_webhooks(t: Template, r: Report, named: dict[str, str]) -> None:
             check_webhook(t, r, fid, res, binary, http)
         elif binary and binary.startswith("admin-"):
             check_admin(t, r, fid, res, binary, events, http)
+        elif binary == "connect-pages":
+            check_pages(t, r, fid, res, events, http)
         elif http:
-            r.fail("b", fid, f"has HttpApi events ({', '.join(sorted(http))}) but only webhook-* and admin-* "
-                   "functions serve routes", res)
+            r.fail("b", fid, f"has HttpApi events ({', '.join(sorted(http))}) but only webhook-*, admin-* and "
+                   "connect-pages functions serve routes", res)
     for (api, method, path), users in routes.items():
         r.check("b", f"route {method} {path}")
         clashes = list(users)
@@ -378,6 +394,30 @@ def check_admin(t: Template, r: Report, fid: str, res: dict[str, Any], binary: s
             r.fail("b", fid, f"event {name}: {route[0]} {route[1]} needs `Auth: Authorizer: AWS_IAM` ({found_auth})", ev)
     for method, path in sorted(want - found):
         r.fail("b", fid, f"no HttpApi event for {method} {path} (ADMIN_ROUTES)", res)
+
+
+def check_pages(t: Template, r: Report, fid: str, res: dict[str, Any],
+                events: dict[str, Any], http: dict[str, Any]) -> None:
+    """(b) for connect-pages."""
+    r.check("b", fid)
+    found: set[tuple[str, str]] = set()
+    for name, ev in events.items():
+        if name not in http:
+            r.fail("b", fid, f"event {name} is not an HttpApi event; connect-pages has only its routes", ev)
+            continue
+        props = ev.get("Properties") or {}
+        route = (str(props.get("Method", "")).upper(), str(props.get("Path", "")))
+        found.add(route)
+        if route not in PAGE_ROUTES:
+            r.fail("b", fid, f"event {name}: {route[0]} {route[1]} is not a route of the pages (ROUTES in {PAGES_RS.name})", ev)
+        if target(props.get("ApiId")) != "ConnectApi":
+            r.fail("b", fid, f"event {name}: the pages are served on ConnectApi", ev)
+        auth = t.authorizer(props)
+        if auth is not None:
+            r.fail("b", fid, f"event {name}: has authorizer {auth}; the pages are opened by a browser (open routes, "
+                   "a session checked in code)", ev)
+    for method, path in sorted(PAGE_ROUTES - found):
+        r.fail("b", fid, f"no HttpApi event for {method} {path} (the pages' ROUTES)", res)
 
 
 def check_pushes(t: Template, r: Report, named: dict[str, str]) -> None:
@@ -536,7 +576,7 @@ def check_flush(t: Template, r: Report, named: dict[str, str]) -> None:
 def secret_parts(binary: str) -> set[str]:
     if binary.startswith("webhook-"):
         return {"webhooks"}
-    if binary in ("admin-tenants", "admin-webhooks", "admin-status", "admin-oauth"):
+    if binary in ("admin-tenants", "admin-webhooks", "admin-status", "admin-oauth", "connect-pages"):
         return {"webhooks", "lever"}
     if binary.startswith("push-") or binary in ("transcript-flush", "sync", "admin-roles", "admin-resolve"):
         return {"lever"}

@@ -46,6 +46,7 @@ if [ "$mode" = dev ]; then
   watch_port=${WATCH_PORT:-9000}
   hooks_port=${WEBHOOK_PORT:-9001}
   admin_port=${ADMIN_PORT:-9002}
+  connect_port=${CONNECT_PORT:-9003}
   sim_port=${LEVER_PORT:-4010}
   suffix=dev
 elif [ "$mode" = bench ]; then
@@ -56,6 +57,7 @@ else
   watch_port=$(free_port)
   hooks_port=$(free_port)
   admin_port=$(free_port)
+  connect_port=$(free_port)
   sim_port=$(free_port)
   suffix=test
 fi
@@ -130,6 +132,7 @@ if [ "$mode" != bench ]; then
   lever="http://127.0.0.1:$sim_port"
   hooks="http://127.0.0.1:$hooks_port"
   admin="http://127.0.0.1:$admin_port"
+  connect="http://127.0.0.1:$connect_port"
   # Each function's environment and routes, from infra/template.yaml with local values for its
   # parameters and resources. cargo lambda watch starts every function through `lever-bridge-dev
   # exec-function` (cargo's runner), which gives it exactly that environment and what Lambda sets.
@@ -150,13 +153,14 @@ if [ "$mode" != bench ]; then
     --resource LeverOAuthClientSecret="$STACK_NAME/lever-oauth-client" "${queues[@]}" \
     --resource WebhookUrlKeySecret="$STACK_NAME/webhook-url-key" --resource UploadBucket="$STACK_NAME-uploads" \
     --resource RelayDeadLetterQueue="$AWS_ENDPOINT_URL/123456789012/$STACK_NAME-relay-dead-letters" \
-    --api HttpApi="$hooks" --api AdminApi="$admin" --out "$functions"
+    --api HttpApi="$hooks" --api AdminApi="$admin" --api ConnectApi="$connect" --out "$functions"
   export LEVER_BRIDGE_FUNCTIONS="$functions"
-  echo "==> the template's HTTP APIs on $hooks (webhooks) and $admin (admin)"
+  echo "==> the template's HTTP APIs on $hooks (webhooks), $admin (admin) and $connect (connect pages)"
   setsid "$dev_tool" gateway --watch "http://127.0.0.1:$watch_port" >"$state/gateway-$suffix.log" 2>&1 &
   pids+=($!)
   wait_for_port "$hooks_port" "the webhook API"
   wait_for_port "$admin_port" "the admin API"
+  wait_for_port "$connect_port" "the connect pages' API"
   runner="target.'cfg(all())'.runner=['$root/$dev_tool', 'exec-function']"
   # The template's event source mappings (the table's stream, the push queues), as Lambda runs them.
   echo "==> event source mappings: the table's stream -> relay (the outbox), push queues -> push functions"
@@ -214,7 +218,7 @@ else
   pids+=($!)
   wait_for_port "$watch_port" "cargo lambda watch"
   export LEVER_BRIDGE_WATCH_URL="http://127.0.0.1:$watch_port/lambda-url"
-  export LEVER_BRIDGE_SIM_URL="$lever" LEVER_BRIDGE_WEBHOOK_API="$hooks" LEVER_BRIDGE_ADMIN_API="$admin"
+  export LEVER_BRIDGE_SIM_URL="$lever" LEVER_BRIDGE_WEBHOOK_API="$hooks" LEVER_BRIDGE_ADMIN_API="$admin" LEVER_BRIDGE_CONNECT_API="$connect"
   echo "==> cargo test"
   set +e
   # TEST_ARGS narrows the run while working on something (e.g. `--test e2e_watch`).

@@ -153,6 +153,11 @@ pub struct Config {
     /// `RELAY_DEAD_LETTER_QUEUE_URL` (relay, admin-events): where the relay keeps the events the
     /// bus refused and the records it could not read.
     pub relay_dead_letter_queue_url: String,
+    /// `CONNECT_PAGES_URL` (admin-tenants): where the connect pages are served
+    /// (`<url>/connect/<tenant>/…`). Empty: no connect links.
+    pub connect_pages_url: Option<String>,
+    /// `CONNECT_LINK_MINUTES` (admin-tenants), in ms: how long a connect link opens.
+    pub connect_link_ttl_ms: i64,
 }
 
 impl Default for Config {
@@ -173,6 +178,8 @@ impl Default for Config {
             url_key_secret: None,
             upload_bucket: None,
             relay_dead_letter_queue_url: String::new(),
+            connect_pages_url: None,
+            connect_link_ttl_ms: 30 * 60_000,
         }
     }
 }
@@ -235,6 +242,13 @@ impl Config {
             }
             Function::Push(crate::push::command::PushKind::File) => {
                 c.upload_bucket = env.optional("UPLOAD_BUCKET");
+            }
+            Function::Admin(Group::Tenants) => {
+                c.connect_pages_url = env
+                    .optional("CONNECT_PAGES_URL")
+                    .map(|u| u.trim_end_matches('/').to_string());
+                c.connect_link_ttl_ms =
+                    env.number("CONNECT_LINK_MINUTES", 30, |m| (5..=1440).contains(m)) * 60_000;
             }
             Function::Sync => {
                 c.sync_interval_ms = env.number("SYNC_INTERVAL_MINUTES", 60, |m| *m > 0) * 60_000;

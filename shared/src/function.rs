@@ -16,6 +16,8 @@ pub enum Function {
     Admin(Group),
     /// Publishes the table's stream (the outbox) on the vendor's bus.
     Relay,
+    /// The pages a connect link opens, where the customer's Lever admin connects the account.
+    ConnectPages,
 }
 
 impl Function {
@@ -29,6 +31,7 @@ impl Function {
             Function::TranscriptFlush,
             Function::Sync,
             Function::Relay,
+            Function::ConnectPages,
         ]);
         all
     }
@@ -43,6 +46,7 @@ impl Function {
             Function::Sync => "sync",
             Function::Admin(g) => g.function_name(),
             Function::Relay => "relay",
+            Function::ConnectPages => "connect-pages",
         }
     }
 
@@ -54,6 +58,7 @@ impl Function {
     pub const fn calls_lever(self) -> bool {
         match self {
             Function::Push(_) | Function::TranscriptFlush | Function::Sync => true,
+            Function::ConnectPages => true,
             Function::Admin(g) => !matches!(g, Group::Status | Group::Events),
             Function::Webhook(_) | Function::TranscriptIngest | Function::Relay => false,
         }
@@ -69,7 +74,7 @@ impl Function {
             Function::Push(_) | Function::TranscriptFlush | Function::Sync => Parts::LEVER,
             Function::Admin(Group::Roles | Group::Resolve) => Parts::LEVER,
             Function::Admin(Group::Events) => Parts::NONE,
-            Function::Admin(_) => Parts::ALL,
+            Function::Admin(_) | Function::ConnectPages => Parts::ALL,
             Function::TranscriptIngest | Function::Relay => Parts::NONE,
         }
     }
@@ -82,7 +87,10 @@ impl Function {
 
     /// Whether it connects tenants to a Lever environment (by name: production, sandbox, eu, custom).
     pub const fn connects_tenants(self) -> bool {
-        matches!(self, Function::Admin(Group::Tenants | Group::OAuth))
+        matches!(
+            self,
+            Function::Admin(Group::Tenants | Group::OAuth) | Function::ConnectPages
+        )
     }
 
     /// Whether it makes or checks webhook URL keys (`crate::urlkey`): the webhook functions and
@@ -96,6 +104,7 @@ impl Function {
         matches!(
             self,
             Function::Admin(Group::Tenants | Group::Webhooks | Group::OAuth | Group::Status)
+                | Function::ConnectPages
         )
     }
 }
@@ -107,7 +116,7 @@ mod tests {
     #[test]
     fn names_are_unique_and_parse_back() {
         let all = Function::all();
-        assert_eq!(all.len(), 28);
+        assert_eq!(all.len(), 29);
         for f in &all {
             assert_eq!(Function::parse(f.name()), Some(*f));
         }

@@ -16,6 +16,21 @@ pub fn plain_id(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
+/// 32 bytes from the OS's generator (`/dev/urandom`, present on Lambda), hex-encoded: OAuth states,
+/// connect links and their sessions.
+pub fn random_token() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(hex::encode(bytes))
+}
+
+/// How a token is stored: hex SHA-256 (the tokens are random, so no salt or slow hash is needed).
+pub fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -349,6 +349,48 @@ pub async fn run_admin(group: crate::admin::http::Group) -> Result<(), Error> {
     .await
 }
 
+/// Runs the connect pages: the admin API's logic behind HTML pages, with a browser session.
+pub async fn run_pages() -> Result<(), Error> {
+    let cold = cold_start(Function::ConnectPages).await?;
+    let (lever, oauth) = (cold.lever(), cold.oauth());
+    let queues = (!cold.config.push_queue_urls.is_empty()).then(|| {
+        Arc::new(crate::push::parked::PushQueues::Sqs {
+            client: aws_sdk_sqs::Client::new(&cold.aws),
+            urls: cold.config.push_queue_urls.iter().cloned().collect(),
+        })
+    });
+    let url_keys = Some(cold.url_keys().await?);
+    let settings = crate::admin::Settings::new(&cold.config, oauth, queues, url_keys);
+    let admin = crate::admin::Admin::new(lever, cold.store, cold.secrets, SystemClock, settings);
+    let admin = &admin;
+    metrics_cloudwatch_embedded::lambda::service::run_http(
+        cold.metrics,
+        service_fn(move |req: Request| async move {
+            let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+            let page = crate::pages::PageRequest {
+                method: req.method().as_str(),
+                path: req.raw_http_path(),
+                query: req.uri().query().unwrap_or_default(),
+                cookie: header("cookie"),
+                fetch_site: header("sec-fetch-site"),
+                body: req.body().as_ref(),
+            };
+            let deadline = deadline_of(&req.lambda_context());
+            let page = crate::pages::serve_until(admin, page, deadline).await;
+            let mut res = Response::new(Body::Text(page.body));
+            *res.status_mut() = lambda_http::http::StatusCode::from_u16(page.status)
+                .unwrap_or(lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR);
+            for (name, value) in page.headers {
+                if let Ok(v) = lambda_http::http::HeaderValue::from_str(&value) {
+                    res.headers_mut().append(name, v);
+                }
+            }
+            Ok::<_, std::convert::Infallible>(res)
+        }),
+    )
+    .await
+}
+
 /// lambda_http's tracing (and tracing-subscriber), for tests that capture log lines.
 pub use lambda_http::tracing as logging;
 

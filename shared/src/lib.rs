@@ -12,6 +12,7 @@ pub mod ids;
 pub mod input;
 pub mod lambda;
 pub mod lever;
+pub mod pages;
 pub mod push;
 pub mod queue;
 pub mod receiver;

@@ -68,6 +68,8 @@ pub async fn serve(listener: tokio::net::TcpListener, routes: Vec<Route>, watch:
         watch: watch.trim_end_matches('/').to_string(),
         http: reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(300))
+            // A function's redirect goes back to the caller, as API Gateway passes it on.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("HTTP client"),
     });
@@ -94,7 +96,14 @@ async fn forward(
     let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
     let url = format!("{}/lambda-url/{}{path}{query}", gw.watch, route.function);
     let mut req = gw.http.request(method, &url).body(body);
-    for name in ["content-type", "user-agent", "accept"] {
+    for name in [
+        "content-type",
+        "user-agent",
+        "accept",
+        "cookie",
+        "origin",
+        "sec-fetch-site",
+    ] {
         if let Some(v) = headers.get(name) {
             req = req.header(name, v);
         }
@@ -102,11 +111,23 @@ async fn forward(
     match req.send().await {
         Ok(res) => {
             let status = res.status();
-            let content_type = res.headers().get("content-type").cloned();
+            let passed: Vec<_> = res
+                .headers()
+                .iter()
+                .filter(|(n, _)| {
+                    !matches!(
+                        n.as_str(),
+                        "content-length" | "transfer-encoding" | "connection" | "date"
+                    )
+                })
+                .map(|(n, v)| (n.clone(), v.clone()))
+                .collect();
             let body = res.bytes().await.unwrap_or_default();
             let mut out = (status, body).into_response();
-            if let Some(ct) = content_type {
-                out.headers_mut().insert("content-type", ct);
+            // The function's headers only (axum's own content type for bytes goes).
+            out.headers_mut().remove("content-type");
+            for (n, v) in passed {
+                out.headers_mut().append(n, v);
             }
             out
         }

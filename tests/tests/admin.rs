@@ -72,6 +72,8 @@ impl<B: Backend> Rig<B> {
             queues: None,
             url_keys: Some(url_keys()),
             replay: None,
+            connect_pages_url: Some(HOOKS.into()),
+            connect_link_ttl: std::time::Duration::from_secs(1800),
         };
         let lever = Arc::new(HttpLever::new(
             RateLimiter::new(10.0, 20),

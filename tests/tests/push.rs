@@ -166,6 +166,8 @@ impl Rig {
                 queues: Some(queues.clone()),
                 url_keys: None,
                 replay: None,
+                connect_pages_url: None,
+                connect_link_ttl: Duration::from_secs(1800),
             },
         );
         (admin, queues)

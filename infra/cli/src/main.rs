@@ -93,6 +93,13 @@ enum Command {
         #[arg(long)]
         queue_url: Option<String>,
     },
+    /// A connect link for the customer's Lever admin (the connect pages); a new one revokes the last.
+    ConnectLink {
+        tenant: String,
+        /// Revoke the tenant's link (and end its session) instead.
+        #[arg(long)]
+        revoke: bool,
+    },
     /// Disconnect the tenant: its secrets and data are deleted.
     Disconnect {
         tenant: String,
@@ -690,6 +697,33 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
                 body["max"] = json!(m);
             }
             api.call("POST", "/admin/events/replay", Some(body)).await?
+        }
+        Command::ConnectLink {
+            tenant,
+            revoke: true,
+        } => {
+            api.call("DELETE", &format!("{}/connect-link", t(tenant)), None)
+                .await?
+        }
+        Command::ConnectLink {
+            tenant,
+            revoke: false,
+        } => {
+            let v = api
+                .call("POST", &format!("{}/connect-link", t(tenant)), None)
+                .await?;
+            if !cli.json {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                let minutes = (v["expiresAt"].as_i64().unwrap_or(now) - now) / 60_000;
+                println!(
+                    "Send this link to the customer's Lever admin (it opens once, within {minutes} minutes):\n{}",
+                    scalar(&v["url"])
+                );
+                return Ok(());
+            }
+            v
         }
         Command::Disconnect { tenant, yes } => {
             if !yes {

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Group {
-    /// connect, replace key, test, users, owner, disconnect
+    /// connect, replace key, test, users, owner, disconnect, connect links
     Tenants,
     /// register, paste token
     Webhooks,
@@ -157,6 +157,13 @@ where
                 Err(e) => e.reply(),
             },
             ("DELETE", ["tenants", id]) => ok(Box::pin(self.disconnect(id)).await),
+            ("POST", ["tenants", id, "connect-link"]) => {
+                match Box::pin(self.mint_connect_link(id)).await {
+                    Ok((status, v)) => Reply::json(status, v),
+                    Err(e) => e.reply(),
+                }
+            }
+            ("DELETE", ["tenants", id, "connect-link"]) => ok(self.revoke_connect_link(id).await),
             ("PUT", ["tenants", id, "apiKey"]) => ok(Box::pin(self.replace_key(id, body)).await),
             ("POST", ["tenants", id, "test"]) => ok(Box::pin(self.test_connection(id)).await),
             ("POST", ["tenants", id, "sync"]) => ok(self.start_sync(id).await),
@@ -211,6 +218,8 @@ pub const ROUTES: &[(&str, &str, Group)] = {
         ("POST", "/admin/tenants/{id}/sync", Tenants),
         ("GET", "/admin/tenants/{id}/users", Tenants),
         ("GET", "/admin/tenants/{id}/parked", Tenants),
+        ("POST", "/admin/tenants/{id}/connect-link", Tenants),
+        ("DELETE", "/admin/tenants/{id}/connect-link", Tenants),
         ("POST", "/admin/tenants/{id}/parked/replay", Tenants),
         ("POST", "/admin/tenants/{id}/webhooks", Webhooks),
         ("POST", "/admin/tenants/{id}/webhooks/urlKey", Webhooks),

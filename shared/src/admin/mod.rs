@@ -9,6 +9,7 @@
 pub mod connect;
 pub mod events;
 pub mod http;
+pub mod links;
 pub mod oauth;
 pub mod owner;
 pub mod parked;
@@ -46,6 +47,10 @@ pub struct Settings {
     pub url_keys: Option<crate::urlkey::UrlKeys>,
     /// Puts the relay's dead letters back on the bus (admin-events); `None` elsewhere.
     pub replay: Option<std::sync::Arc<crate::relay::dead_letters::Replayer>>,
+    /// Where the connect pages are served (admin-tenants mints links to them); `None`: no links.
+    pub connect_pages_url: Option<String>,
+    /// How long a connect link opens.
+    pub connect_link_ttl: Duration,
 }
 
 impl Settings {
@@ -67,6 +72,8 @@ impl Settings {
             queues,
             url_keys,
             replay: None,
+            connect_pages_url: c.connect_pages_url.clone(),
+            connect_link_ttl: Duration::from_millis(c.connect_link_ttl_ms as u64),
         }
     }
 

@@ -30,19 +30,13 @@ pub fn query_params(query: &str) -> HashMap<String, String> {
         .unwrap_or_default()
 }
 
-/// 32 bytes from the OS's generator (`/dev/urandom`, present on Lambda), hex-encoded.
-fn random_state() -> Result<String, AdminError> {
-    use std::io::Read;
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|_| AdminError::new(503, "unavailable", "no random source: try again"))?;
-    Ok(hex::encode(bytes))
+pub fn random_state() -> Result<String, AdminError> {
+    crate::ids::random_token()
+        .map_err(|_| AdminError::new(503, "unavailable", "no random source: try again"))
 }
 
 pub fn state_hash(state: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(state.as_bytes()))
+    crate::ids::token_hash(state)
 }
 
 fn invalid_state() -> AdminError {

@@ -41,6 +41,17 @@ enum Probe {
     Write(fn() -> LeverRequest),
 }
 
+/// The permissions the connection test checks, each with what it is for (the key's checklist).
+pub fn permissions() -> Vec<(&'static str, &'static str)> {
+    let mut out: Vec<(&'static str, &'static str)> = Vec::new();
+    for (permission, what, _, _) in probes() {
+        if !out.iter().any(|(p, _)| *p == permission) {
+            out.push((permission, what));
+        }
+    }
+    out
+}
+
 fn probes() -> Vec<(&'static str, &'static str, Probe, bool)> {
     use Probe::*;
     // (permission, what it is for, probe, needs a real opportunity id)

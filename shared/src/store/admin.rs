@@ -15,6 +15,22 @@ pub struct OAuthPending {
     pub expires_at: i64,
 }
 
+/// The connect link the vendor minted for a tenant (one at a time: a new one replaces the last)
+/// and the browser session it was exchanged for. Only hashes of the tokens are stored
+/// ([`crate::ids::token_hash`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectLink {
+    pub tenant_id: String,
+    pub token_hash: String,
+    pub created_at: i64,
+    /// The link opens until then.
+    pub expires_at: i64,
+    /// Set once, when the link is opened.
+    pub opened_at: Option<i64>,
+    pub session_hash: Option<String>,
+    pub session_expires_at: i64,
+}
+
 /// A Lever posting as the last roles sync saw it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -81,4 +97,28 @@ pub trait AdminStore: SyncStore + Send + Sync {
         state_hash: &str,
         now_ms: i64,
     ) -> impl Future<Output = Result<Option<OAuthPending>, StoreError>> + Send;
+    /// Stores the tenant's connect link, replacing (and so revoking) the one before and its session.
+    fn put_connect_link(
+        &self,
+        link: &ConnectLink,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn connect_link(
+        &self,
+        tenant: &str,
+    ) -> impl Future<Output = Result<Option<ConnectLink>, StoreError>> + Send;
+    /// Exchanges the link for a session: a conditional update that holds only while the link is
+    /// the tenant's, unexpired and unopened, so a link opens once. False otherwise.
+    fn open_connect_link(
+        &self,
+        tenant: &str,
+        token_hash: &str,
+        session_hash: &str,
+        session_expires_at: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Revokes the tenant's link and its session. False when it had none.
+    fn delete_connect_link(
+        &self,
+        tenant: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }

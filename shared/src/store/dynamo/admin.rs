@@ -69,6 +69,97 @@ impl AdminStore for DynamoStore {
         }))
     }
 
+    async fn put_connect_link(&self, l: &ConnectLink) -> Result<(), StoreError> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(pk_tenant(&l.tenant_id)))
+            .item("sk", s(SK_CONNECT_LINK))
+            .item("tokenHash", s(l.token_hash.as_str()))
+            .item("createdAt", n(l.created_at))
+            .item("linkExpiresAt", n(l.expires_at))
+            .item("sessionExpiresAt", n(l.session_expires_at))
+            // Gone by TTL a day after it could last be used.
+            .item(
+                "expiresAt",
+                n(l.expires_at.max(l.session_expires_at) / 1000 + 86_400),
+            );
+        if let (Some(at), Some(h)) = (l.opened_at, &l.session_hash) {
+            put = put
+                .item("openedAt", n(at))
+                .item("sessionHash", s(h.as_str()));
+        }
+        put.send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn connect_link(&self, tenant: &str) -> Result<Option<ConnectLink>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk_tenant(tenant)))
+            .key("sk", s(SK_CONNECT_LINK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.item().map(|i| ConnectLink {
+            tenant_id: tenant.to_string(),
+            token_hash: get_s(i, "tokenHash").unwrap_or_default(),
+            created_at: get_n(i, "createdAt").unwrap_or(0),
+            expires_at: get_n(i, "linkExpiresAt").unwrap_or(0),
+            opened_at: get_n(i, "openedAt"),
+            session_hash: get_s(i, "sessionHash"),
+            session_expires_at: get_n(i, "sessionExpiresAt").unwrap_or(0),
+        }))
+    }
+
+    async fn open_connect_link(
+        &self,
+        tenant: &str,
+        token_hash: &str,
+        session_hash: &str,
+        session_expires_at: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk_tenant(tenant)))
+            .key("sk", s(SK_CONNECT_LINK))
+            .update_expression(
+                "SET openedAt = :now, sessionHash = :s, sessionExpiresAt = :se, expiresAt = :ttl",
+            )
+            .condition_expression(
+                "tokenHash = :t AND linkExpiresAt > :now AND attribute_not_exists(openedAt)",
+            )
+            .expression_attribute_values(":t", s(token_hash))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":s", s(session_hash))
+            .expression_attribute_values(":se", n(session_expires_at))
+            .expression_attribute_values(":ttl", n(session_expires_at / 1000 + 86_400))
+            .send()
+            .await;
+        conditional(res).map(|o| o.is_some())
+    }
+
+    async fn delete_connect_link(&self, tenant: &str) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(pk_tenant(tenant)))
+            .key("sk", s(SK_CONNECT_LINK))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.attributes().is_some())
+    }
+
     async fn set_owner(&self, tenant: &str, user: &str) -> Result<bool, StoreError> {
         let res = self
             .client

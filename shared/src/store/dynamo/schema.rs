@@ -6,6 +6,7 @@
 //! | tenant figures; last rejection per webhook kind | `T#<tenant>` | `#STATS`; `REJECT#<event>` |
 //! | secret lease (OAuth refresh, secret writes); pending OAuth authorization | `T#<tenant>` / `OAUTH#<state hash>` | `#OAUTHLEASE` / `#OAUTHSTATE` |
 //! | sync job | `T#<tenant>` | `#SYNC` |
+//! | connect link and its browser session (token hashes) | `T#<tenant>` | `#CONNECTLINK` |
 //! | postings and the vendor's roles | `T#<tenant>` | `POSTING#<id>`, `ROLE#<roleId>` |
 //! | dedup record of a delivery (a deletion pending Lever's word, too) | `T#<tenant>#D#<token>` | `#DEDUP` |
 //! | candidate (stage, archive, hired; tombstone once deleted) | `T#<tenant>#O#<opportunity>` | `#CANDIDATE` |
@@ -34,6 +35,7 @@ pub(super) const SK_TENANT: &str = "#TENANT";
 pub(super) const SK_OAUTH_LEASE: &str = "#OAUTHLEASE";
 pub(super) const SK_OAUTH_STATE: &str = "#OAUTHSTATE";
 pub(super) const SK_SYNC: &str = "#SYNC";
+pub(super) const SK_CONNECT_LINK: &str = "#CONNECTLINK";
 /// The `due` index partition of sync jobs (conversations use `DUE#<n>`).
 pub(super) const SYNC_SHARD: &str = "SYNC";
 /// The `due` index partition of `candidateDeleted` deliveries waiting for Lever's word.

@@ -23,6 +23,58 @@ impl AdminStore for InMemoryStore {
         }
     }
 
+    async fn put_connect_link(&self, link: &ConnectLink) -> Result<(), StoreError> {
+        let mut s = self.0.lock().unwrap();
+        s.admin
+            .connect_links
+            .insert(link.tenant_id.clone(), link.clone());
+        Ok(())
+    }
+
+    async fn connect_link(&self, tenant: &str) -> Result<Option<ConnectLink>, StoreError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .admin
+            .connect_links
+            .get(tenant)
+            .cloned())
+    }
+
+    async fn open_connect_link(
+        &self,
+        tenant: &str,
+        token_hash: &str,
+        session_hash: &str,
+        session_expires_at: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        match s.admin.connect_links.get_mut(tenant) {
+            Some(l)
+                if l.token_hash == token_hash && l.expires_at > now_ms && l.opened_at.is_none() =>
+            {
+                l.opened_at = Some(now_ms);
+                l.session_hash = Some(session_hash.to_string());
+                l.session_expires_at = session_expires_at;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn delete_connect_link(&self, tenant: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .admin
+            .connect_links
+            .remove(tenant)
+            .is_some())
+    }
+
     async fn set_owner(&self, tenant: &str, user: &str) -> Result<bool, StoreError> {
         Ok(match self.0.lock().unwrap().tenants.get_mut(tenant) {
             Some(t) => {
@@ -95,6 +147,7 @@ impl AdminStore for InMemoryStore {
         s.dedup.retain(|(t, _), _| t != tenant);
         s.admin.postings.remove(tenant);
         s.admin.roles.remove(tenant);
+        s.admin.connect_links.remove(tenant);
         s.sync_jobs.remove(tenant);
         Ok(())
     }

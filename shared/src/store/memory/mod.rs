@@ -101,4 +101,5 @@ fn newer(at: Option<i64>, t: i64) -> bool {
 struct AdminData {
     postings: HashMap<String, BTreeMap<String, PostingRecord>>,
     roles: HashMap<String, BTreeMap<String, String>>,
+    connect_links: HashMap<String, ConnectLink>,
 }
