@@ -21,13 +21,31 @@ if [ ! -f "$stamp" ]; then
 fi
 export PATH="$venv/bin:$PATH"
 
-# Headless Chromium reads the status page in a test (Debian's package; the workplace is root).
-if [ "$mode" = test ] && ! command -v chromium >/dev/null 2>&1; then
-  echo "==> installing chromium for the status page test"
-  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >"$state/apt.log" 2>&1; then
-    echo "could not install chromium; see $state/apt.log" >&2
-    exit 1
+if [ "$mode" = test ]; then
+  # The browser tests: Chrome or Chromium where the developer has it (Linux or macOS) and its chromedriver;
+  # Debian's packages installed only where that can be done (root on Debian), else one line on how to.
+  find_browser() {
+    for c in chromium chromium-browser google-chrome google-chrome-stable \
+      "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome" "/Applications/Chromium.app/Contents/MacOS/Chromium"; do
+      if [ -z "${chrome:-}" ] && command -v "$c" >/dev/null 2>&1; then chrome=$(command -v "$c"); fi
+    done
+    if [ -z "${driver:-}" ] && command -v chromedriver >/dev/null 2>&1; then driver=$(command -v chromedriver); fi
+  }
+  chrome=${LEVER_BRIDGE_CHROME:-} driver=${LEVER_BRIDGE_CHROMEDRIVER:-}
+  find_browser
+  if { [ -z "$chrome" ] || [ -z "$driver" ]; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing chromium and chromium-driver (Debian) for the browser tests"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } >"$state/apt.log" 2>&1; then
+      echo "could not install chromium; see $state/apt.log" >&2
+      exit 1
+    fi
+    find_browser
   fi
+  if [ -z "$chrome" ] || [ -z "$driver" ]; then
+    export LEVER_BRIDGE_BROWSER_MISSING="the browser tests need Chrome or Chromium and chromedriver: on Debian or Ubuntu \`sudo apt-get install chromium chromium-driver\`, on macOS \`brew install --cask google-chrome chromedriver\` (or set LEVER_BRIDGE_CHROME and LEVER_BRIDGE_CHROMEDRIVER)"
+    echo "$LEVER_BRIDGE_BROWSER_MISSING" >&2
+  fi
+  export LEVER_BRIDGE_CHROME="$chrome" LEVER_BRIDGE_CHROMEDRIVER="$driver"
 fi
 
 if [ "$mode" = build ]; then
@@ -201,6 +219,8 @@ elif [ "$mode" = dev ]; then
   echo "Admin CLI (the vendor's tool; against a deployed stack it signs with SigV4 and reads the stack's outputs):"
   echo "  target/debug/lever-bridge --url $admin status demo"
   echo "  target/debug/lever-bridge --url $admin users demo"
+  echo "Connect pages ($connect): mint a link for the demo tenant and open it in a browser:"
+  echo "  target/debug/lever-bridge --url $admin connect-link demo"
   echo "Lever simulator: $lever/v1 (API key demo-key; faults and request log under $lever/_admin)"
   echo
   echo "Send a correctly signed demo webhook (in another terminal):"

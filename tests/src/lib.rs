@@ -256,6 +256,13 @@ macro_rules! on_both_stores {
     };
 }
 
+/// The admin CLI (`infra/cli`, the vendor's tool), as `make test` builds it.
+pub fn cli_binary() -> std::path::PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_string());
+    std::path::Path::new(&target).join("debug/lever-bridge")
+}
+
 /// Random bytes as hex, for tokens (the local stack and tests only).
 pub fn random_hex(bytes: usize) -> String {
     use std::io::Read;

@@ -835,7 +835,12 @@ async fn chromium_text(html: &str) -> String {
     let url = format!("http://{addr}/");
     let dir = format!("--user-data-dir={}", profile.display());
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("chromium")
+        // The browser tests/stack.sh found (Chromium or Chrome).
+        let chrome = std::env::var("LEVER_BRIDGE_CHROME")
+            .ok()
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| "chromium".into());
+        std::process::Command::new(chrome)
             .args([
                 "--headless",
                 "--no-sandbox",
@@ -853,7 +858,7 @@ async fn chromium_text(html: &str) -> String {
     })
     .await
     .unwrap()
-    .expect("chromium runs (apt-get install -y chromium)");
+    .expect("Chromium runs (make test finds it or says how to install it)");
     server.abort();
     let _ = std::fs::remove_dir_all(&profile);
     let dom = String::from_utf8_lossy(&out.stdout).to_string();

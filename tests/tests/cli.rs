@@ -8,12 +8,6 @@ use serde_json::Value;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-fn binary() -> std::path::PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_string());
-    std::path::Path::new(&target).join("debug/lever-bridge")
-}
-
 fn admin_url() -> String {
     std::env::var("LEVER_BRIDGE_ADMIN_API")
         .expect("LEVER_BRIDGE_ADMIN_API is not set: run the tests with `make test`")
@@ -21,7 +15,7 @@ fn admin_url() -> String {
 
 /// Runs the tool with `args` (and `stdin`): exit code, stdout, stderr.
 fn cli(url: &str, args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = Command::new(binary())
+    let mut child = Command::new(cli_binary())
         .arg("--url")
         .arg(url)
         .args(args)
@@ -29,7 +23,7 @@ fn cli(url: &str, args: &[&str], stdin: &str) -> (i32, String, String) {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e} (built by `make test`)", binary().display()));
+        .unwrap_or_else(|e| panic!("{}: {e} (built by `make test`)", cli_binary().display()));
     child
         .stdin
         .take()

@@ -414,7 +414,7 @@ async fn the_walk_from_a_link_to_a_connected_tenant<B: Backend>() {
     assert_eq!(checklist.status, 200, "{}", checklist.body);
     let line = line_of(&checklist.body, "data-permission=\"stages:read\"");
     assert!(line.contains("class=\"missing\""), "{line}");
-    assert!(line.contains("tick `stages:read`"), "{line}");
+    assert!(line.contains("tick “stages:read”"), "{line}");
     assert!(line_of(&checklist.body, "data-permission=\"users:read\"").contains("class=\"ok\""));
     assert!(!checklist.body.contains("Next: pick the owner"));
 

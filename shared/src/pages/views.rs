@@ -7,7 +7,10 @@ use askama::Template;
 use serde::Deserialize;
 use serde_json::Value;
 
-pub const STYLE: &str = include_str!("../../templates/connect/style.css");
+pub const STYLE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/templates/connect/style.css"
+));
 
 /// The steps, in order: page and label.
 const STEPS: &[(&str, &str)] = &[
@@ -185,7 +188,7 @@ must be included, generate a new key with “Allow access to confidential postin
                         .to_string(),
                 ),
                 ("missing", p) => Some(format!(
-                    "Lever: Settings > Integrations and API > API Credentials, edit this key, tick `{p}`, save, then test again."
+                    "Lever: Settings > Integrations and API > API Credentials, edit this key, tick “{p}”, save, then test again."
                 )),
                 ("unknown", _) => c.message.clone(),
                 _ => None,
