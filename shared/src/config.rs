@@ -153,7 +153,7 @@ pub struct Config {
     /// `RELAY_DEAD_LETTER_QUEUE_URL` (relay, admin-events): where the relay keeps the events the
     /// bus refused and the records it could not read.
     pub relay_dead_letter_queue_url: String,
-    /// `CONNECT_PAGES_URL` (admin-tenants): where the connect pages are served
+    /// `CONNECT_PAGES_URL` (admin-tenants, admin-oauth): where the connect pages are served
     /// (`<url>/connect/<tenant>/…`). Empty: no connect links.
     pub connect_pages_url: Option<String>,
     /// `CONNECT_LINK_MINUTES` (admin-tenants), in ms: how long a connect link opens.
@@ -201,7 +201,7 @@ impl Config {
                 rate_per_sec: env.number("LEVER_RATE_PER_SEC", 10.0, |r| *r > 0.0),
                 burst: env.number("LEVER_BURST", 20, |b| *b >= 1),
             };
-            c.oauth = OAuthConfig::load(env, function == Function::Admin(Group::OAuth));
+            c.oauth = OAuthConfig::load(env, function.starts_oauth());
         }
         if function.knows_url_keys() {
             c.url_key_secret = Some(env.text("WEBHOOK_URL_KEY_SECRET_NAME"))
@@ -243,10 +243,9 @@ impl Config {
             Function::Push(crate::push::command::PushKind::File) => {
                 c.upload_bucket = env.optional("UPLOAD_BUCKET");
             }
+            Function::Admin(Group::OAuth) => c.connect_pages_url = connect_pages_url(env),
             Function::Admin(Group::Tenants) => {
-                c.connect_pages_url = env
-                    .optional("CONNECT_PAGES_URL")
-                    .map(|u| u.trim_end_matches('/').to_string());
+                c.connect_pages_url = connect_pages_url(env);
                 c.connect_link_ttl_ms =
                     env.number("CONNECT_LINK_MINUTES", 30, |m| (5..=1440).contains(m)) * 60_000;
             }
@@ -264,6 +263,12 @@ impl Config {
         env.finish()?;
         Ok(c)
     }
+}
+
+/// `CONNECT_PAGES_URL`, without a trailing `/`.
+fn connect_pages_url(env: &Env) -> Option<String> {
+    env.optional("CONNECT_PAGES_URL")
+        .map(|u| u.trim_end_matches('/').to_string())
 }
 
 /// Lever's OAuth endpoints and API audience (lever-api.md §2): production…

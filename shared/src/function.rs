@@ -93,6 +93,12 @@ impl Function {
         )
     }
 
+    /// Whether it starts OAuth authorizations (and so needs the redirect URI, authorize URL and
+    /// scopes).
+    pub const fn starts_oauth(self) -> bool {
+        matches!(self, Function::Admin(Group::OAuth) | Function::ConnectPages)
+    }
+
     /// Whether it makes or checks webhook URL keys (`crate::urlkey`): the webhook functions and
     /// those that tell webhook URLs, the status page included.
     pub const fn knows_url_keys(self) -> bool {

@@ -343,7 +343,14 @@ pub async fn run_admin(group: crate::admin::http::Group) -> Result<(), Error> {
                     deadline,
                 )
                 .await;
-            respond(reply.status, reply.content_type, reply.body)
+            let mut res = respond(reply.status, reply.content_type, reply.body)?;
+            if let Some(to) = reply
+                .location
+                .and_then(|l| lambda_http::http::HeaderValue::from_str(&l).ok())
+            {
+                res.headers_mut().insert("location", to);
+            }
+            Ok::<_, std::convert::Infallible>(res)
         }),
     )
     .await

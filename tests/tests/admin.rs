@@ -1457,6 +1457,7 @@ async fn oauth_state_is_single_use_and_expires<B: Backend>() {
                 tenant_id: id.clone(),
                 environment: "sandbox".into(),
                 expires_at: now_ms() - 1,
+                return_to_pages: false,
             })
             .await
             .unwrap()

@@ -397,3 +397,56 @@ async fn a_lever_admin_connects_in_a_real_browser() {
     w.c.close().await.unwrap();
     println!("screenshots: {}", shots.join(", "));
 }
+
+/// Connect with Lever (OAuth) on the pages: Deny on Lever's consent page comes back saying so,
+/// Allow comes back connected, on the checklist.
+#[tokio::test]
+async fn a_lever_admin_connects_with_lever_in_a_real_browser() {
+    let (chrome, chromedriver) = browser_paths();
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("connect-browser");
+    std::fs::create_dir_all(&dir).unwrap();
+    let tenant = unique("browser-oauth");
+    let link = mint(&tenant);
+    let driver = driver(&chromedriver).await;
+    let w = Walk {
+        c: browser(&driver, &chrome).await,
+        clicks: AtomicUsize::new(0),
+        shots: AtomicUsize::new(0),
+        dir: dir.clone(),
+        prefix: "oauth-".into(),
+    };
+    let mut shots = Vec::new();
+    let started = Instant::now();
+    w.c.goto(&link).await.unwrap();
+    w.on(&tenant, "key").await;
+    shots.push(w.shot("key").await);
+
+    // Denied.
+    w.click("#oauth-custom").await;
+    w.shows("h1", "authorize").await;
+    shots.push(w.shot("lever-consent").await);
+    w.click("#deny").await;
+    w.on(&tenant, "key").await;
+    w.shows(".error", "Lever did not authorize the connection")
+        .await;
+    shots.push(w.shot("denied").await);
+
+    // Allowed.
+    w.click("#oauth-custom").await;
+    w.shows("h1", "authorize").await;
+    w.click("#allow").await;
+    w.on(&tenant, "permissions").await;
+    w.shows("#result", "every permission").await;
+    let seconds = started.elapsed().as_secs_f64();
+    shots.push(w.shot("connected").await);
+    w.click("nav a[href='status']").await;
+    w.on(&tenant, "status").await;
+    w.shows("#auth", "Lever (OAuth)").await;
+    shots.push(w.shot("status").await);
+    println!(
+        "OAuth walk: {} clicks, {seconds:.1} s from opening the link to connected (a denial included); screenshots: {}",
+        w.clicks.load(Ordering::SeqCst),
+        shots.join(", ")
+    );
+    w.c.close().await.unwrap();
+}

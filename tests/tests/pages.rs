@@ -6,9 +6,14 @@
 use lever_bridge::admin::http::Group;
 use lever_bridge::admin::{Admin, Settings};
 use lever_bridge::clock::{Clock, ManualClock};
+use lever_bridge::config::{ClientSecret, OAuthConfig};
+use lever_bridge::lever::oauth::OAuthClient;
 use lever_bridge::lever::{HttpLever, RateLimiter, RetryPolicy};
 use lever_bridge::pages::{self, Page, PageRequest};
-use lever_bridge_tests::simulator::{KeyPerms, SimConfig, Simulator};
+use lever_bridge::secrets::{Redacted, SecretStore};
+use lever_bridge_tests::simulator::{
+    KeyPerms, SIM_CLIENT_ID, SIM_CLIENT_SECRET, SimConfig, Simulator,
+};
 use lever_bridge_tests::*;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
@@ -22,6 +27,7 @@ on_both_stores!(
     a_session_for_one_tenant_is_refused_on_anothers_pages,
     a_form_without_its_sessions_token_is_refused,
     the_walk_from_a_link_to_a_connected_tenant,
+    connect_with_lever_comes_back_to_the_pages,
 );
 
 type A<B> = Admin<Arc<HttpLever>, B, <B as Backend>::Secrets, Arc<ManualClock>>;
@@ -45,7 +51,19 @@ impl<B: Backend> Rig<B> {
                 ("sandbox".into(), sim.base_url()),
             ],
             lever_budget: std::time::Duration::from_secs(20),
-            oauth: None,
+            oauth: Some(Arc::new(OAuthClient::new(
+                {
+                    let mut c = OAuthConfig::new(
+                        SIM_CLIENT_ID,
+                        ClientSecret::Value(Redacted::new(SIM_CLIENT_SECRET)),
+                        Some("https://admin.example.test/admin/oauth/callback"),
+                    );
+                    c.authorize_url = Some(sim.authorize_url());
+                    c.token_url = Some(sim.token_url());
+                    c
+                },
+                None,
+            ))),
             queues: None,
             url_keys: Some(url_keys()),
             replay: None,
@@ -93,6 +111,23 @@ impl<B: Backend> Rig<B> {
         url.strip_prefix(PAGES)
             .expect("a link to the pages")
             .to_string()
+    }
+
+    /// The admin OAuth callback with Lever's `query`: where it sends the browser.
+    async fn callback(&self, query: String) -> String {
+        let reply = self
+            .admin
+            .handle_request(&[Group::OAuth], "GET", "/admin/oauth/callback", &query, b"")
+            .await;
+        openapi::check_answer(
+            "GET",
+            "/admin/oauth/callback",
+            reply.status,
+            reply.content_type,
+            &reply.body,
+        );
+        assert_eq!(reply.status, 303, "{}", reply.body);
+        reply.location.unwrap()
     }
 
     fn browser(&self) -> Browser<'_, B> {
@@ -531,4 +566,88 @@ fn line_of<'a>(html: &'a str, needle: &str) -> &'a str {
     html.lines()
         .find(|l| l.contains(needle))
         .unwrap_or_else(|| panic!("no line with {needle} in {html}"))
+}
+
+/// Lever's consent page answered with `decision`: the callback's query string.
+async fn consent(authorize_url: &str, decision: &str) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http.get(authorize_url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let url = reqwest::Url::parse(authorize_url).unwrap();
+    let mut form: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    form.push(("decision".into(), decision.into()));
+    let back = http
+        .post(format!(
+            "{}://{}/oauth/authorize",
+            url.scheme(),
+            url.authority()
+        ))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let to = back.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        to.starts_with("https://admin.example.test/admin/oauth/callback?"),
+        "{to}"
+    );
+    to.split_once('?').unwrap().1.to_string()
+}
+
+async fn connect_with_lever_comes_back_to_the_pages<B: Backend>() {
+    let rig = Rig::<B>::new().await;
+    let tenant = unique("acme");
+    let browser = rig.browser();
+    browser.send("GET", &rig.mint(&tenant).await, "").await;
+    let key = browser.get(&tenant, "key").await;
+    assert!(
+        key.body.contains("href=\"oauth?environment=sandbox\""),
+        "{}",
+        key.body
+    );
+
+    // Denied on Lever's page: back to the key page, which says so.
+    let start = browser.get(&tenant, "oauth?environment=sandbox").await;
+    assert_eq!(start.status, 303, "{}", start.body);
+    let authorize = start.header("location").unwrap().to_string();
+    assert!(
+        authorize.starts_with(&rig.sim.authorize_url()),
+        "{authorize}"
+    );
+    let back = rig.callback(consent(&authorize, "deny").await).await;
+    assert_eq!(
+        back,
+        format!("{PAGES}/connect/{tenant}/key?oauth=authorization_denied")
+    );
+    let said = browser
+        .send("GET", back.strip_prefix(PAGES).unwrap(), "")
+        .await;
+    assert!(
+        said.body.contains("Lever did not authorize the connection"),
+        "{}",
+        said.body
+    );
+    assert!(rig.store.tenant(&tenant).await.unwrap().is_none());
+
+    // Allowed: connected with OAuth, back on the checklist.
+    let start = browser.get(&tenant, "oauth?environment=sandbox").await;
+    let back = rig
+        .callback(consent(start.header("location").unwrap(), "allow").await)
+        .await;
+    assert_eq!(back, format!("{PAGES}/connect/{tenant}/permissions"));
+    let checklist = browser
+        .send("GET", back.strip_prefix(PAGES).unwrap(), "")
+        .await;
+    assert!(
+        checklist.body.contains("The key has every permission"),
+        "{}",
+        checklist.body
+    );
+    let secret = rig.admin.secrets.load(&tenant).await.unwrap().unwrap();
+    assert_eq!(secret.auth_kind(), Some("oauth"));
+    let status = browser.get(&tenant, "status").await;
+    assert!(status.body.contains("Lever (OAuth)"), "{}", status.body);
 }

@@ -148,10 +148,21 @@ where
         match (method, segs) {
             // Boxed so the other routes' futures do not grow by the token exchange's.
             ("GET", ["oauth", "authorize"]) => ok(Box::pin(self.oauth_authorize(query)).await),
-            ("GET", ["oauth", "callback"]) => match Box::pin(self.oauth_callback(query)).await {
-                Ok((status, v)) => Reply::json(status, v),
-                Err(e) => e.reply(),
-            },
+            ("GET", ["oauth", "callback"]) => {
+                let done = Box::pin(self.oauth_callback(query)).await;
+                match (done.pages, self.settings.connect_pages_url.as_deref()) {
+                    // Started on the connect pages: the browser goes back there, to the checklist
+                    // or to the key page saying what happened.
+                    (Some(tenant), Some(pages)) => Reply::see_other(match done.answer {
+                        Ok(_) => format!("{pages}/connect/{tenant}/permissions"),
+                        Err(e) => format!("{pages}/connect/{tenant}/key?oauth={}", e.code),
+                    }),
+                    _ => match done.answer {
+                        Ok((status, v)) => Reply::json(status, v),
+                        Err(e) => e.reply(),
+                    },
+                }
+            }
             ("POST", ["tenants"]) => match Box::pin(self.connect(body)).await {
                 Ok((status, v)) => Reply::json(status, v),
                 Err(e) => e.reply(),

@@ -119,6 +119,9 @@ pub struct Reply {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
+    /// Where a redirect sends the browser (the OAuth callback of an authorization the connect
+    /// pages started).
+    pub location: Option<String>,
 }
 
 impl Reply {
@@ -127,6 +130,7 @@ impl Reply {
             status,
             content_type: "application/json",
             body: body.to_string(),
+            location: None,
         }
     }
     pub fn html(status: u16, body: String) -> Self {
@@ -134,6 +138,14 @@ impl Reply {
             status,
             content_type: "text/html; charset=utf-8",
             body,
+            location: None,
+        }
+    }
+    /// 303 to `url`.
+    pub fn see_other(url: String) -> Self {
+        Reply {
+            location: Some(url),
+            ..Reply::html(303, String::new())
         }
     }
     pub fn error(status: u16, code: &str, message: &str) -> Self {

@@ -30,6 +30,13 @@ pub fn query_params(query: &str) -> HashMap<String, String> {
         .unwrap_or_default()
 }
 
+/// What the OAuth callback answers.
+pub struct Callback {
+    /// The tenant whose connect pages started the authorization.
+    pub pages: Option<String>,
+    pub answer: Result<(u16, Value), AdminError>,
+}
+
 pub fn random_state() -> Result<String, AdminError> {
     crate::ids::random_token()
         .map_err(|_| AdminError::new(503, "unavailable", "no random source: try again"))
@@ -66,6 +73,25 @@ where
     /// `GET /admin/oauth/authorize?tenantId=…&environment=…`.
     pub async fn oauth_authorize(&self, query: &str) -> Result<Value, AdminError> {
         let q = query_params(query);
+        let id = q
+            .get("tenantId")
+            .cloned()
+            .unwrap_or_else(|| format!("t-{:016x}", fastrand::u64(..)));
+        let environment = q
+            .get("environment")
+            .cloned()
+            .unwrap_or_else(|| "production".into());
+        self.begin_oauth(&id, &environment, false).await
+    }
+
+    /// A pending authorization for tenant `id` in `environment`: the link to Lever's consent
+    /// page. `to_pages`: the callback sends the browser back to the connect pages.
+    pub async fn begin_oauth(
+        &self,
+        id: &str,
+        environment: &str,
+        to_pages: bool,
+    ) -> Result<Value, AdminError> {
         let oauth = self.oauth_client()?;
         if oauth.config.redirect_uri.is_none() {
             return Err(AdminError::new(
@@ -74,21 +100,13 @@ where
                 "OAuth has no redirect URI: deploy with LeverOAuthRedirectUri set to the AdminOAuthCallbackUrl output",
             ));
         }
-        let id = q
-            .get("tenantId")
-            .cloned()
-            .unwrap_or_else(|| format!("t-{:016x}", fastrand::u64(..)));
-        if !crate::ids::tenant_id(&id) {
+        if !crate::ids::tenant_id(id) {
             return Err(AdminError::bad_request(
                 "invalid_tenant_id",
                 "tenantId must be 1-64 letters, digits, `-` or `_`",
             ));
         }
-        let environment = q
-            .get("environment")
-            .cloned()
-            .unwrap_or_else(|| "production".into());
-        if self.settings.base_url_of(&environment).is_none() {
+        let Some(base_url) = self.settings.base_url_of(environment).map(str::to_string) else {
             let names: Vec<&str> = self
                 .settings
                 .environments
@@ -99,12 +117,8 @@ where
                 "invalid_environment",
                 format!("environment must be one of: {}", names.join(", ")),
             ));
-        }
-        let base_url = self
-            .settings
-            .base_url_of(&environment)
-            .unwrap_or_default()
-            .to_string();
+        };
+        let (id, environment) = (id.to_string(), environment.to_string());
         let state = random_state()?;
         let expires_at = self.clock.now_ms() + STATE_TTL_MS;
         let pending = OAuthPending {
@@ -112,6 +126,7 @@ where
             tenant_id: id.clone(),
             environment: environment.clone(),
             expires_at,
+            return_to_pages: to_pages,
         };
         if !self.store.put_oauth_state(&pending).await? {
             return Err(AdminError::new(503, "unavailable", "try again"));
@@ -130,17 +145,31 @@ where
         }))
     }
 
-    /// `GET /admin/oauth/callback?code=…&state=…`.
-    pub async fn oauth_callback(&self, query: &str) -> Result<(u16, Value), AdminError> {
+    /// `GET /admin/oauth/callback?code=…&state=…`, and the tenant whose connect pages the
+    /// browser goes back to when the authorization was started there.
+    pub async fn oauth_callback(&self, query: &str) -> Callback {
+        let mut pages = None;
+        let answer = self.finish_oauth(query, &mut pages).await;
+        Callback { pages, answer }
+    }
+
+    async fn finish_oauth(
+        &self,
+        query: &str,
+        pages: &mut Option<String>,
+    ) -> Result<(u16, Value), AdminError> {
         let q = query_params(query);
         let oauth = self.oauth_client()?;
         if let Some(err) = q.get("error") {
             // The admin declined on Lever's consent page (or Lever refused the request). Consume
             // the state anyway so the link cannot be reused.
-            if let Some(state) = q.get("state") {
-                self.store
+            if let Some(state) = q.get("state")
+                && let Some(p) = self
+                    .store
                     .take_oauth_state(&state_hash(state), self.clock.now_ms())
-                    .await?;
+                    .await?
+            {
+                *pages = p.return_to_pages.then_some(p.tenant_id);
             }
             let err: String = err
                 .chars()
@@ -170,6 +199,7 @@ where
         else {
             return Err(invalid_state());
         };
+        *pages = pending.return_to_pages.then(|| pending.tenant_id.clone());
         let id = pending.tenant_id;
         let environment = pending.environment;
         let Some(base_url) = self.settings.base_url_of(&environment).map(str::to_string) else {

@@ -24,6 +24,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/connect/{tenantId}/open"),
     ("GET", "/connect/{tenantId}/key"),
     ("POST", "/connect/{tenantId}/key"),
+    ("GET", "/connect/{tenantId}/oauth"),
     ("GET", "/connect/{tenantId}/permissions"),
     ("GET", "/connect/{tenantId}/owner"),
     ("POST", "/connect/{tenantId}/owner"),
@@ -174,6 +175,29 @@ struct OwnerForm {
 #[derive(Deserialize)]
 struct SearchQuery {
     q: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct OAuthQuery {
+    environment: Option<String>,
+    /// The admin OAuth callback's error code, when an authorization started here came back failed.
+    oauth: Option<String>,
+}
+
+/// What a failed authorization says on the key page.
+fn oauth_failure(code: &str) -> String {
+    match code {
+        "authorization_denied" => "Lever did not authorize the connection: Deny was chosen on Lever's page, or Lever \
+refused the request. Connect with Lever again, or paste an API key."
+            .into(),
+        "invalid_state" => "That authorization took too long (it lasts 10 minutes) or was used already: connect \
+with Lever again."
+            .into(),
+        "no_refresh_token" => "Lever gave no lasting access (the offline_access scope was not granted): connect with \
+Lever again and allow every requested access."
+            .into(),
+        _ => "The connection with Lever could not be finished: connect with Lever again, or paste an API key.".into(),
+    }
 }
 
 /// The tenant id and page of `…/connect/<tenant>/<page>`.
@@ -340,12 +364,35 @@ where
         Ok(t) => t,
         Err(e) => return unavailable(&e),
     };
-    if tenant.is_none() && page != "key" {
+    // Until the tenant exists, only the ways to connect it.
+    if tenant.is_none() && !matches!(page, "key" | "oauth") {
         return Page::see_other("key");
     }
     let frame = |step: &'static str| views::Frame::new(id, step, s.csrf());
     match (method, page) {
-        ("GET", "key") => key_page(admin, frame("key"), tenant.as_ref(), 200).await,
+        ("GET", "key") => {
+            let mut f = frame("key");
+            f.error = serde_urlencoded::from_str::<OAuthQuery>(req.query)
+                .ok()
+                .and_then(|q| q.oauth)
+                .map(|code| oauth_failure(&code));
+            key_page(admin, f, tenant.as_ref(), 200).await
+        }
+        // A link, not a form: the CSP's form-action would stop a form's redirect to Lever.
+        ("GET", "oauth") => {
+            let environment = serde_urlencoded::from_str::<OAuthQuery>(req.query)
+                .ok()
+                .and_then(|q| q.environment)
+                .unwrap_or_else(|| "production".into());
+            match admin.begin_oauth(id, &environment, true).await {
+                Ok(v) => Page::see_other(v["authorizeUrl"].as_str().unwrap_or("key")),
+                Err(e) => {
+                    let mut f = frame("key");
+                    f.error = Some(e.message);
+                    key_page(admin, f, tenant.as_ref(), e.status.max(400)).await
+                }
+            }
+        }
         ("POST", "key") => {
             let form: KeyForm = serde_urlencoded::from_bytes(req.body).unwrap_or(KeyForm {
                 environment: None,
@@ -474,6 +521,7 @@ where
             &admin.settings.environments,
             &environment,
             secret.as_ref(),
+            admin.settings.oauth.is_some(),
         ),
     )
 }

@@ -91,6 +91,8 @@ struct Key {
     permissions: Vec<(&'static str, &'static str)>,
     environments: Vec<(String, String)>,
     environment: String,
+    /// The deployment has an OAuth client: "Connect with Lever" is offered.
+    oauth: bool,
 }
 
 fn environment_label(name: &str, base_url: &str) -> String {
@@ -107,6 +109,7 @@ pub fn key(
     environments: &[(String, String)],
     environment: &str,
     secret: Option<&TenantSecret>,
+    oauth: bool,
 ) -> String {
     // A stored key shows as its last four characters only.
     let stored = secret.and_then(|s| match (&s.oauth, &s.api_key) {
@@ -134,6 +137,7 @@ pub fn key(
             .map(|(n, u)| (n.clone(), environment_label(n, u)))
             .collect(),
         environment: environment.to_string(),
+        oauth,
     })
 }
 

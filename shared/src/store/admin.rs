@@ -13,6 +13,8 @@ pub struct OAuthPending {
     pub tenant_id: String,
     pub environment: String,
     pub expires_at: i64,
+    /// Started on the connect pages: the callback sends the browser back there.
+    pub return_to_pages: bool,
 }
 
 /// The connect link the vendor minted for a tenant (one at a time: a new one replaces the last)

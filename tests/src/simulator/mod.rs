@@ -180,6 +180,10 @@ impl Simulator {
             .nest("/v1", handlers::routes(self.clone()))
             .nest("/_admin", admin::routes())
             .route("/oauth/token", axum::routing::post(oauth::token))
+            .route(
+                "/oauth/authorize",
+                axum::routing::get(oauth::consent_page).post(oauth::consent),
+            )
             .fallback(handlers::unknown_route)
             .with_state(self.clone())
     }

@@ -1,5 +1,7 @@
 //! Lever's OAuth token endpoint (`POST /oauth/token`, lever-api.md §2), enough for the bridge's flow:
-//! authorization codes come from [`Simulator::issue_auth_code`] (there is no consent page), both
+//! authorization codes come from [`Simulator::issue_auth_code`] or from the consent page
+//! (`GET /oauth/authorize`: Allow redirects to `redirect_uri` with a code for every permission, Deny
+//! with `error=access_denied`, each with the `state` it was given), both
 //! grants are served, codes and refresh tokens work once (a used one answers `invalid_grant`), and
 //! refresh tokens rotate on every refresh. Access tokens are Bearer keys on `/v1` with the
 //! permissions the code was issued with, expiring after [`Simulator::set_access_token_lifetime`]
@@ -65,8 +67,7 @@ impl Simulator {
         format!("http://{}/oauth/token", self.inner.addr)
     }
 
-    /// `http://127.0.0.1:PORT/oauth/authorize` (not served: tests take codes from
-    /// [`Simulator::issue_auth_code`]).
+    /// `http://127.0.0.1:PORT/oauth/authorize`: the consent page.
     pub fn authorize_url(&self) -> String {
         format!("http://{}/oauth/authorize", self.inner.addr)
     }
@@ -87,6 +88,82 @@ impl Simulator {
             .cloned()
             .collect()
     }
+}
+
+/// The authorize request's parameters the consent page carries on.
+#[derive(serde::Deserialize, serde::Serialize, Default)]
+pub(crate) struct AuthorizeParams {
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    redirect_uri: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    response_type: String,
+    #[serde(default)]
+    decision: String,
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `GET /oauth/authorize`: Lever's consent page, with Allow and Deny.
+pub(crate) async fn consent_page(
+    axum::extract::Query(p): axum::extract::Query<AuthorizeParams>,
+) -> Response {
+    if p.client_id != SIM_CLIENT_ID || p.redirect_uri.is_empty() || p.response_type != "code" {
+        return (
+            StatusCode::BAD_REQUEST,
+            "unknown client, or no redirect_uri, or response_type is not code",
+        )
+            .into_response();
+    }
+    let hidden = |decision: &str| {
+        format!(
+            "<input type=hidden name=client_id value=\"{}\"><input type=hidden name=redirect_uri value=\"{}\">\
+<input type=hidden name=state value=\"{}\"><input type=hidden name=response_type value=code>\
+<input type=hidden name=decision value={decision}>",
+            escape(&p.client_id),
+            escape(&p.redirect_uri),
+            escape(&p.state)
+        )
+    };
+    axum::response::Html(format!(
+        "<!doctype html><title>Authorize</title><h1>Lever (simulated): authorize {}</h1>\
+<form method=post action=/oauth/authorize>{}<button id=allow>Allow</button></form>\
+<form method=post action=/oauth/authorize>{}<button id=deny>Deny</button></form>",
+        escape(&p.client_id),
+        hidden("allow"),
+        hidden("deny")
+    ))
+    .into_response()
+}
+
+/// `POST /oauth/authorize`: back to the client with a code, or with `access_denied`.
+pub(crate) async fn consent(
+    State(sim): State<Simulator>,
+    Form(p): Form<AuthorizeParams>,
+) -> Response {
+    let Ok(mut to) = reqwest::Url::parse(&p.redirect_uri) else {
+        return (StatusCode::BAD_REQUEST, "redirect_uri is not a URL").into_response();
+    };
+    if p.decision == "allow" {
+        let code = sim.issue_auth_code(KeyPerms::all());
+        to.query_pairs_mut()
+            .append_pair("code", &code)
+            .append_pair("state", &p.state);
+    } else {
+        to.query_pairs_mut()
+            .append_pair("error", "access_denied")
+            .append_pair("error_description", "The user denied the request.")
+            .append_pair("state", &p.state);
+    }
+    axum::response::Redirect::to(to.as_str()).into_response()
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {

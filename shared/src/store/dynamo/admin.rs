@@ -35,6 +35,7 @@ impl AdminStore for DynamoStore {
             .item("tenantId", s(p.tenant_id.as_str()))
             .item("environment", s(p.environment.as_str()))
             .item("stateExpiresAt", n(p.expires_at))
+            .item("toPages", AV::Bool(p.return_to_pages))
             .item("expiresAt", n(p.expires_at / 1000 + 3600))
             .condition_expression("attribute_not_exists(pk)")
             .send()
@@ -65,6 +66,11 @@ impl AdminStore for DynamoStore {
                 tenant_id: get_s(item, "tenantId").unwrap_or_default(),
                 environment: get_s(item, "environment").unwrap_or_default(),
                 expires_at: get_n(item, "stateExpiresAt").unwrap_or(0),
+                return_to_pages: item
+                    .get("toPages")
+                    .and_then(|v| v.as_bool().ok())
+                    .copied()
+                    .unwrap_or(false),
             })
         }))
     }
