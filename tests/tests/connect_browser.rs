@@ -450,3 +450,128 @@ async fn a_lever_admin_connects_with_lever_in_a_real_browser() {
     );
     w.c.close().await.unwrap();
 }
+
+/// Webhooks by hand (URLs to copy, a token pasted, verified by a delivery signed with it), new
+/// webhook URLs after a leak, and disconnecting, each confirmed before it is done.
+#[tokio::test]
+async fn by_hand_a_new_url_key_and_disconnecting_in_a_real_browser() {
+    let (chrome, chromedriver) = browser_paths();
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("connect-browser");
+    std::fs::create_dir_all(&dir).unwrap();
+    let stack = LocalStack::from_env();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws().await), &stack.table);
+    let key = sim_key(Value::Null).await;
+    let tenant = unique("browser-manual");
+    let link = mint(&tenant);
+    let driver = driver(&chromedriver).await;
+    let w = Walk {
+        c: browser(&driver, &chrome).await,
+        clicks: AtomicUsize::new(0),
+        shots: AtomicUsize::new(0),
+        dir: dir.clone(),
+        prefix: "manual-".into(),
+    };
+    let mut shots = Vec::new();
+    w.c.goto(&link).await.unwrap();
+    w.on(&tenant, "key").await;
+    w.c.find(Locator::Id("environment"))
+        .await
+        .unwrap()
+        .select_by_value("custom")
+        .await
+        .unwrap();
+    w.type_into("#apiKey", &key).await;
+    w.click("#connect").await;
+    w.on(&tenant, "permissions").await;
+
+    // By hand: the script (the pages' own file, allowed by the CSP) shows the Copy buttons.
+    w.c.goto(&format!(
+        "{}/connect/{tenant}/manual",
+        env("LEVER_BRIDGE_CONNECT_API")
+    ))
+    .await
+    .unwrap();
+    w.on(&tenant, "manual").await;
+    let copy =
+        w.c.find(Locator::Css("button[data-copy='url-candidateStageChange']"))
+            .await
+            .unwrap();
+    assert!(copy.is_displayed().await.unwrap(), "copy.js ran");
+    let url = w.attr("#url-candidateStageChange", "value").await;
+    shots.push(w.shot("urls").await);
+    let token = format!("tok-{}", random_hex(12));
+    w.type_into(
+        "tr[data-event='candidateStageChange'] input[name='token']",
+        &token,
+    )
+    .await;
+    w.click("tr[data-event='candidateStageChange'] button[type='submit']")
+        .await;
+    w.shows(
+        "main",
+        "The signature token for candidateStageChange is saved",
+    )
+    .await;
+    shots.push(w.shot("token-saved").await);
+    // Lever's delivery, signed with the pasted token, to the URL the page shows: verified.
+    let (_, body) = delivery(
+        lever_bridge::webhook::EventKind::CandidateStageChange,
+        &token,
+        now_ms(),
+        sample_data(
+            lever_bridge::webhook::EventKind::CandidateStageChange,
+            "browser-opportunity",
+        ),
+    );
+    let res = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        200,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    w.c.refresh().await.unwrap();
+    w.shows("tr[data-event='candidateStageChange']", "verified")
+        .await;
+    shots.push(w.shot("verified").await);
+
+    // New URLs: said, confirmed, done; the old URL is refused from then on.
+    w.click("#rotate").await;
+    w.on(&tenant, "rotate").await;
+    w.shows("#what-rotation-does", "stop working at once").await;
+    shots.push(w.shot("rotate-confirm").await);
+    w.click("#confirm").await;
+    w.click("#rotate-now").await;
+    w.shows("main", "New URLs are in place").await;
+    shots.push(w.shot("rotated").await);
+    let new_url = w.text("tr[data-event='candidateStageChange'] code").await;
+    assert_ne!(new_url, url);
+
+    // Disconnect: what it removes, confirmed by typing the id.
+    w.c.goto(&format!(
+        "{}/connect/{tenant}/status",
+        env("LEVER_BRIDGE_CONNECT_API")
+    ))
+    .await
+    .unwrap();
+    w.click("#disconnect").await;
+    w.on(&tenant, "disconnect").await;
+    w.shows("#what-disconnect-removes", "credentials").await;
+    shots.push(w.shot("disconnect-confirm").await);
+    w.type_into("#confirm", &tenant).await;
+    w.click("#disconnect").await;
+    w.shows("h1", "This Lever account is disconnected").await;
+    shots.push(w.shot("disconnected").await);
+    assert!(store.tenant(&tenant).await.unwrap().is_none());
+    println!(
+        "by hand, rotation, disconnect: screenshots: {}",
+        shots.join(", ")
+    );
+    w.c.close().await.unwrap();
+}

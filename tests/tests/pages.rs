@@ -28,6 +28,7 @@ on_both_stores!(
     a_form_without_its_sessions_token_is_refused,
     the_walk_from_a_link_to_a_connected_tenant,
     connect_with_lever_comes_back_to_the_pages,
+    webhooks_by_hand_a_new_url_key_and_disconnecting,
 );
 
 type A<B> = Admin<Arc<HttpLever>, B, <B as Backend>::Secrets, Arc<ManualClock>>;
@@ -151,7 +152,7 @@ impl<B: Backend> Browser<'_, B> {
     async fn send(&self, method: &str, target: &str, body: &str) -> Page {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let cookie = self.cookie.lock().unwrap().clone();
-        let page = pages::serve(
+        let page = Box::pin(pages::serve(
             &self.rig.admin,
             PageRequest {
                 method,
@@ -161,7 +162,7 @@ impl<B: Backend> Browser<'_, B> {
                 fetch_site: Some("same-origin"),
                 body: body.as_bytes(),
             },
-        )
+        ))
         .await;
         if let Some(set) = page.header("set-cookie") {
             *self.cookie.lock().unwrap() = Some(set.split(';').next().unwrap().to_string());
@@ -172,7 +173,14 @@ impl<B: Backend> Browser<'_, B> {
                 page.header("content-security-policy"),
                 Some(pages::CONTENT_SECURITY_POLICY)
             );
-            assert!(!page.body.contains("<script"), "{target}");
+            // No inline script: the one script is the pages' own file.
+            assert_eq!(
+                page.body.matches("<script").count(),
+                page.body
+                    .matches("<script src=\"copy.js\"></script>")
+                    .count(),
+                "{target}"
+            );
             assert!(
                 !page.body.contains("panicked") && !page.body.contains("src/"),
                 "{target}"
@@ -650,4 +658,159 @@ async fn connect_with_lever_comes_back_to_the_pages<B: Backend>() {
     assert_eq!(secret.auth_kind(), Some("oauth"));
     let status = browser.get(&tenant, "status").await;
     assert!(status.body.contains("Lever (OAuth)"), "{}", status.body);
+}
+
+/// The `value` of the input with `id` in `html`.
+fn value_of(html: &str, id: &str) -> String {
+    let line = line_of(html, &format!("id=\"{id}\""));
+    let at = line.find("value=\"").unwrap() + "value=\"".len();
+    line[at..at + line[at..].find('"').unwrap()].to_string()
+}
+
+async fn webhooks_by_hand_a_new_url_key_and_disconnecting<B: Backend>() {
+    let rig = Rig::<B>::new().await;
+    let tenant = unique("acme");
+    let key = format!("key-{}", random_hex(16));
+    rig.sim.add_key(&key, KeyPerms::all());
+    let browser = rig.browser();
+    browser.send("GET", &rig.mint(&tenant).await, "").await;
+    browser
+        .post(
+            &tenant,
+            "key",
+            &[("environment", "sandbox"), ("apiKey", &key)],
+        )
+        .await;
+
+    // By hand: ten URLs to copy (the Copy buttons are the one script, beside the pages), a token each.
+    let manual = browser.get(&tenant, "manual").await;
+    assert_eq!(manual.status, 200, "{}", manual.body);
+    let old_url = value_of(&manual.body, "url-candidateHired");
+    assert!(
+        old_url.starts_with(&format!("{HOOKS}/webhooks/{tenant}/")),
+        "{old_url}"
+    );
+    assert!(old_url.ends_with("/candidateHired"));
+    assert_eq!(manual.body.matches("class=\"url\"").count(), 10);
+    assert!(manual.body.contains("<script src=\"copy.js\"></script>"));
+    let js = browser.get(&tenant, "copy.js").await;
+    assert_eq!(
+        js.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert!(js.body.contains("navigator.clipboard"));
+    let bad = browser
+        .post(
+            &tenant,
+            "manual",
+            &[("event", "candidateHired"), ("token", "has spaces")],
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.body.contains("exactly as Lever shows it"),
+        "{}",
+        bad.body
+    );
+    let unknown = browser
+        .post(
+            &tenant,
+            "manual",
+            &[("event", "candidateNapped"), ("token", "t")],
+        )
+        .await;
+    assert_eq!(unknown.status, 404);
+    let token = format!("tok-{}", random_hex(8));
+    let saved = browser
+        .post(
+            &tenant,
+            "manual",
+            &[("event", "candidateHired"), ("token", &token)],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let after = browser.get(&tenant, "manual?saved=candidateHired").await;
+    assert!(
+        after
+            .body
+            .contains("The signature token for candidateHired is saved")
+    );
+    assert!(line_of(&after.body, "<td>candidateHired<br>").contains("token saved"));
+    let secret = rig.admin.secrets.load(&tenant).await.unwrap().unwrap();
+    assert_eq!(
+        secret
+            .tokens(lever_bridge::webhook::EventKind::CandidateHired)
+            .first()
+            .map(|t| t.expose()),
+        Some(token.as_str())
+    );
+    assert!(!after.body.contains(&token), "a token is never shown");
+
+    // A new URL key: said before, confirmed, new URLs.
+    let confirm = browser.get(&tenant, "rotate").await;
+    assert!(
+        confirm
+            .body
+            .contains("the current URLs stop working at once"),
+        "{}",
+        confirm.body
+    );
+    let unconfirmed = browser.post(&tenant, "rotate", &[]).await;
+    assert_eq!(unconfirmed.status, 400);
+    assert_eq!(
+        rig.admin
+            .secrets
+            .load(&tenant)
+            .await
+            .unwrap()
+            .unwrap()
+            .url_generation,
+        0
+    );
+    let rotated = browser.post(&tenant, "rotate", &[("confirm", "yes")]).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    assert!(
+        rotated.body.contains("New URLs are in place"),
+        "{}",
+        rotated.body
+    );
+    let new_url = value_of(
+        &browser.get(&tenant, "manual").await.body,
+        "url-candidateHired",
+    );
+    assert_ne!(new_url, old_url);
+    assert!(rotated.body.contains(&new_url));
+    assert_eq!(
+        rig.admin
+            .secrets
+            .load(&tenant)
+            .await
+            .unwrap()
+            .unwrap()
+            .url_generation,
+        1
+    );
+
+    // Disconnect: said what it removes, confirmed by typing the id.
+    let confirm = browser.get(&tenant, "disconnect").await;
+    assert!(
+        confirm.body.contains("What disconnecting removes"),
+        "{}",
+        confirm.body
+    );
+    let wrong = browser
+        .post(&tenant, "disconnect", &[("confirm", "other")])
+        .await;
+    assert_eq!(wrong.status, 400);
+    assert!(rig.store.tenant(&tenant).await.unwrap().is_some());
+    let gone = browser
+        .post(&tenant, "disconnect", &[("confirm", &tenant)])
+        .await;
+    assert_eq!(gone.status, 200, "{}", gone.body);
+    assert!(gone.body.contains("This Lever account is disconnected"));
+    assert!(gone.header("set-cookie").unwrap().contains("Max-Age=0"));
+    assert!(rig.store.tenant(&tenant).await.unwrap().is_none());
+    assert!(rig.admin.secrets.load(&tenant).await.unwrap().is_none());
+    assert!(rig.store.connect_link(&tenant).await.unwrap().is_none());
+    assert_eq!(browser.get(&tenant, "status").await.status, 401);
 }

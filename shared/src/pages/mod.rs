@@ -30,13 +30,21 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/connect/{tenantId}/owner"),
     ("GET", "/connect/{tenantId}/webhooks"),
     ("POST", "/connect/{tenantId}/webhooks"),
+    ("GET", "/connect/{tenantId}/manual"),
+    ("POST", "/connect/{tenantId}/manual"),
+    ("GET", "/connect/{tenantId}/rotate"),
+    ("POST", "/connect/{tenantId}/rotate"),
     ("GET", "/connect/{tenantId}/status"),
+    ("GET", "/connect/{tenantId}/disconnect"),
+    ("POST", "/connect/{tenantId}/disconnect"),
     ("GET", "/connect/{tenantId}/style.css"),
+    ("GET", "/connect/{tenantId}/copy.js"),
 ];
 
-/// No script, nothing inline, nothing from elsewhere; forms post only here; never framed.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
-form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// Nothing inline, nothing from elsewhere (the one script is `copy.js` beside the pages); forms
+/// post only here; never framed.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// What the pages read of a request.
 #[derive(Debug, Clone, Copy, Default)]
@@ -173,6 +181,22 @@ struct OwnerForm {
 }
 
 #[derive(Deserialize)]
+struct TokenForm {
+    event: Option<String>,
+    token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ConfirmForm {
+    confirm: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SavedQuery {
+    saved: Option<String>,
+}
+
+#[derive(Deserialize)]
 struct SearchQuery {
     q: Option<String>,
 }
@@ -245,21 +269,26 @@ where
         }
         return not_found();
     }
-    if page == "style.css" {
+    if let Some((content_type, body)) = match page {
+        "style.css" => Some(("text/css; charset=utf-8", views::STYLE)),
+        "copy.js" => Some(("text/javascript; charset=utf-8", views::COPY_JS)),
+        _ => None,
+    } {
         return Page {
             status: 200,
             headers: vec![
-                ("content-type", "text/css; charset=utf-8".into()),
+                ("content-type", content_type.into()),
                 ("cache-control", "public, max-age=3600".into()),
                 ("x-content-type-options", "nosniff".into()),
             ],
-            body: views::STYLE.to_string(),
+            body: body.to_string(),
         };
     }
     if page == "open" {
-        return open(admin, tenant, req).await;
+        return Box::pin(open(admin, tenant, req)).await;
     }
-    let session = match session::check(admin, tenant, req.cookie).await {
+    // On the heap: the store's futures are large, and this one is in every page's.
+    let session = match Box::pin(session::check(admin, tenant, req.cookie)).await {
         Ok(Ok(s)) => s,
         Ok(Err(why)) => return session_refused(&why),
         Err(e) => return unavailable(&e),
@@ -376,7 +405,7 @@ where
                 .ok()
                 .and_then(|q| q.oauth)
                 .map(|code| oauth_failure(&code));
-            key_page(admin, f, tenant.as_ref(), 200).await
+            Box::pin(key_page(admin, f, tenant.as_ref(), 200)).await
         }
         // A link, not a form: the CSP's form-action would stop a form's redirect to Lever.
         ("GET", "oauth") => {
@@ -384,12 +413,12 @@ where
                 .ok()
                 .and_then(|q| q.environment)
                 .unwrap_or_else(|| "production".into());
-            match admin.begin_oauth(id, &environment, true).await {
+            match Box::pin(admin.begin_oauth(id, &environment, true)).await {
                 Ok(v) => Page::see_other(v["authorizeUrl"].as_str().unwrap_or("key")),
                 Err(e) => {
                     let mut f = frame("key");
                     f.error = Some(e.message);
-                    key_page(admin, f, tenant.as_ref(), e.status.max(400)).await
+                    Box::pin(key_page(admin, f, tenant.as_ref(), e.status.max(400))).await
                 }
             }
         }
@@ -432,7 +461,7 @@ environment needs a new connection: ask the team that sent you the link to remov
                     let tenant = admin.store.tenant(id).await.ok().flatten();
                     let mut f = frame("key");
                     f.error = Some(e.message);
-                    key_page(admin, f, tenant.as_ref(), e.status.max(400)).await
+                    Box::pin(key_page(admin, f, tenant.as_ref(), e.status.max(400))).await
                 }
             }
         }
@@ -445,31 +474,102 @@ environment needs a new connection: ask the team that sent you the link to remov
                 .ok()
                 .and_then(|q| q.q)
                 .unwrap_or_default();
-            owner_page(admin, frame("owner"), &q, 200).await
+            Box::pin(owner_page(admin, frame("owner"), &q, 200)).await
         }
         ("POST", "owner") => {
             let form: OwnerForm =
                 serde_urlencoded::from_bytes(req.body).unwrap_or(OwnerForm { user_id: None });
             let body = json!({"userId": form.user_id.unwrap_or_default()}).to_string();
-            match admin.set_owner(id, body.as_bytes()).await {
+            match Box::pin(admin.set_owner(id, body.as_bytes())).await {
                 Ok(_) => Page::see_other("webhooks"),
                 Err(e) => {
                     let mut f = frame("owner");
                     f.error = Some(e.message);
-                    owner_page(admin, f, "", e.status.max(400)).await
+                    Box::pin(owner_page(admin, f, "", e.status.max(400))).await
                 }
             }
         }
-        ("GET", "webhooks") => webhooks_page(admin, frame("webhooks"), None).await,
+        ("GET", "webhooks") => Box::pin(webhooks_page(admin, frame("webhooks"), None)).await,
         ("POST", "webhooks") => {
-            let registered = admin.register_webhooks(id).await;
+            let registered = Box::pin(admin.register_webhooks(id)).await;
             match registered {
-                Ok(v) => webhooks_page(admin, frame("webhooks"), Some(&v)).await,
+                Ok(v) => Box::pin(webhooks_page(admin, frame("webhooks"), Some(&v))).await,
                 Err(e) => {
                     let mut f = frame("webhooks");
                     f.error = Some(e.message);
-                    webhooks_page(admin, f, None).await
+                    Box::pin(webhooks_page(admin, f, None)).await
                 }
+            }
+        }
+        ("GET", "manual") => {
+            let mut f = frame("webhooks");
+            f.notice = serde_urlencoded::from_str::<SavedQuery>(req.query)
+                .ok()
+                .and_then(|q| q.saved)
+                .filter(|e| crate::webhook::EventKind::parse(e).is_some())
+                .map(|e| format!("The signature token for {e} is saved."));
+            Box::pin(manual_page(admin, f, 200)).await
+        }
+        ("POST", "manual") => {
+            let form: TokenForm = serde_urlencoded::from_bytes(req.body).unwrap_or(TokenForm {
+                event: None,
+                token: None,
+            });
+            let event = form.event.unwrap_or_default();
+            let body = json!({"token": form.token.unwrap_or_default().trim()}).to_string();
+            match Box::pin(admin.paste_token(id, &event, body.as_bytes())).await {
+                Ok(_) => Page::see_other(&format!("manual?saved={event}")),
+                Err(e) => {
+                    let mut f = frame("webhooks");
+                    f.error = Some(e.message);
+                    Box::pin(manual_page(admin, f, e.status.max(400))).await
+                }
+            }
+        }
+        ("GET", "rotate") => Page::html(200, views::rotate(frame("webhooks"), None)),
+        ("POST", "rotate") => {
+            let confirmed = serde_urlencoded::from_bytes::<ConfirmForm>(req.body)
+                .ok()
+                .and_then(|f| f.confirm)
+                .is_some_and(|c| c == "yes");
+            let mut f = frame("webhooks");
+            if !confirmed {
+                f.error = Some("Tick the box to confirm: nothing was changed.".into());
+                return Page::html(400, views::rotate(f, None));
+            }
+            match Box::pin(admin.rotate_url_key(id)).await {
+                Ok(v) => Page::html(200, views::rotate(f, Some(&v))),
+                Err(e) => {
+                    f.error = Some(e.message);
+                    Page::html(e.status.max(400), views::rotate(f, None))
+                }
+            }
+        }
+        ("GET", "disconnect") => Page::html(200, views::disconnect(frame("status"))),
+        ("POST", "disconnect") => {
+            let confirmed = serde_urlencoded::from_bytes::<ConfirmForm>(req.body)
+                .ok()
+                .and_then(|f| f.confirm)
+                .is_some_and(|c| c.trim() == id);
+            if !confirmed {
+                let mut f = frame("status");
+                f.error = Some(format!(
+                    "Type {id} exactly to confirm: nothing was removed."
+                ));
+                return Page::html(400, views::disconnect(f));
+            }
+            match Box::pin(admin.disconnect(id)).await {
+                Ok(_) => {
+                    let mut page = Page::problem(
+                        200,
+                        "This Lever account is disconnected",
+                        "Its credentials, webhook tokens and records here are deleted, and this session has ended.",
+                        "Delete the integration's webhooks and API key in Lever. To connect again, ask for a new link.",
+                    );
+                    page.headers.push(("set-cookie", session::clear_cookie()));
+                    page
+                }
+                Err(e) => error_on(frame("status"), &e),
             }
         }
         ("GET", "status") => match Box::pin(admin.status(id)).await {
@@ -540,6 +640,23 @@ where
 {
     match Box::pin(admin.users(&frame.tenant)).await {
         Ok(v) => Page::html(status, views::owner(frame, &v, query)),
+        Err(e) => error_on(frame, &e),
+    }
+}
+
+async fn manual_page<L, S, K, C>(
+    admin: &Admin<L, S, K, C>,
+    frame: views::Frame,
+    status: u16,
+) -> Page
+where
+    S: TenantStore + StatsStore + AdminStore + CommandStore,
+    K: SecretStore,
+    L: LeverApi,
+    C: Clock,
+{
+    match Box::pin(admin.status(&frame.tenant)).await {
+        Ok(r) => Page::html(status, views::manual(frame, &r)),
         Err(e) => error_on(frame, &e),
     }
 }

@@ -70,6 +70,18 @@ impl Session {
     }
 }
 
+/// The `Set-Cookie` value that removes the session's cookie (after a disconnection).
+pub fn clear_cookie() -> String {
+    cookie::Cookie::build((COOKIE, ""))
+        .path("/")
+        .secure(true)
+        .http_only(true)
+        .same_site(cookie::SameSite::Lax)
+        .max_age(cookie::time::Duration::ZERO)
+        .build()
+        .to_string()
+}
+
 /// The tenant and token of our cookie in a `Cookie` header.
 fn from_header(header: Option<&str>) -> Option<(String, String)> {
     cookie::Cookie::split_parse(header?)

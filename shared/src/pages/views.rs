@@ -11,6 +11,11 @@ pub const STYLE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/templates/connect/style.css"
 ));
+/// The webhook URLs' Copy buttons (progressive enhancement).
+pub const COPY_JS: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/templates/connect/copy.js"
+));
 
 /// The steps, in order: page and label.
 const STEPS: &[(&str, &str)] = &[
@@ -413,4 +418,94 @@ pub fn status(frame: Frame, r: &StatusReport, now_ms: i64) -> String {
         window_days: r.window_days,
         hooks,
     })
+}
+
+struct ManualLine {
+    event: String,
+    url: String,
+    state: String,
+    class: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "connect/manual.html")]
+struct Manual {
+    frame: Frame,
+    hooks: Vec<ManualLine>,
+}
+
+/// The ten URLs to copy into Lever, a token field each, and how far each is verified.
+pub fn manual(frame: Frame, report: &StatusReport) -> String {
+    let hooks = report
+        .webhooks
+        .iter()
+        .map(|w| {
+            let (state, class) = match (w.token_set, w.stat.last_received_at) {
+                (true, Some(at)) => (
+                    format!("verified: a signed delivery arrived {}", when(Some(at))),
+                    "ok",
+                ),
+                (true, None) => ("token saved; no delivery yet".to_string(), "ok"),
+                (false, _) => ("no token yet".to_string(), "missing"),
+            };
+            ManualLine {
+                event: w.event.to_string(),
+                url: w.url.clone().unwrap_or_default(),
+                state,
+                class,
+            }
+        })
+        .collect();
+    render(&Manual { frame, hooks })
+}
+
+#[derive(Template)]
+#[template(path = "connect/rotate.html")]
+struct Rotate {
+    frame: Frame,
+    /// After the rotation: event, new URL, what happened to its webhook in Lever.
+    done: Option<Vec<(String, String, String)>>,
+}
+
+/// The rotation's confirmation, or (`answer`: the admin API's) its outcome.
+pub fn rotate(frame: Frame, answer: Option<&Value>) -> String {
+    let done = answer.map(|v| {
+        let moved = |event: &str| {
+            v["registered"]
+                .as_array()
+                .and_then(|a| a.iter().find(|w| w["event"] == event))
+                .and_then(|w| w["status"].as_str())
+                .map_or("made by hand: paste the new URL in Lever", |s| match s {
+                    "created" | "exists" => "moved",
+                    other => other,
+                })
+                .to_string()
+        };
+        v["webhookUrls"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(event, url)| {
+                        (
+                            event.clone(),
+                            url.as_str().unwrap_or_default().to_string(),
+                            moved(event),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    render(&Rotate { frame, done })
+}
+
+#[derive(Template)]
+#[template(path = "connect/disconnect.html")]
+struct Disconnect {
+    frame: Frame,
+}
+
+/// What disconnecting removes, and the confirmation.
+pub fn disconnect(frame: Frame) -> String {
+    render(&Disconnect { frame })
 }
