@@ -541,6 +541,45 @@ async fn by_hand_a_new_url_key_and_disconnecting_in_a_real_browser() {
         .await;
     shots.push(w.shot("verified").await);
 
+    // A command parked while Lever refused the credentials: one click sends it again.
+    {
+        use lever_bridge::store::{CommandEnd, CommandStore};
+        let now = now_ms();
+        store
+            .claim_command(&tenant, "cmd-parked", "note", now)
+            .await
+            .unwrap();
+        let parked = CommandEnd::Parked {
+            error: "Lever answered 401".into(),
+            command: json!({"tenantId": tenant, "commandId": "cmd-parked", "opportunityId": "browser-opportunity",
+                            "note": {"text": "parked while disconnected"}}),
+            kind: "note".into(),
+        };
+        store
+            .end_command(&tenant, "cmd-parked", &parked, false, None, now)
+            .await
+            .unwrap();
+    }
+    w.c.goto(&format!(
+        "{}/connect/{tenant}/status",
+        env("LEVER_BRIDGE_CONNECT_API")
+    ))
+    .await
+    .unwrap();
+    w.shows("#fixes", "1 command waits to be sent to Lever")
+        .await;
+    shots.push(w.shot("parked").await);
+    w.click("#replay").await;
+    w.shows("main", "The waiting command was sent to Lever again")
+        .await;
+    shots.push(w.shot("parked-replayed").await);
+    w.c.goto(&format!(
+        "{}/connect/{tenant}/manual",
+        env("LEVER_BRIDGE_CONNECT_API")
+    ))
+    .await
+    .unwrap();
+
     // New URLs: said, confirmed, done; the old URL is refused from then on.
     w.click("#rotate").await;
     w.on(&tenant, "rotate").await;
@@ -552,6 +591,18 @@ async fn by_hand_a_new_url_key_and_disconnecting_in_a_real_browser() {
     shots.push(w.shot("rotated").await);
     let new_url = w.text("tr[data-event='candidateStageChange'] code").await;
     assert_ne!(new_url, url);
+    // The same delivery to the old and the new URL straight after the rotation.
+    let post = |to: String| {
+        reqwest::Client::new()
+            .post(to)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+    };
+    let old = post(url.clone()).await.unwrap().status();
+    let new = post(new_url.clone()).await.unwrap().status();
+    // What warm webhook instances answer then (they learn of a new key generation late): printed.
+    println!("straight after the rotation: old URL {old}, new URL {new}");
 
     // Disconnect: what it removes, confirmed by typing the id.
     w.c.goto(&format!(

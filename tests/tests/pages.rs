@@ -29,6 +29,7 @@ on_both_stores!(
     the_walk_from_a_link_to_a_connected_tenant,
     connect_with_lever_comes_back_to_the_pages,
     webhooks_by_hand_a_new_url_key_and_disconnecting,
+    the_status_says_what_to_do_and_sends_parked_commands,
 );
 
 type A<B> = Admin<Arc<HttpLever>, B, <B as Backend>::Secrets, Arc<ManualClock>>;
@@ -65,7 +66,7 @@ impl<B: Backend> Rig<B> {
                 },
                 None,
             ))),
-            queues: None,
+            queues: Some(Arc::new(lever_bridge::push::parked::PushQueues::memory())),
             url_keys: Some(url_keys()),
             replay: None,
             connect_pages_url: Some(PAGES.into()),
@@ -557,10 +558,11 @@ async fn the_walk_from_a_link_to_a_connected_tenant<B: Backend>() {
         status.body
     );
     assert!(
-        status.body.contains("Everything is in order"),
+        status.body.contains("No delivery has arrived yet"),
         "{}",
         status.body
     );
+    assert!(status.body.contains("Super Admin"));
     assert!(line_of(&status.body, "data-event=\"candidateHired\"").contains("<td>set</td>"));
 
     // No page ever showed a key.
@@ -813,4 +815,97 @@ async fn webhooks_by_hand_a_new_url_key_and_disconnecting<B: Backend>() {
     assert!(rig.admin.secrets.load(&tenant).await.unwrap().is_none());
     assert!(rig.store.connect_link(&tenant).await.unwrap().is_none());
     assert_eq!(browser.get(&tenant, "status").await.status, 401);
+}
+
+async fn the_status_says_what_to_do_and_sends_parked_commands<B: Backend>() {
+    use lever_bridge::store::{CommandEnd, TenantStatus};
+    let rig = Rig::<B>::new().await;
+    let tenant = unique("acme");
+    let key = format!("key-{}", random_hex(16));
+    rig.sim.add_key(&key, KeyPerms::all());
+    let browser = rig.browser();
+    browser.send("GET", &rig.mint(&tenant).await, "").await;
+    browser
+        .post(
+            &tenant,
+            "key",
+            &[("environment", "sandbox"), ("apiKey", &key)],
+        )
+        .await;
+    let now = rig.clock.now_ms();
+    rig.store
+        .claim_command(&tenant, "cmd-1", "note", now)
+        .await
+        .unwrap();
+    let parked = CommandEnd::Parked {
+        error: "Lever answered 401".into(),
+        command: serde_json::json!({"tenantId": tenant, "commandId": "cmd-1", "opportunityId": "o-1", "note": {"text": "hi"}}),
+        kind: "note".into(),
+    };
+    rig.store
+        .end_command(&tenant, "cmd-1", &parked, false, None, now)
+        .await
+        .unwrap();
+
+    // Disconnected: what to do is reconnect; the parked command waits for it.
+    rig.store
+        .set_tenant_status(
+            &tenant,
+            TenantStatus::Disconnected,
+            "Lever rejected the API key (401)",
+            now,
+        )
+        .await
+        .unwrap();
+    let status = browser.get(&tenant, "status").await;
+    assert!(
+        status.body.contains("id=\"state\" class=\"disconnected\""),
+        "{}",
+        status.body
+    );
+    let fixes = &status.body[status.body.find("id=\"fixes\"").unwrap()..];
+    assert!(
+        fixes.contains("Lever does not accept this account"),
+        "{fixes}"
+    );
+    assert!(fixes.contains("<a href=\"key\">Paste a new key or connect with Lever</a>"));
+    assert!(fixes.contains("<a href=\"owner\">Pick the owner</a>"));
+    assert!(fixes.contains("<a href=\"webhooks\">Register the webhooks</a>"));
+    assert!(
+        fixes.contains("1 command waits for the reconnection"),
+        "{fixes}"
+    );
+    assert!(!fixes.contains("action=\"replay\""));
+
+    // Connected again: the parked command is one click from Lever.
+    rig.store
+        .set_tenant_status(&tenant, TenantStatus::Connected, "", now)
+        .await
+        .unwrap();
+    let status = browser.get(&tenant, "status").await;
+    assert!(
+        status.body.contains("1 command waits to be sent to Lever"),
+        "{}",
+        status.body
+    );
+    assert!(status.body.contains("action=\"replay\""));
+    assert!(
+        status
+            .body
+            .contains("<td>Commands waiting (parked)</td><td>1</td>"),
+        "{}",
+        status.body
+    );
+    let csrf = csrf_of(&status.body);
+    let replayed = browser.post_with(&tenant, "replay", &csrf, &[]).await;
+    assert_eq!(replayed.status, 303, "{}", replayed.body);
+    assert_eq!(replayed.header("location"), Some("status?replayed=1"));
+    let after = browser.get(&tenant, "status?replayed=1").await;
+    assert!(
+        after
+            .body
+            .contains("The waiting command was sent to Lever again"),
+        "{}",
+        after.body
+    );
 }

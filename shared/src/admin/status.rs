@@ -148,7 +148,7 @@ or through OAuth (GET /admin/oauth/authorize)"
 }
 
 /// What a recorded rejection code means for the admin (the code is all that is stored).
-fn rejection_text(code: &str) -> String {
+pub fn rejection_text(code: &str) -> String {
     let what = match code {
         "bad_signature" => {
             "the signature does not match the token stored for this event: paste the token Lever shows \

@@ -35,6 +35,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/connect/{tenantId}/rotate"),
     ("POST", "/connect/{tenantId}/rotate"),
     ("GET", "/connect/{tenantId}/status"),
+    ("POST", "/connect/{tenantId}/replay"),
     ("GET", "/connect/{tenantId}/disconnect"),
     ("POST", "/connect/{tenantId}/disconnect"),
     ("GET", "/connect/{tenantId}/style.css"),
@@ -189,6 +190,11 @@ struct TokenForm {
 #[derive(Deserialize)]
 struct ConfirmForm {
     confirm: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ReplayedQuery {
+    replayed: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -572,11 +578,25 @@ environment needs a new connection: ask the team that sent you the link to remov
                 Err(e) => error_on(frame("status"), &e),
             }
         }
-        ("GET", "status") => match Box::pin(admin.status(id)).await {
-            Ok(r) => Page::html(
-                200,
-                views::status(frame("status"), &r, admin.clock.now_ms()),
-            ),
+        ("GET", "status") => {
+            let mut f = frame("status");
+            f.notice = serde_urlencoded::from_str::<ReplayedQuery>(req.query)
+                .ok()
+                .and_then(|q| q.replayed)
+                .map(|n| match n {
+                    1 => "The waiting command was sent to Lever again.".to_string(),
+                    n => format!("{n} waiting commands were sent to Lever again."),
+                });
+            match Box::pin(admin.status(id)).await {
+                Ok(r) => Page::html(200, views::status(f, &r, admin.clock.now_ms())),
+                Err(e) => error_on(f, &e),
+            }
+        }
+        ("POST", "replay") => match Box::pin(admin.replay_parked(id)).await {
+            Ok(v) => Page::see_other(&format!(
+                "status?replayed={}",
+                v["parked"]["replayed"].as_u64().unwrap_or(0)
+            )),
             Err(e) => error_on(frame("status"), &e),
         },
         _ => Page::problem(

@@ -349,16 +349,26 @@ struct StatusHook {
     last_rejected: String,
 }
 
+/// A problem and what fixes it: a page to go to, or a button that does it here.
+struct Fix {
+    text: String,
+    link: Option<(&'static str, &'static str)>,
+    button: Option<(&'static str, &'static str)>,
+}
+
 #[derive(Template)]
 #[template(path = "connect/status.html")]
 struct Status {
     frame: Frame,
     state: &'static str,
     reasons: Vec<String>,
+    fixes: Vec<Fix>,
     auth: &'static str,
     environment: String,
     owner: String,
     backfill: String,
+    reconciled: String,
+    figures: Vec<(&'static str, String)>,
     window_days: i64,
     hooks: Vec<StatusHook>,
 }
@@ -372,6 +382,105 @@ fn when(ms: Option<i64>) -> String {
         )
 }
 
+/// `1 command waits`, `3 commands wait`.
+fn waiting(n: i64) -> String {
+    if n == 1 {
+        "1 command waits".into()
+    } else {
+        format!("{n} commands wait")
+    }
+}
+
+/// What is wrong with the tenant, each with what to do about it.
+fn fixes(r: &StatusReport, now_ms: i64) -> Vec<Fix> {
+    let text = |t: String| Fix {
+        text: t,
+        link: None,
+        button: None,
+    };
+    let mut out = Vec::new();
+    if r.state == "disconnected" {
+        out.push(Fix {
+            text: "Lever does not accept this account's credentials (they were deleted, or none are stored): \
+nothing reaches Lever until it is connected again. Commands wait meanwhile."
+                .into(),
+            link: Some(("key", "Paste a new key or connect with Lever")),
+            button: None,
+        });
+    }
+    if r.owner_user_id.is_none() {
+        out.push(Fix {
+            text: "No owner is picked: notes and moves cannot be attributed in Lever.".into(),
+            link: Some(("owner", "Pick the owner")),
+            button: None,
+        });
+    }
+    let missing: Vec<&str> = r
+        .webhooks
+        .iter()
+        .filter(|w| !w.token_set)
+        .map(|w| w.event)
+        .collect();
+    if !missing.is_empty() {
+        out.push(Fix {
+            text: format!("No webhook is set for: {}.", missing.join(", ")),
+            link: Some(("webhooks", "Register the webhooks")),
+            button: None,
+        });
+    }
+    for w in &r.webhooks {
+        if let (Some(at), Some(why)) = (w.stat.last_rejected_at, &w.stat.last_rejection)
+            && at > w.stat.last_received_at.unwrap_or(0)
+            && now_ms - at < 24 * 3600 * 1000
+        {
+            out.push(Fix {
+                text: format!(
+                    "Lever's {} deliveries are refused: {}.",
+                    w.event,
+                    crate::admin::status::rejection_text(why)
+                        .replace(" (PUT /admin/tenants/{id}/webhooks/{event}/token)", "")
+                ),
+                link: Some(("manual", "Check its URL and token")),
+                button: None,
+            });
+        }
+    }
+    if missing.is_empty() && r.webhooks.iter().all(|w| w.stat.last_received_at.is_none()) {
+        out.push(text(format!(
+            "No delivery has arrived yet. {}",
+            crate::admin::webhooks::SUPER_ADMIN_REMINDER
+        )));
+    }
+    let p = &r.pushes;
+    if p.pushes_parked > 0 {
+        out.push(if r.state == "disconnected" {
+            text(format!(
+                "{} for the reconnection: sent by themselves once it is connected again.",
+                waiting(p.pushes_parked)
+            ))
+        } else {
+            Fix {
+                text: format!("{} to be sent to Lever.", waiting(p.pushes_parked)),
+                link: None,
+                button: Some(("replay", "Send them now")),
+            }
+        });
+    }
+    if p.pushes_failed > 0
+        && let Some(error) = &p.last_push_error
+    {
+        out.push(text(format!(
+            "{} commands failed; the last, {}: {error}",
+            p.pushes_failed,
+            when(p.last_push_error_at)
+        )));
+    }
+    if let Some(error) = &r.sync.last_error {
+        out.push(text(format!("The last sync with Lever failed: {error}")));
+    }
+    out
+}
+
 pub fn status(frame: Frame, r: &StatusReport, now_ms: i64) -> String {
     let s = &r.sync;
     let backfill = match (s.running, s.estimated_total, s.finished_at) {
@@ -379,13 +488,43 @@ pub fn status(frame: Frame, r: &StatusReport, now_ms: i64) -> String {
             "running: {} of about {total} candidates{}",
             s.done,
             s.expected_finish_at
-                .map(|t| format!(", done in about {} min", ((t - now_ms) / 60_000).max(1)))
+                .map(|t| format!(
+                    ", done in about {} min ({})",
+                    ((t - now_ms) / 60_000).max(1),
+                    when(Some(t))
+                ))
                 .unwrap_or_default()
         ),
         (true, None, _) => format!("running: {} candidates so far", s.done),
         (false, _, Some(at)) => format!("done ({} candidates), {}", s.done, when(Some(at))),
         (false, _, None) => "not started: it starts within a minute of connecting".into(),
     };
+    let reconciled = match s.in_sync_as_of {
+        Some(at) => format!(
+            "everything Lever changed before {} is here; next check {}",
+            when(Some(at)),
+            when(s.next_run_at)
+        ),
+        None => "after the backfill".into(),
+    };
+    let p = &r.pushes;
+    let figures = vec![
+        ("Commands carried out", p.pushes_done.to_string()),
+        ("Commands failed", p.pushes_failed.to_string()),
+        ("Commands waiting (parked)", p.pushes_parked.to_string()),
+        (
+            "SMS messages waiting for their transcript",
+            p.transcript_messages_waiting.to_string(),
+        ),
+        (
+            "Changes recovered that no webhook delivered",
+            s.changes_recovered.to_string(),
+        ),
+        (
+            "Deletions Lever did not confirm",
+            p.deletions_unconfirmed.to_string(),
+        ),
+    ];
     let hooks = r
         .webhooks
         .iter()
@@ -401,6 +540,7 @@ pub fn status(frame: Frame, r: &StatusReport, now_ms: i64) -> String {
         })
         .collect();
     render(&Status {
+        fixes: fixes(r, now_ms),
         frame,
         state: r.state,
         reasons: r.reasons.clone(),
@@ -415,6 +555,8 @@ pub fn status(frame: Frame, r: &StatusReport, now_ms: i64) -> String {
             .clone()
             .unwrap_or_else(|| "not picked".into()),
         backfill,
+        reconciled,
+        figures,
         window_days: r.window_days,
         hooks,
     })
