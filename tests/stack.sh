@@ -164,7 +164,7 @@ if [ "$mode" != bench ]; then
   done
   "$venv/bin/python" infra/template_env.py --stack-name "$STACK_NAME" --region "$AWS_REGION" \
     --param SecretPrefix="$SECRET_PREFIX" --param LogLevel="${LOG_LEVEL:-INFO}" \
-    --param LeverCustomBaseUrl="$lever/v1" \
+    --param LeverCustomBaseUrl="$lever/v1" --param BrandProductName="Acme SMS" --param BrandAccentColour="#0f766e" \
     --param LeverOAuthClientId=sim-client --param LeverOAuthRedirectUri="$admin/admin/oauth/callback" \
     --param LeverOAuthAuthorizeUrl="$lever/oauth/authorize" --param LeverOAuthTokenUrl="$lever/oauth/token" \
     --resource Table="$TABLE_NAME" --resource VendorBus="$EVENT_BUS_NAME" \

@@ -158,6 +158,72 @@ pub struct Config {
     pub connect_pages_url: Option<String>,
     /// `CONNECT_LINK_MINUTES` (admin-tenants), in ms: how long a connect link opens.
     pub connect_link_ttl_ms: i64,
+    /// `BRAND_PRODUCT_NAME`, `BRAND_LOGO_URL`, `BRAND_ACCENT_COLOUR` (connect-pages).
+    pub brand: Brand,
+}
+
+/// The vendor's look on the connect pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Brand {
+    /// What the admin is connecting, e.g. `Acme SMS`.
+    pub product_name: String,
+    /// An `https://` image (or one on loopback, locally); `None`: no logo.
+    pub logo_url: Option<String>,
+    /// `#rrggbb`.
+    pub accent_colour: String,
+}
+
+impl Default for Brand {
+    fn default() -> Self {
+        Brand {
+            product_name: "lever-bridge".into(),
+            logo_url: None,
+            accent_colour: "#2456c8".into(),
+        }
+    }
+}
+
+impl Brand {
+    fn load(env: &Env) -> Brand {
+        let d = Brand::default();
+        let product_name = env.optional("BRAND_PRODUCT_NAME").unwrap_or(d.product_name);
+        if product_name.chars().count() > 60 || product_name.chars().any(char::is_control) {
+            env.invalid
+                .borrow_mut()
+                .push("BRAND_PRODUCT_NAME must be at most 60 characters, on one line".into());
+        }
+        let logo_url = env.optional("BRAND_LOGO_URL");
+        if let Some(u) = &logo_url
+            && Brand::origin_of(u).is_none()
+        {
+            env.invalid.borrow_mut().push(format!(
+                "BRAND_LOGO_URL={u:?} must be an https:// URL (http:// only on 127.0.0.1 or localhost)"
+            ));
+        }
+        let accent_colour = env
+            .optional("BRAND_ACCENT_COLOUR")
+            .unwrap_or(d.accent_colour);
+        let hex = accent_colour.strip_prefix('#').unwrap_or_default();
+        if hex.len() != 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            env.invalid.borrow_mut().push(format!(
+                "BRAND_ACCENT_COLOUR={accent_colour:?} must be a colour as #rrggbb"
+            ));
+        }
+        Brand {
+            product_name,
+            logo_url,
+            accent_colour,
+        }
+    }
+
+    /// `https://host[:port]` of a logo URL the pages may show (the CSP allows that origin).
+    pub fn origin_of(url: &str) -> Option<String> {
+        let u = reqwest::Url::parse(url).ok()?;
+        let host = u.host_str()?;
+        let ok = u.scheme() == "https"
+            || (u.scheme() == "http" && matches!(host, "127.0.0.1" | "localhost"));
+        (ok && u.username().is_empty()).then(|| u.origin().ascii_serialization())
+    }
 }
 
 impl Default for Config {
@@ -180,6 +246,7 @@ impl Default for Config {
             relay_dead_letter_queue_url: String::new(),
             connect_pages_url: None,
             connect_link_ttl_ms: 30 * 60_000,
+            brand: Brand::default(),
         }
     }
 }
@@ -244,6 +311,7 @@ impl Config {
                 c.upload_bucket = env.optional("UPLOAD_BUCKET");
             }
             Function::Admin(Group::OAuth) => c.connect_pages_url = connect_pages_url(env),
+            Function::ConnectPages => c.brand = Brand::load(env),
             Function::Admin(Group::Tenants) => {
                 c.connect_pages_url = connect_pages_url(env);
                 c.connect_link_ttl_ms =
@@ -438,6 +506,61 @@ mod tests {
             ("LEVER_OAUTH_TOKEN_URL", ""),
         ]);
         v
+    }
+
+    /// The connect pages' brand: the vendor's, or plain defaults; a bad value fails the cold
+    /// start naming the variable.
+    #[test]
+    fn the_connect_pages_read_the_vendors_brand() {
+        let pages = |brand: &[(&'static str, &'static str)]| {
+            let mut v = lever();
+            v.extend([
+                ("WEBHOOK_URL_KEY_SECRET_NAME", "prod/webhook-url-key"),
+                ("WEBHOOK_BASE_URL", "https://hooks"),
+                ("LEVER_CUSTOM_BASE_URL", ""),
+                ("LEVER_OAUTH_REDIRECT_URI", ""),
+                ("LEVER_OAUTH_AUTHORIZE_URL", ""),
+                ("LEVER_OAUTH_SCOPES", ""),
+            ]);
+            for k in PushKind::ALL {
+                v.push((k.queue_env(), ""));
+            }
+            v.extend_from_slice(brand);
+            Config::load(Function::ConnectPages, &Env::from_pairs(v))
+        };
+        let plain = [
+            ("BRAND_PRODUCT_NAME", ""),
+            ("BRAND_LOGO_URL", ""),
+            ("BRAND_ACCENT_COLOUR", ""),
+        ];
+        assert_eq!(pages(&plain).unwrap().brand, Brand::default());
+        let acme = pages(&[
+            ("BRAND_PRODUCT_NAME", "Acme SMS"),
+            ("BRAND_LOGO_URL", "https://cdn.acme.example/logo.png"),
+            ("BRAND_ACCENT_COLOUR", "#FF6600"),
+        ])
+        .unwrap()
+        .brand;
+        assert_eq!(acme.product_name, "Acme SMS");
+        assert_eq!(
+            Brand::origin_of(acme.logo_url.as_deref().unwrap()).as_deref(),
+            Some("https://cdn.acme.example")
+        );
+        for (name, value) in [
+            ("BRAND_ACCENT_COLOUR", "red"),
+            ("BRAND_ACCENT_COLOUR", "#12345"),
+            ("BRAND_LOGO_URL", "http://cdn.acme.example/logo.png"),
+            ("BRAND_LOGO_URL", "javascript:alert(1)"),
+        ] {
+            let mut vars = plain.to_vec();
+            vars.retain(|(n, _)| *n != name);
+            vars.push((name, value));
+            let err = pages(&vars).unwrap_err().to_string();
+            assert!(err.contains(name), "{name}={value}: {err}");
+        }
+        assert!(Brand::origin_of("http://127.0.0.1:9003/logo.png").is_some());
+        // Only the pages read it.
+        assert!(!Function::Admin(Group::Tenants).starts_oauth());
     }
 
     #[test]

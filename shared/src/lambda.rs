@@ -368,6 +368,7 @@ pub async fn run_pages() -> Result<(), Error> {
     });
     let url_keys = Some(cold.url_keys().await?);
     let settings = crate::admin::Settings::new(&cold.config, oauth, queues, url_keys);
+    let brand = &cold.config.brand;
     let admin = crate::admin::Admin::new(lever, cold.store, cold.secrets, SystemClock, settings);
     let admin = &admin;
     metrics_cloudwatch_embedded::lambda::service::run_http(
@@ -383,7 +384,7 @@ pub async fn run_pages() -> Result<(), Error> {
                 body: req.body().as_ref(),
             };
             let deadline = deadline_of(&req.lambda_context());
-            let page = crate::pages::serve_until(admin, page, deadline).await;
+            let page = crate::pages::serve_until(admin, brand, page, deadline).await;
             let mut res = Response::new(Body::Text(page.body));
             *res.status_mut() = lambda_http::http::StatusCode::from_u16(page.status)
                 .unwrap_or(lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR);

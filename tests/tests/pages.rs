@@ -30,11 +30,13 @@ on_both_stores!(
     connect_with_lever_comes_back_to_the_pages,
     webhooks_by_hand_a_new_url_key_and_disconnecting,
     the_status_says_what_to_do_and_sends_parked_commands,
+    the_vendors_brand_is_on_the_pages,
 );
 
 type A<B> = Admin<Arc<HttpLever>, B, <B as Backend>::Secrets, Arc<ManualClock>>;
 
 struct Rig<B: Backend> {
+    brand: lever_bridge::config::Brand,
     sim: Simulator,
     store: B,
     clock: Arc<ManualClock>,
@@ -78,6 +80,7 @@ impl<B: Backend> Rig<B> {
         ));
         let admin = Admin::new(lever, store.clone(), secrets, clock.clone(), settings);
         Rig {
+            brand: Default::default(),
             sim,
             store,
             clock,
@@ -155,6 +158,7 @@ impl<B: Backend> Browser<'_, B> {
         let cookie = self.cookie.lock().unwrap().clone();
         let page = Box::pin(pages::serve(
             &self.rig.admin,
+            &self.rig.brand,
             PageRequest {
                 method,
                 path,
@@ -172,7 +176,7 @@ impl<B: Backend> Browser<'_, B> {
             assert_eq!(page.header("cache-control"), Some("no-store"), "{target}");
             assert_eq!(
                 page.header("content-security-policy"),
-                Some(pages::CONTENT_SECURITY_POLICY)
+                Some(pages::content_security_policy(&self.rig.brand).as_str())
             );
             // No inline script: the one script is the pages' own file.
             assert_eq!(
@@ -388,6 +392,7 @@ async fn a_form_without_its_sessions_token_is_refused<B: Backend>() {
         serde_urlencoded::to_string([("csrf", csrf.as_str()), ("apiKey", key.as_str())]).unwrap();
     let cross = pages::serve(
         &rig.admin,
+        &rig.brand,
         PageRequest {
             method: "POST",
             path: &format!("/connect/{tenant}/key"),
@@ -907,5 +912,54 @@ async fn the_status_says_what_to_do_and_sends_parked_commands<B: Backend>() {
             .contains("The waiting command was sent to Lever again"),
         "{}",
         after.body
+    );
+}
+
+async fn the_vendors_brand_is_on_the_pages<B: Backend>() {
+    let mut rig = Rig::<B>::new().await;
+    rig.brand = lever_bridge::config::Brand {
+        product_name: "Acme SMS".into(),
+        logo_url: Some("https://cdn.acme.example/logo.png".into()),
+        accent_colour: "#ff6600".into(),
+    };
+    let tenant = unique("acme");
+    let browser = rig.browser();
+    browser.send("GET", &rig.mint(&tenant).await, "").await;
+    let key = browser.get(&tenant, "key").await;
+    assert!(
+        key.body.contains("Connect Acme SMS to Lever</p>"),
+        "{}",
+        key.body
+    );
+    assert!(
+        key.body
+            .contains("<title>API key · Connect Acme SMS to Lever</title>")
+    );
+    assert!(
+        key.body
+            .contains("<img class=\"logo\" src=\"https://cdn.acme.example/logo.png\"")
+    );
+    // The logo's origin and nothing else from elsewhere; still nothing inline.
+    let csp = key.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("img-src 'self' https://cdn.acme.example;"),
+        "{csp}"
+    );
+    assert!(csp.contains("style-src 'self';") && csp.contains("script-src 'self';"));
+    assert!(!key.body.contains("style=") && !key.body.contains("<style"));
+    let css = browser.get(&tenant, "style.css").await;
+    assert!(css.body.contains("#ff6600") && !css.body.contains("#2456c8"));
+    // Plain pages without a brand.
+    let plain = Rig::<B>::new().await;
+    let other = unique("plain");
+    let b = plain.browser();
+    b.send("GET", &plain.mint(&other).await, "").await;
+    let page = b.get(&other, "key").await;
+    assert!(page.body.contains("Connect lever-bridge to Lever"));
+    assert!(!page.body.contains("<img"));
+    assert!(
+        page.header("content-security-policy")
+            .unwrap()
+            .contains("img-src 'self';")
     );
 }

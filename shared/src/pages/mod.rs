@@ -12,6 +12,7 @@ mod views;
 
 use crate::admin::{Admin, AdminError};
 use crate::clock::Clock;
+use crate::config::Brand;
 use crate::lever::LeverApi;
 use crate::secrets::SecretStore;
 use crate::store::{AdminStore, CommandStore, StatsStore, StoreError, TenantStore};
@@ -42,10 +43,20 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/connect/{tenantId}/copy.js"),
 ];
 
-/// Nothing inline, nothing from elsewhere (the one script is `copy.js` beside the pages); forms
-/// post only here; never framed.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// Nothing inline, nothing from elsewhere but the vendor's logo (the one script is `copy.js` beside
+/// the pages); forms post only here; never framed.
+pub fn content_security_policy(brand: &Brand) -> String {
+    let logo = brand
+        .logo_url
+        .as_deref()
+        .and_then(Brand::origin_of)
+        .map(|o| format!(" {o}"))
+        .unwrap_or_default();
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'{logo}; \
+form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+}
 
 /// What the pages read of a request.
 #[derive(Debug, Clone, Copy, Default)]
@@ -75,7 +86,8 @@ impl Page {
             headers: vec![
                 ("content-type", "text/html; charset=utf-8".into()),
                 ("cache-control", "no-store".into()),
-                ("content-security-policy", CONTENT_SECURITY_POLICY.into()),
+                // The deployment's, set by `serve`.
+                ("content-security-policy", String::new()),
                 ("x-content-type-options", "nosniff".into()),
                 ("x-frame-options", "DENY".into()),
                 // The link's token is in the first URL: never sent on.
@@ -240,8 +252,33 @@ fn route(path: &str) -> Option<(&str, &str)> {
     }
 }
 
-/// Answers one request to the pages. Never panics on input; bodies and tokens are never logged.
-pub async fn serve<L, S, K, C>(admin: &Admin<L, S, K, C>, req: PageRequest<'_>) -> Page
+/// Answers one request to the pages, in the vendor's `brand`. Never panics on input; bodies and
+/// tokens are never logged.
+pub async fn serve<L, S, K, C>(
+    admin: &Admin<L, S, K, C>,
+    brand: &Brand,
+    req: PageRequest<'_>,
+) -> Page
+where
+    S: TenantStore + StatsStore + AdminStore + CommandStore,
+    K: SecretStore,
+    L: LeverApi,
+    C: Clock,
+{
+    let mut page = Box::pin(serve_branded(admin, brand, req)).await;
+    for (name, value) in &mut page.headers {
+        if *name == "content-security-policy" {
+            *value = content_security_policy(brand);
+        }
+    }
+    page
+}
+
+async fn serve_branded<L, S, K, C>(
+    admin: &Admin<L, S, K, C>,
+    brand: &Brand,
+    req: PageRequest<'_>,
+) -> Page
 where
     S: TenantStore + StatsStore + AdminStore + CommandStore,
     K: SecretStore,
@@ -276,8 +313,12 @@ where
         return not_found();
     }
     if let Some((content_type, body)) = match page {
-        "style.css" => Some(("text/css; charset=utf-8", views::STYLE)),
-        "copy.js" => Some(("text/javascript; charset=utf-8", views::COPY_JS)),
+        // The vendor's accent in place of the sheet's own.
+        "style.css" => Some((
+            "text/css; charset=utf-8",
+            views::STYLE.replace(views::ACCENT, &brand.accent_colour),
+        )),
+        "copy.js" => Some(("text/javascript; charset=utf-8", views::COPY_JS.to_string())),
         _ => None,
     } {
         return Page {
@@ -287,7 +328,7 @@ where
                 ("cache-control", "public, max-age=3600".into()),
                 ("x-content-type-options", "nosniff".into()),
             ],
-            body: body.to_string(),
+            body,
         };
     }
     if page == "open" {
@@ -314,7 +355,7 @@ where
             );
         }
     }
-    let answer = Box::pin(answer(admin, &session, req.method, page, req)).await;
+    let answer = Box::pin(answer(admin, brand, &session, req.method, page, req)).await;
     tracing::info!(
         tenant,
         page,
@@ -328,6 +369,7 @@ where
 /// [`serve`] within the invocation's `deadline`: no OAuth refresh outlives it.
 pub async fn serve_until<L, S, K, C>(
     admin: &Admin<L, S, K, C>,
+    brand: &Brand,
     req: PageRequest<'_>,
     deadline: std::time::Instant,
 ) -> Page
@@ -337,7 +379,7 @@ where
     L: LeverApi,
     C: Clock,
 {
-    Admin::<L, S, K, C>::until(deadline, serve(admin, req)).await
+    Admin::<L, S, K, C>::until(deadline, serve(admin, brand, req)).await
 }
 
 async fn open<L, S, K, C>(admin: &Admin<L, S, K, C>, tenant: &str, req: PageRequest<'_>) -> Page
@@ -383,6 +425,7 @@ where
 
 async fn answer<L, S, K, C>(
     admin: &Admin<L, S, K, C>,
+    brand: &Brand,
     s: &Session,
     method: &str,
     page: &str,
@@ -403,7 +446,7 @@ where
     if tenant.is_none() && !matches!(page, "key" | "oauth") {
         return Page::see_other("key");
     }
-    let frame = |step: &'static str| views::Frame::new(id, step, s.csrf());
+    let frame = |step: &'static str| views::Frame::new(id, step, s.csrf(), brand);
     match (method, page) {
         ("GET", "key") => {
             let mut f = frame("key");

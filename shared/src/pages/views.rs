@@ -11,6 +11,8 @@ pub const STYLE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/templates/connect/style.css"
 ));
+/// The sheet's accent colour, which the vendor's replaces.
+pub const ACCENT: &str = "#2456c8";
 /// The webhook URLs' Copy buttons (progressive enhancement).
 pub const COPY_JS: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -28,6 +30,9 @@ const STEPS: &[(&str, &str)] = &[
 
 /// What every step's page shows around its own part.
 pub struct Frame {
+    /// What the admin connects (the vendor's product) and its logo.
+    pub product: String,
+    pub logo: Option<String>,
     pub tenant: String,
     pub step: &'static str,
     pub csrf: String,
@@ -36,8 +41,15 @@ pub struct Frame {
 }
 
 impl Frame {
-    pub fn new(tenant: &str, step: &'static str, csrf: String) -> Frame {
+    pub fn new(
+        tenant: &str,
+        step: &'static str,
+        csrf: String,
+        brand: &crate::config::Brand,
+    ) -> Frame {
         Frame {
+            product: brand.product_name.clone(),
+            logo: brand.logo_url.clone(),
             tenant: tenant.to_string(),
             step,
             csrf,
