@@ -133,6 +133,11 @@ struct Shape {
     after: Option<Payload>,
 }
 
+/// The previous owner (its id alone), or `null` for the first.
+fn owner_or_null(defs: &mut Map<String, Value>) -> Value {
+    json!({"anyOf": [root::<payload::Owner>(defs), {"type": "null"}]})
+}
+
 fn shape(
     kind: &str,
     description: &'static str,
@@ -339,6 +344,18 @@ pub fn catalog() -> Vec<Entry> {
             "Lever refused a tenant's credentials: it must connect again.",
             None,
             Some(root::<TenantChange>),
+        ),
+        shape(
+            "ownerChanged",
+            "The tenant's owner was picked or changed: pushes and transcript notes are attributed to this Lever user.",
+            Some(owner_or_null),
+            Some(root::<Owner>),
+        ),
+        shape(
+            "webhooksRegistered",
+            "Webhooks were registered in Lever for the tenant (a Super Admin must switch them on).",
+            None,
+            Some(root::<WebhooksRegistered>),
         ),
         shape(
             "backfillFinished",

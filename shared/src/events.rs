@@ -170,6 +170,58 @@ pub fn tenant_event(
     )
 }
 
+/// The tenant's owner was picked or changed (`ownerChanged`): the Lever user pushes and transcript
+/// notes are attributed to from now on.
+pub fn owner_changed(
+    tenant: &str,
+    user_id: &str,
+    name: &str,
+    email: Option<&str>,
+    previous: Option<&str>,
+    at: i64,
+) -> VendorEvent {
+    let mut e = VendorEvent::outcome(
+        format!("{tenant}/owner/{user_id}/{at}"),
+        tenant,
+        "ownerChanged",
+        None,
+        payload::to_value(payload::Owner {
+            user_id: user_id.to_string(),
+            name: Some(name.to_string()),
+            email: email.map(str::to_string),
+        }),
+        at,
+    );
+    if let Some(p) = previous {
+        e.before = payload::to_value(payload::Owner {
+            user_id: p.to_string(),
+            name: None,
+            email: None,
+        });
+    }
+    e
+}
+
+/// Webhooks were registered in Lever for the tenant (`webhooksRegistered`), each kind with what
+/// registering did.
+pub fn webhooks_registered(
+    tenant: &str,
+    webhooks: Vec<payload::RegisteredWebhook>,
+    at: i64,
+) -> VendorEvent {
+    VendorEvent::outcome(
+        format!("{tenant}/webhooks/registered/{at}"),
+        tenant,
+        "webhooksRegistered",
+        None,
+        payload::to_value(payload::WebhooksRegistered {
+            webhooks,
+            reminder: crate::admin::webhooks::SUPER_ADMIN_REMINDER.to_string(),
+        }),
+        at,
+    )
+}
+
 /// A backfill finished (`backfillFinished`): every candidate of the tenant is in the vendor's view.
 pub fn backfill_finished(job: &crate::store::SyncJob, at: i64) -> VendorEvent {
     VendorEvent::outcome(
@@ -630,6 +682,40 @@ pub mod payload {
         pub status: String,
         /// Why it was disconnected (Lever's refusal); `null` when connected.
         pub reason: Option<String>,
+    }
+
+    /// The tenant's owner (`ownerChanged`; `before` holds the previous owner's id alone).
+    #[derive(Debug, Clone, PartialEq, Serialize)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct Owner {
+        /// The Lever user's id.
+        pub user_id: String,
+        pub name: Option<String>,
+        pub email: Option<String>,
+    }
+
+    /// One kind's registration (`webhooksRegistered`).
+    #[derive(Debug, Clone, PartialEq, Serialize)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct RegisteredWebhook {
+        /// Lever's event name, e.g. `candidateStageChange`.
+        pub event: String,
+        /// `created`, `exists`, `recreated`, `createdWithoutToken` or `failed`.
+        pub status: String,
+        /// Lever's webhook id.
+        pub id: Option<String>,
+    }
+
+    /// Webhooks registered in Lever (`webhooksRegistered`).
+    #[derive(Debug, Clone, PartialEq, Serialize)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct WebhooksRegistered {
+        pub webhooks: Vec<RegisteredWebhook>,
+        /// A Lever Super Admin must switch API-made webhooks on before they deliver.
+        pub reminder: String,
     }
 
     /// A finished backfill (`backfillFinished`).

@@ -25,7 +25,7 @@ fn the_committed_schemas_are_the_generated_ones() {
         "{}\nRun `{REGENERATE}` and commit shared/schemas/.",
         problems.join("\n")
     );
-    assert_eq!(generated.len(), 27, "7 commands, 1 message, 19 events");
+    assert_eq!(generated.len(), 29, "7 commands, 1 message, 21 events");
 }
 
 #[test]

@@ -725,7 +725,8 @@ async fn an_oauth_tenant_is_refreshed_by_every_function_that_calls_lever() {
         .and_then(|u| u["id"].as_str())
         .unwrap()
         .to_string();
-    assert!(store.set_owner(&tenant, &owner).await.unwrap());
+    let picked = lever_bridge::events::owner_changed(&tenant, &owner, "", None, None, now_ms());
+    assert!(store.set_owner(&tenant, &owner, &picked).await.unwrap());
     let new_opportunity = || async {
         lever
             .admin(

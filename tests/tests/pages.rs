@@ -574,6 +574,38 @@ async fn the_walk_from_a_link_to_a_connected_tenant<B: Backend>() {
     for body in browser.pages.lock().unwrap().iter() {
         assert!(!body.contains(&full) && !body.contains(&partial));
     }
+
+    // The vendor is told, through the outbox: connected, the owner, the webhooks.
+    let bus = B::test_bus().await;
+    bus.set_up().await;
+    let mut mapping = rig.store.mapping(bus.sink()).await;
+    mapping.run().await;
+    let arrived = bus.arrived().await;
+    for e in &arrived {
+        contract::check_event(e);
+    }
+    let of = |kind: &str| {
+        arrived
+            .iter()
+            .filter(|e| e.kind == kind && e.tenant_id == tenant)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(of("tenantConnected").len(), 1);
+    let owner = of("ownerChanged");
+    assert_eq!(owner.len(), 1, "{arrived:?}");
+    assert_eq!(owner[0].after["userId"], pick["id"]);
+    assert_eq!(owner[0].after["name"], pick["name"]);
+    assert!(owner[0].before.is_null(), "the first owner");
+    let hooks = of("webhooksRegistered");
+    assert_eq!(hooks.len(), 1, "{arrived:?}");
+    assert_eq!(hooks[0].after["webhooks"].as_array().unwrap().len(), 10);
+    assert!(
+        hooks[0].after["webhooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["status"] == "created")
+    );
 }
 
 /// The line of `html` holding `needle`.

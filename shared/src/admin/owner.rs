@@ -71,7 +71,15 @@ where
                 ),
             ));
         }
-        if !self.store.set_owner(id, &user.id).await? {
+        let event = crate::events::owner_changed(
+            id,
+            &user.id,
+            &user.name,
+            user.email.as_deref(),
+            ctx.tenant.owner_user_id.as_deref(),
+            self.clock.now_ms(),
+        );
+        if !self.store.set_owner(id, &user.id, &event).await? {
             return Err(AdminError::new(
                 404,
                 "unknown_tenant",

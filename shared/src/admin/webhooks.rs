@@ -124,6 +124,16 @@ where
             return Err(self.fail(id, e).await);
         }
         tracing::info!(tenant = id, "webhooks registered");
+        let registered = results
+            .iter()
+            .map(|r| crate::events::payload::RegisteredWebhook {
+                event: r["event"].as_str().unwrap_or_default().to_string(),
+                status: r["status"].as_str().unwrap_or_default().to_string(),
+                id: r["id"].as_str().map(str::to_string),
+            })
+            .collect();
+        let event = crate::events::webhooks_registered(id, registered, self.clock.now_ms());
+        self.store.tenant_event(id, &event).await?;
         Ok(json!({"tenantId": id, "webhooks": results, "reminder": SUPER_ADMIN_REMINDER}))
     }
 

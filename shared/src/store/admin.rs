@@ -51,11 +51,20 @@ pub struct PostingRecord {
 /// role mapping, and the erasure of a tenant.
 pub trait AdminStore: SyncStore + Send + Sync {
     /// Sets the owner on an existing tenant record (an update, so a concurrent status change is
-    /// not overwritten). False when the tenant does not exist.
+    /// not overwritten), with `event` (`ownerChanged`) in the same write. False when the tenant
+    /// does not exist.
     fn set_owner(
         &self,
         tenant: &str,
         user: &str,
+        event: &crate::events::VendorEvent,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Puts `event` in the outbox on the tenant's record (what happened has no item of its own
+    /// here, e.g. webhooks registered in Lever). False when the tenant does not exist.
+    fn tenant_event(
+        &self,
+        tenant: &str,
+        event: &crate::events::VendorEvent,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Creates or replaces these postings.
     fn put_postings(

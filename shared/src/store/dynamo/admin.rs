@@ -166,16 +166,49 @@ impl AdminStore for DynamoStore {
         Ok(out.attributes().is_some())
     }
 
-    async fn set_owner(&self, tenant: &str, user: &str) -> Result<bool, StoreError> {
+    async fn set_owner(
+        &self,
+        tenant: &str,
+        user: &str,
+        event: &crate::events::VendorEvent,
+    ) -> Result<bool, StoreError> {
         let res = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(pk_tenant(tenant)))
             .key("sk", s(SK_TENANT))
-            .update_expression("SET ownerUserId = :u")
+            .update_expression("SET ownerUserId = :u, #outbox = :o")
             .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#outbox", OUTBOX_ATTRIBUTE)
             .expression_attribute_values(":u", s(user))
+            .expression_attribute_values(
+                ":o",
+                s(crate::events::to_outbox(std::slice::from_ref(event))),
+            )
+            .send()
+            .await;
+        conditional(res).map(|o| o.is_some())
+    }
+
+    async fn tenant_event(
+        &self,
+        tenant: &str,
+        event: &crate::events::VendorEvent,
+    ) -> Result<bool, StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk_tenant(tenant)))
+            .key("sk", s(SK_TENANT))
+            .update_expression("SET #outbox = :o")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#outbox", OUTBOX_ATTRIBUTE)
+            .expression_attribute_values(
+                ":o",
+                s(crate::events::to_outbox(std::slice::from_ref(event))),
+            )
             .send()
             .await;
         conditional(res).map(|o| o.is_some())

@@ -75,14 +75,32 @@ impl AdminStore for InMemoryStore {
             .is_some())
     }
 
-    async fn set_owner(&self, tenant: &str, user: &str) -> Result<bool, StoreError> {
-        Ok(match self.0.lock().unwrap().tenants.get_mut(tenant) {
-            Some(t) => {
-                t.owner_user_id = Some(user.to_string());
-                true
-            }
-            None => false,
-        })
+    async fn set_owner(
+        &self,
+        tenant: &str,
+        user: &str,
+        event: &crate::events::VendorEvent,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        let Some(t) = s.tenants.get_mut(tenant) else {
+            return Ok(false);
+        };
+        t.owner_user_id = Some(user.to_string());
+        s.emit(std::slice::from_ref(event));
+        Ok(true)
+    }
+
+    async fn tenant_event(
+        &self,
+        tenant: &str,
+        event: &crate::events::VendorEvent,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        if !s.tenants.contains_key(tenant) {
+            return Ok(false);
+        }
+        s.emit(std::slice::from_ref(event));
+        Ok(true)
     }
 
     async fn put_postings(
