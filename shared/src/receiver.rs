@@ -281,8 +281,10 @@ impl<S: WebhookStore + StatsStore + DeletionStore, K: SecretStore, C: Clock> Rec
         if !crate::ids::tenant_id(tenant) {
             return Ok(Verified::No);
         }
+        // A key of a later generation than this instance's copy proves a rotation (only the stack
+        // can make its MAC): read the secret again, and take the key even if the read lags.
         let check = |s: &Option<std::sync::Arc<crate::secrets::TenantSecret>>| match s {
-            Some(s) if s.url_generation != generation => Verified::RetiredUrl,
+            Some(s) if generation < s.url_generation => Verified::RetiredUrl,
             Some(s)
                 if verify(
                     &env.signature,
@@ -295,7 +297,12 @@ impl<S: WebhookStore + StatsStore + DeletionStore, K: SecretStore, C: Clock> Rec
             }
             _ => Verified::No,
         };
-        let first = check(&self.secrets.get(tenant).await?);
+        let cached = self.secrets.get(tenant).await?;
+        let cached = match &cached {
+            Some(s) if generation > s.url_generation => self.secrets.reload(tenant).await?,
+            _ => cached,
+        };
+        let first = check(&cached);
         if first == Verified::Yes {
             return Ok(first);
         }

@@ -46,6 +46,10 @@ pub struct TenantSecret {
     /// The generation of the tenant's webhook URL key (`crate::urlkey`): rotating moves it on.
     #[serde(default)]
     pub url_generation: u32,
+    /// Per event name, the id of the Lever webhook the first token came from: a webhook at the
+    /// tenant's URL with another id has a token nobody holds.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub webhook_ids: BTreeMap<String, String>,
 }
 
 /// A tenant's OAuth tokens: Lever's access token (1 h), the refresh token (rotated on every refresh)
@@ -93,6 +97,18 @@ impl TenantSecret {
         }
         list.insert(0, token);
         list.truncate(MAX_TOKENS);
+    }
+
+    /// The token of the Lever webhook `id` (just made), first among the kind's.
+    pub fn set_webhook(&mut self, kind: EventKind, id: &str, token: Redacted) {
+        self.add_token(kind, token, true);
+        self.webhook_ids
+            .insert(kind.as_str().to_string(), id.to_string());
+    }
+
+    /// The id of the Lever webhook whose token is the kind's first.
+    pub fn webhook_id(&self, kind: EventKind) -> Option<&str> {
+        self.webhook_ids.get(kind.as_str()).map(String::as_str)
     }
 }
 
@@ -165,6 +181,8 @@ struct WebhooksPart {
     webhook_tokens: BTreeMap<String, Vec<Redacted>>,
     #[serde(default)]
     url_generation: u32,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    webhook_ids: BTreeMap<String, String>,
 }
 
 /// The Lever credentials secret's JSON.
@@ -323,6 +341,7 @@ impl SecretStore for SecretsManagerStore {
                 serde_json::from_str(&text).map_err(|_| SecretsError::Malformed)?;
             secret.webhook_tokens = p.webhook_tokens;
             secret.url_generation = p.url_generation;
+            secret.webhook_ids = p.webhook_ids;
         }
         if let Some(text) = lever {
             let p: LeverPart = serde_json::from_str(&text).map_err(|_| SecretsError::Malformed)?;
@@ -336,6 +355,7 @@ impl SecretStore for SecretsManagerStore {
         let webhooks = serde_json::to_string(&WebhooksPart {
             webhook_tokens: secret.webhook_tokens.clone(),
             url_generation: secret.url_generation,
+            webhook_ids: secret.webhook_ids.clone(),
         })
         .map_err(|_| SecretsError::Malformed)?;
         let lever = serde_json::to_string(&LeverPart {

@@ -652,7 +652,8 @@ async fn webhooks_register_once_and_pasted_tokens_rotate() {
     )
     .await;
     let mut s3 = rig.secrets.load(&id).await.unwrap().unwrap();
-    s3.webhook_tokens.clear();
+    // One kind's token kept: the tenant has given out URLs, so a rotation has something to do.
+    s3.webhook_tokens.retain(|kind, _| kind == "candidateHired");
     rig.secrets.save(&id, &s3).await.unwrap();
     let (s, v) = rig.call("POST", &path, Value::Null).await;
     assert_eq!(

@@ -21,6 +21,14 @@ struct TokenBody {
     keep_previous: Option<bool>,
 }
 
+/// What making a kind's webhook came to.
+enum Made {
+    /// Made, its token saved: its id.
+    Made(String),
+    /// Made, but Lever gave no token (it must be pasted): its id.
+    WithoutToken(String),
+}
+
 impl<L, S, K, C> Admin<L, S, K, C>
 where
     S: TenantStore + StatsStore + AdminStore + CommandStore,
@@ -31,16 +39,21 @@ where
     fn base_url(&self) -> Result<&str, AdminError> {
         self.settings.webhook_base_url.as_deref().ok_or_else(|| {
             AdminError::new(
-                500,
+                409,
                 "not_configured",
-                "WEBHOOK_BASE_URL is not set for this deployment",
+                "this deployment has no WEBHOOK_BASE_URL, so it cannot tell Lever where to deliver: deploy \
+the template (it sets it to the webhook API's URL), or make the webhooks in Lever by hand and paste their tokens \
+(PUT /admin/tenants/{id}/webhooks/{event}/token)",
             )
         })
     }
 
-    /// `POST /admin/tenants/{id}/webhooks`. A kind whose webhook exists at our URL and whose token
-    /// is stored is left alone; one that exists without a stored token (GET never shows tokens) is
-    /// deleted and made again to learn its token; a missing one is created.
+    /// `POST /admin/tenants/{id}/webhooks`: each kind ends with one webhook in Lever, at the
+    /// tenant's current URL, whose token is stored, and registering again converges whatever an
+    /// earlier attempt left. Per kind: the webhook at our URL whose id the stored token came from
+    /// stays; otherwise a new one is made and its token saved at once (tied to its id), and only
+    /// then are the others of the kind (at our URL with a token nobody holds, or at a retired URL)
+    /// deleted. A create whose answer was lost is resolved by listing Lever's webhooks.
     pub async fn register_webhooks(&self, id: &str) -> Result<Value, AdminError> {
         let base = self.base_url()?.to_string();
         let ctx = self.ctx(id).await?;
@@ -49,79 +62,69 @@ where
             Ok(w) => w,
             Err(e) => return Err(self.fail(id, e).await),
         };
-        let mut created: Vec<(EventKind, Redacted)> = Vec::new();
+        let mut secret = ctx.secret.clone();
+        let tenant_prefix = format!("{}/webhooks/{id}/", base.trim_end_matches('/'));
         let mut results = Vec::new();
-        let mut failure = None;
         for kind in EventKind::ALL {
-            let Some(url) = self.webhook_url(id, ctx.secret.url_generation, kind.as_str()) else {
+            let Some(url) = self.webhook_url(id, secret.url_generation, kind.as_str()) else {
                 return Err(AdminError::new(
                     500,
                     "not_configured",
                     "this function has no webhook URL keys (WEBHOOK_URL_KEY_SECRET_NAME)",
                 ));
             };
-            // The tenant's webhooks for this kind at a retired URL key point nowhere: they go.
-            let tenant_prefix = format!("{}/webhooks/{id}/", base.trim_end_matches('/'));
-            for w in existing.iter().filter(|w| {
-                w.event == kind.as_str() && w.url != url && w.url.starts_with(&tenant_prefix)
-            }) {
-                if let Err(e) = lever.delete_webhook(&w.id).await {
-                    failure = Some(e);
-                    break;
-                }
-            }
-            if failure.is_some() {
-                break;
-            }
-            let ours: Vec<_> = existing
-                .iter()
-                .filter(|w| w.url == url && w.event == kind.as_str())
-                .collect();
-            if !ours.is_empty() && !ctx.secret.tokens(kind).is_empty() {
-                results.push(json!({"event": kind.as_str(), "url": url, "status": "exists", "id": ours[0].id}));
-                continue;
-            }
-            let mut status = "created";
-            for w in &ours {
-                if let Err(e) = lever.delete_webhook(&w.id).await {
-                    failure = Some(e);
-                    break;
-                }
-                status = "recreated";
-            }
-            if failure.is_some() {
-                break;
-            }
-            match lever.create_webhook(&url, kind.as_str()).await {
-                Ok(w) => {
-                    let Some(token) = w.signature_token() else {
-                        results.push(json!({"event": kind.as_str(), "url": url, "status": "createdWithoutToken", "id": w.id,
+            let at_url = |hooks: &[crate::lever::models::Webhook]| -> Vec<String> {
+                hooks
+                    .iter()
+                    .filter(|w| w.event == kind.as_str() && w.url == url)
+                    .map(|w| w.id.clone())
+                    .collect()
+            };
+            let here = at_url(&existing);
+            let held = (!secret.tokens(kind).is_empty())
+                .then(|| match secret.webhook_id(kind) {
+                    Some(known) => here.iter().find(|w| *w == known).cloned(),
+                    // A token pasted by hand, or stored before ids were: the one webhook there.
+                    None if here.len() == 1 => Some(here[0].clone()),
+                    None => None,
+                })
+                .flatten();
+            let (keep, status) = match held {
+                Some(w) => (w, "exists"),
+                None => {
+                    match Box::pin(self.create_webhook(&lever, id, kind, &url, &mut secret)).await {
+                        Ok(Made::Made(w)) => (
+                            w,
+                            if here.is_empty() {
+                                "created"
+                            } else {
+                                "recreated"
+                            },
+                        ),
+                        Ok(Made::WithoutToken(w)) => {
+                            results.push(json!({"event": kind.as_str(), "url": url, "status": "createdWithoutToken", "id": w,
                             "message": "Lever did not return a signature token: copy it from Lever's UI and paste it"}));
-                        continue;
-                    };
-                    created.push((kind, Redacted::new(token)));
-                    results.push(
-                        json!({"event": kind.as_str(), "url": url, "status": status, "id": w.id}),
-                    );
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
-                Err(e) => {
-                    failure = Some(e);
-                    break;
+            };
+            // What Lever had of the kind besides the one kept: at our URL with a token nobody
+            // holds, or at a retired URL of this tenant (one made in this call without an answer
+            // was dealt with by create_webhook).
+            for w in existing.iter().filter(|w| {
+                w.event == kind.as_str()
+                    && w.id != keep
+                    && (w.url == url || w.url.starts_with(&tenant_prefix))
+            }) {
+                if let Err(e) = lever.delete_webhook(&w.id).await
+                    && !matches!(e, crate::lever::LeverError::NotFound(_))
+                {
+                    return Err(self.fail(id, e).await);
                 }
             }
-        }
-        // Save what was created even when a later kind failed, so no token is lost; on the secret
-        // as stored now (an OAuth refresh may have rotated the tokens meanwhile).
-        if !created.is_empty() {
-            self.update_secret(id, |s| {
-                for (kind, token) in created {
-                    s.add_token(kind, token, true);
-                }
-            })
-            .await?;
-        }
-        if let Some(e) = failure {
-            return Err(self.fail(id, e).await);
+            results.push(json!({"event": kind.as_str(), "url": url, "status": status, "id": keep}));
         }
         tracing::info!(tenant = id, "webhooks registered");
         let registered = results
@@ -137,10 +140,92 @@ where
         Ok(json!({"tenantId": id, "webhooks": results, "reminder": SUPER_ADMIN_REMINDER}))
     }
 
+    /// Makes the kind's webhook at `url` and saves its token, tied to its id, before anything
+    /// else. An answer lost on the way (Lever may have made it) is resolved from Lever's list:
+    /// what Lever made without telling us its token is deleted and made again, once.
+    async fn create_webhook(
+        &self,
+        lever: &crate::lever::calls::Lever<'_, L>,
+        id: &str,
+        kind: EventKind,
+        url: &str,
+        secret: &mut crate::secrets::TenantSecret,
+    ) -> Result<Made, AdminError> {
+        use crate::lever::LeverError;
+        let mut attempt = 0;
+        let made = loop {
+            attempt += 1;
+            match lever.create_webhook(url, kind.as_str()).await {
+                Ok(w) => break w,
+                Err(
+                    e @ (LeverError::Transport { .. }
+                    | LeverError::Server { .. }
+                    | LeverError::RateLimited),
+                ) if attempt == 1 => {
+                    tracing::warn!(tenant = id, event = kind.as_str(), error = %e, "a webhook's creation has no answer: resolving it from Lever's list");
+                    let listed = match lever.webhooks().await {
+                        Ok(w) => w,
+                        Err(e) => return Err(self.fail(id, e).await),
+                    };
+                    for w in listed.iter().filter(|w| {
+                        w.event == kind.as_str()
+                            && w.url == url
+                            && secret.webhook_id(kind) != Some(w.id.as_str())
+                    }) {
+                        if let Err(e) = lever.delete_webhook(&w.id).await
+                            && !matches!(e, LeverError::NotFound(_))
+                        {
+                            return Err(self.fail(id, e).await);
+                        }
+                    }
+                }
+                Err(e) => return Err(self.fail(id, e).await),
+            }
+        };
+        let Some(token) = made.signature_token().map(Redacted::new) else {
+            return Ok(Made::WithoutToken(made.id));
+        };
+        let saved = self
+            .update_secret(id, |s| s.set_webhook(kind, &made.id, token))
+            .await;
+        match saved {
+            Ok(s) => {
+                *secret = s;
+                Ok(Made::Made(made.id))
+            }
+            Err(e) => {
+                // Its token would be nobody's: it goes now (or, failing that, next time).
+                let _ = lever.delete_webhook(&made.id).await;
+                Err(AdminError::new(
+                    503,
+                    "unavailable",
+                    format!(
+                        "the {} webhook was made in Lever but its token could not be saved ({}): register \
+again (POST /admin/tenants/{id}/webhooks), which finishes the job",
+                        kind.as_str(),
+                        e.message
+                    ),
+                ))
+            }
+        }
+    }
+
     /// `POST /admin/tenants/{id}/webhooks/urlKey`: a new key for the tenant's webhook URLs (one
     /// leaked): the old URLs stop at once, and the webhooks are registered again at the new ones.
     pub async fn rotate_url_key(&self, id: &str) -> Result<Value, AdminError> {
         self.tenant(id).await?;
+        self.base_url()?;
+        let current = self.secrets.load(id).await?.unwrap_or_default();
+        if EventKind::ALL.iter().all(|k| current.tokens(*k).is_empty()) {
+            return Err(AdminError::new(
+                409,
+                "no_webhooks",
+                format!(
+                    "tenant `{id}` has no webhooks yet, so no URL was given out to rotate: register them \
+(POST /admin/tenants/{id}/webhooks) or paste their tokens (PUT /admin/tenants/{id}/webhooks/{{event}}/token)"
+                ),
+            ));
+        }
         let saved = self.update_secret(id, |s| s.url_generation += 1).await?;
         tracing::info!(
             tenant = id,
@@ -204,7 +289,11 @@ or enter the new URLs (GET /admin/tenants/{id}/status lists them) in Lever",
         self.tenant(id).await?;
         let keep_previous = b.keep_previous.unwrap_or(true);
         let saved = self
-            .update_secret(id, |s| s.add_token(kind, token, keep_previous))
+            .update_secret(id, |s| {
+                s.add_token(kind, token, keep_previous);
+                // A webhook made in Lever's UI: whose id it is, nobody here knows.
+                s.webhook_ids.remove(kind.as_str());
+            })
             .await?;
         let count = saved.tokens(kind).len();
         tracing::info!(

@@ -36,6 +36,8 @@ impl Fault {
 pub(crate) struct FaultPlan {
     queue: VecDeque<(Fault, u32)>,
     random: Option<RandomFaults>,
+    /// Faults for one route: (method, path, requests to let through first, fault).
+    targeted: Vec<(String, String, u32, Fault)>,
 }
 
 struct RandomFaults {
@@ -53,6 +55,25 @@ impl FaultPlan {
 
     pub fn clear(&mut self) {
         self.queue.clear();
+        self.targeted.clear();
+    }
+
+    pub fn push_on(&mut self, method: &str, path: &str, skip: u32, fault: Fault) {
+        self.targeted
+            .push((method.to_string(), path.to_string(), skip, fault));
+    }
+
+    /// The targeted fault for this request, if its route has one due.
+    pub fn next_on(&mut self, method: &str, path: &str) -> Option<Fault> {
+        let at = self
+            .targeted
+            .iter()
+            .position(|(m, p, _, _)| m == method && p == path)?;
+        if self.targeted[at].2 > 0 {
+            self.targeted[at].2 -= 1;
+            return None;
+        }
+        Some(self.targeted.remove(at).3)
     }
 
     pub fn set_random(&mut self, ratio: f64, faults: Vec<Fault>, seed: u64) {

@@ -71,7 +71,11 @@ pub(crate) async fn gate(State(sim): State<Simulator>, req: Request, next: Next)
         return finish(ApiError::bad_request("The request body could not be read").into_response());
     };
 
-    let fault = lock(&sim.inner.faults).next();
+    let fault = {
+        let mut plan = lock(&sim.inner.faults);
+        let general = plan.next();
+        plan.next_on(parts.method.as_str(), uri.path()).or(general)
+    };
     if let Some(f) = &fault {
         let label = f.label();
         sim.log_update(id, |e| e.fault = Some(label));

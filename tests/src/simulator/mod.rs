@@ -221,6 +221,12 @@ impl Simulator {
         lock(&self.inner.faults).push(fault, count);
     }
 
+    /// The `skip + 1`-th authenticated request to `method path` (e.g. `POST /v1/webhooks`) from now
+    /// gets `fault`; other routes are untouched.
+    pub fn push_fault_on(&self, method: &str, path: &str, skip: u32, fault: Fault) {
+        lock(&self.inner.faults).push_on(method, path, skip, fault);
+    }
+
     /// Forgets the pushed faults not yet used (random faults stay as set).
     pub fn clear_faults(&self) {
         lock(&self.inner.faults).clear();

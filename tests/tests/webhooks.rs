@@ -1,0 +1,326 @@
+//! Webhook registration and URL-key rotation converge, on both stores against the simulator: a
+//! rotation whose token save fails once and one of whose creates Lever applies but never answers,
+//! then registering again, leaves every kind with one webhook in Lever, at the current URL, whose
+//! token the bridge holds; a delivery to a new URL is accepted straight after the rotation, even by
+//! a warm webhook instance; bad input says what to do.
+
+use lever_bridge::admin::http::Group;
+use lever_bridge::admin::{Admin, Settings};
+use lever_bridge::clock::SystemClock;
+use lever_bridge::lever::{HttpLever, RateLimiter, RetryPolicy};
+use lever_bridge::receiver::Receiver;
+use lever_bridge::secrets::{CachedSecrets, SecretStore, SecretsError, TenantSecret};
+use lever_bridge::webhook::EventKind;
+use lever_bridge_tests::simulator::{Fault, KeyPerms, SimConfig, Simulator};
+use lever_bridge_tests::*;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+const HOOKS: &str = "https://hooks.example.test/prod";
+
+on_both_stores!(
+    a_rotation_through_a_failed_save_and_a_lost_answer_converges,
+    bad_input_says_what_to_do,
+);
+
+/// A secret store whose `n`-th save from when it is armed fails.
+#[derive(Clone)]
+struct FlakySaves<K> {
+    inner: K,
+    /// Saves left before the failing one; negative: none fails.
+    fail_in: Arc<AtomicI64>,
+}
+
+impl<K: SecretStore> SecretStore for FlakySaves<K> {
+    async fn load(&self, tenant: &str) -> Result<Option<TenantSecret>, SecretsError> {
+        self.inner.load(tenant).await
+    }
+    async fn save(&self, tenant: &str, secret: &TenantSecret) -> Result<(), SecretsError> {
+        if self.fail_in.fetch_sub(1, Ordering::SeqCst) == 0 {
+            return Err(SecretsError::Unavailable(
+                "injected: the save failed".into(),
+            ));
+        }
+        self.inner.save(tenant, secret).await
+    }
+    async fn delete(&self, tenant: &str) -> Result<(), SecretsError> {
+        self.inner.delete(tenant).await
+    }
+}
+
+type A<B> = Admin<Arc<HttpLever>, B, FlakySaves<<B as Backend>::Secrets>, SystemClock>;
+
+struct Rig<B: Backend> {
+    sim: Simulator,
+    key: String,
+    store: B,
+    secrets: FlakySaves<B::Secrets>,
+    admin: A<B>,
+}
+
+impl<B: Backend> Rig<B> {
+    async fn new(webhook_base_url: Option<&str>) -> Self {
+        let sim = Simulator::start(SimConfig::default()).await;
+        let key = format!("key-{}", random_hex(16));
+        sim.add_key(&key, KeyPerms::all());
+        let (store, secrets) = B::make().await;
+        let secrets = FlakySaves {
+            inner: secrets,
+            fail_in: Arc::new(AtomicI64::new(-1)),
+        };
+        let mut settings = Settings::new(
+            &lever_bridge::config::Config::default(),
+            None,
+            None,
+            Some(url_keys()),
+        );
+        settings.webhook_base_url = webhook_base_url.map(str::to_string);
+        settings.environments = vec![("sandbox".into(), sim.base_url())];
+        let lever = Arc::new(HttpLever::new(
+            RateLimiter::new(10.0, 20),
+            RetryPolicy::default(),
+        ));
+        let admin = Admin::new(lever, store.clone(), secrets.clone(), SystemClock, settings);
+        Rig {
+            sim,
+            key,
+            store,
+            secrets,
+            admin,
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
+        let body = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        let r = self
+            .admin
+            .handle(&Group::ALL, method, path, body.as_bytes())
+            .await;
+        openapi::check_answer(method, path, r.status, r.content_type, &r.body);
+        (r.status, r.value())
+    }
+
+    async fn connect(&self) -> String {
+        let id = unique("acme");
+        let (status, v) = self
+            .call(
+                "POST",
+                "/admin/tenants",
+                json!({"tenantId": id, "environment": "sandbox", "apiKey": self.key}),
+            )
+            .await;
+        assert_eq!(status, 201, "{v}");
+        id
+    }
+
+    fn receiver(&self, kind: EventKind) -> Receiver<B, B::Secrets, SystemClock> {
+        Receiver::new(
+            kind,
+            self.store.clone(),
+            CachedSecrets::new(self.secrets.inner.clone(), SystemClock, 300_000),
+            SystemClock,
+            url_keys(),
+        )
+    }
+}
+
+/// The URL key in a webhook URL `<base>/webhooks/<tenant>/<key>/<event>`.
+fn key_of(url: &str) -> String {
+    let parts: Vec<&str> = url.rsplitn(3, '/').collect();
+    parts[1].to_string()
+}
+
+/// Every kind has one webhook in Lever, at the tenant's current URL, and a delivery signed with
+/// the token Lever holds for it is accepted there.
+async fn assert_converged<B: Backend>(rig: &Rig<B>, id: &str) {
+    let secret = rig.secrets.load(id).await.unwrap().unwrap();
+    let generation = secret.url_generation;
+    for kind in EventKind::ALL {
+        let hooks: Vec<Value> = rig
+            .sim
+            .webhooks()
+            .into_iter()
+            .filter(|w| w["event"] == kind.as_str())
+            .collect();
+        let urls: Vec<&str> = hooks.iter().filter_map(|w| w["url"].as_str()).collect();
+        assert_eq!(hooks.len(), 1, "{kind:?}: {urls:?}");
+        let url = hooks[0]["url"].as_str().unwrap();
+        assert_eq!(
+            url,
+            rig.admin
+                .webhook_url(id, generation, kind.as_str())
+                .unwrap(),
+            "{kind:?} is at the current URL"
+        );
+        let token = hooks[0]["configuration"]["signatureToken"]
+            .as_str()
+            .unwrap();
+        let (_, body) = delivery(kind, token, now_ms(), sample_data(kind, "opp-converged"));
+        let reply = rig.receiver(kind).receive(id, &key_of(url), &body).await;
+        assert_eq!(
+            reply.status, 200,
+            "{kind:?}: a delivery signed with Lever's token: {reply:?}"
+        );
+    }
+}
+
+async fn a_rotation_through_a_failed_save_and_a_lost_answer_converges<B: Backend>() {
+    let rig = Rig::<B>::new(Some(HOOKS)).await;
+    let id = rig.connect().await;
+    let (status, v) = rig
+        .call(
+            "POST",
+            &format!("/admin/tenants/{id}/webhooks"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_converged(&rig, &id).await;
+    // A clean rotation, timed against the admin function's 29 s.
+    let started = std::time::Instant::now();
+    let (status, v) = rig
+        .call(
+            "POST",
+            &format!("/admin/tenants/{id}/webhooks/urlKey"),
+            Value::Null,
+        )
+        .await;
+    println!(
+        "a clean rotation: {status} in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_converged(&rig, &id).await;
+    let generation = rig.secrets.load(&id).await.unwrap().unwrap().url_generation;
+
+    // A webhook instance warm from before the rotation (its cache holds generation 0).
+    let warm = rig.receiver(EventKind::CandidateHired);
+    let old_url = rig
+        .admin
+        .webhook_url(&id, generation, "candidateHired")
+        .unwrap();
+    let token = rig
+        .sim
+        .webhooks()
+        .into_iter()
+        .find(|w| w["event"] == "candidateHired")
+        .unwrap()["configuration"]["signatureToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, body) = delivery(
+        EventKind::CandidateHired,
+        &token,
+        now_ms(),
+        sample_data(EventKind::CandidateHired, "opp-warm"),
+    );
+    assert_eq!(
+        warm.receive(&id, &key_of(&old_url), &body).await.status,
+        200
+    );
+
+    // The rotation: the third secret save fails (a token's), and Lever applies the fifth create
+    // but its answer never arrives.
+    rig.secrets.fail_in.store(2, Ordering::SeqCst);
+    rig.sim
+        .push_fault_on("POST", "/v1/webhooks", 4, Fault::DropAfterApply);
+    let (status, v) = rig
+        .call(
+            "POST",
+            &format!("/admin/tenants/{id}/webhooks/urlKey"),
+            Value::Null,
+        )
+        .await;
+    println!("rotation through faults: {status} {v}");
+    rig.secrets.fail_in.store(-1, Ordering::SeqCst);
+
+    // Straight after: a delivery to a new URL is accepted, by the warm instance too.
+    let new_url = rig
+        .admin
+        .webhook_url(&id, generation + 1, "candidateHired")
+        .unwrap();
+    let (_, body) = delivery(
+        EventKind::CandidateHired,
+        &token,
+        now_ms(),
+        sample_data(EventKind::CandidateHired, "opp-new-url"),
+    );
+    let at_new = warm.receive(&id, &key_of(&new_url), &body).await.status;
+    let (_, body) = delivery(
+        EventKind::CandidateHired,
+        &token,
+        now_ms(),
+        sample_data(EventKind::CandidateHired, "opp-old-url"),
+    );
+    let at_old = warm.receive(&id, &key_of(&old_url), &body).await.status;
+    println!(
+        "straight after the rotation, a warm instance answers: new URL {at_new}, old URL {at_old}"
+    );
+
+    // Registering again converges.
+    let (status, v) = rig
+        .call(
+            "POST",
+            &format!("/admin/tenants/{id}/webhooks"),
+            Value::Null,
+        )
+        .await;
+    println!("registering again: {status} {v}");
+    assert_eq!(status, 200, "{v}");
+    assert_converged(&rig, &id).await;
+    assert!(
+        rig.sim
+            .requests()
+            .iter()
+            .any(|r| r.fault.as_deref() == Some("drop_after_apply")),
+        "a create's answer was lost on the way"
+    );
+    assert_eq!(at_new, 200, "a new URL is accepted at once");
+    assert_eq!(
+        at_old, 401,
+        "and once it took one, the instance refuses the retired URL"
+    );
+}
+
+async fn bad_input_says_what_to_do<B: Backend>() {
+    let rig = Rig::<B>::new(Some(HOOKS)).await;
+    let id = rig.connect().await;
+    let (status, v) = rig
+        .call(
+            "POST",
+            &format!("/admin/tenants/{id}/webhooks/urlKey"),
+            Value::Null,
+        )
+        .await;
+    println!("rotating a tenant without webhooks: {status} {v}");
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(v["error"], "no_webhooks");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("POST /admin/tenants/"),
+        "{v}"
+    );
+
+    let bare = Rig::<B>::new(None).await;
+    let id = bare.connect().await;
+    let (status, v) = bare
+        .call(
+            "POST",
+            &format!("/admin/tenants/{id}/webhooks"),
+            Value::Null,
+        )
+        .await;
+    println!("registering without WEBHOOK_BASE_URL: {status} {v}");
+    assert_eq!(status, 409, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("WEBHOOK_BASE_URL"),
+        "{v}"
+    );
+}
