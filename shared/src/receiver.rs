@@ -283,8 +283,17 @@ impl<S: WebhookStore + StatsStore + DeletionStore, K: SecretStore, C: Clock> Rec
         }
         // A key of a later generation than this instance's copy proves a rotation (only the stack
         // can make its MAC): read the secret again, and take the key even if the read lags.
+        let ahead = |s: &crate::secrets::TenantSecret| {
+            generation > s.url_generation
+                && generation - s.url_generation <= crate::urlkey::ROTATIONS_AHEAD
+        };
         let check = |s: &Option<std::sync::Arc<crate::secrets::TenantSecret>>| match s {
-            Some(s) if generation < s.url_generation => Verified::RetiredUrl,
+            Some(s)
+                if generation < s.url_generation
+                    || (generation != s.url_generation && !ahead(s)) =>
+            {
+                Verified::RetiredUrl
+            }
             Some(s)
                 if verify(
                     &env.signature,
@@ -299,7 +308,7 @@ impl<S: WebhookStore + StatsStore + DeletionStore, K: SecretStore, C: Clock> Rec
         };
         let cached = self.secrets.get(tenant).await?;
         let cached = match &cached {
-            Some(s) if generation > s.url_generation => self.secrets.reload(tenant).await?,
+            Some(s) if ahead(s) => self.secrets.reload(tenant).await?,
             _ => cached,
         };
         let first = check(&cached);

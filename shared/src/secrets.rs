@@ -99,6 +99,16 @@ impl TenantSecret {
         list.truncate(MAX_TOKENS);
     }
 
+    /// A new tenant's first secret. Its URL keys start at a random generation, so a tenant deleted
+    /// and connected again under the same id finds none of its earlier URLs valid (the keys are a
+    /// function of tenant and generation alone).
+    pub fn first() -> TenantSecret {
+        TenantSecret {
+            url_generation: fastrand::u32(1..crate::urlkey::FIRST_GENERATIONS),
+            ..TenantSecret::default()
+        }
+    }
+
     /// The token of the Lever webhook `id` (just made), first among the kind's.
     pub fn set_webhook(&mut self, kind: EventKind, id: &str, token: Redacted) {
         self.add_token(kind, token, true);

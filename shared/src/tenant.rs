@@ -281,7 +281,10 @@ pub async fn update_secret<S: TenantStore, K: SecretStore, C: Clock>(
             .await?
         {
             let result = within(READ_BUDGET + SAVE_BUDGET, "changing the secret", async {
-                let mut secret = secrets.load(tenant).await?.unwrap_or_default();
+                let mut secret = match secrets.load(tenant).await? {
+                    Some(s) => s,
+                    None => TenantSecret::first(),
+                };
                 change(&mut secret);
                 secrets.save(tenant, &secret).await?;
                 Ok(secret)

@@ -12,6 +12,14 @@ use sha2::Sha256;
 /// Bytes of the MAC the key carries.
 const MAC_BYTES: usize = 16;
 
+/// A new tenant's first generation is drawn from `1..FIRST_GENERATIONS`.
+pub const FIRST_GENERATIONS: u32 = 1 << 30;
+
+/// How far ahead of a webhook instance's cached generation a key may be and still prove a
+/// rotation the instance has not read yet (rotations move one generation at a time; a tenant
+/// connected again starts a random distance away).
+pub const ROTATIONS_AHEAD: u32 = 3;
+
 /// The deployment's URL-key secret.
 #[derive(Clone)]
 pub struct UrlKeys {

@@ -135,10 +135,22 @@ impl<B: Backend> Rig<B> {
         )
     }
 
+    /// The tenant's URL key now (a new tenant's generation starts at random).
+    async fn url_key(&self, id: &str) -> String {
+        // A deleted tenant has none: any key is refused then.
+        let generation = self
+            .secrets
+            .load(id)
+            .await
+            .unwrap()
+            .map_or(0, |s| s.url_generation);
+        url_keys().key(id, generation)
+    }
+
     /// The status a fresh webhook receiver of `kind` answers `body` with, at the tenant's URL.
     async fn deliver(&self, id: &str, kind: EventKind, body: &[u8]) -> u16 {
         self.receiver(kind)
-            .receive(id, &url_key(id), body)
+            .receive(id, &self.url_key(id).await, body)
             .await
             .status
     }
@@ -240,7 +252,10 @@ async fn connect_then_disconnect_deletes_secret_and_data<B: Backend>() {
     assert_eq!(urls.len(), 10);
     assert_eq!(
         urls["candidateHired"],
-        format!("{HOOKS}/webhooks/{id}/{}/candidateHired", url_key(&id))
+        format!(
+            "{HOOKS}/webhooks/{id}/{}/candidateHired",
+            rig.url_key(&id).await
+        )
     );
     let stored = rig.secrets.load(&id).await.unwrap().unwrap();
     assert_eq!(stored.api_key.as_ref().unwrap().expose(), rig.key);
@@ -531,7 +546,11 @@ async fn webhooks_register_once_and_pasted_tokens_rotate() {
         let kind = EventKind::parse(h["event"].as_str().unwrap()).unwrap();
         assert_eq!(
             h["url"],
-            format!("{HOOKS}/webhooks/{id}/{}/{}", url_key(&id), kind.as_str())
+            format!(
+                "{HOOKS}/webhooks/{id}/{}/{}",
+                rig.url_key(&id).await,
+                kind.as_str()
+            )
         );
         let token = h["configuration"]["signatureToken"].as_str().unwrap();
         assert_eq!(secret.tokens(kind)[0].expose(), token);
@@ -598,11 +617,17 @@ async fn webhooks_register_once_and_pasted_tokens_rotate() {
     assert_eq!(rig.sim.webhooks().len(), 10);
 
     // A leaked URL: rotating its key moves every webhook to new URLs; the old ones stop.
+    let old_key = rig.url_key(&id).await;
+    let g0 = rig.secrets.load(&id).await.unwrap().unwrap().url_generation;
     let (s, v) = rig
         .call("POST", &format!("{path}/urlKey"), Value::Null)
         .await;
-    assert_eq!((s, v["urlGeneration"].as_u64()), (200, Some(1)), "{v}");
-    let new_key = url_keys().key(&id, 1);
+    assert_eq!(
+        (s, v["urlGeneration"].as_u64()),
+        (200, Some(u64::from(g0) + 1)),
+        "{v}"
+    );
+    let new_key = url_keys().key(&id, g0 + 1);
     assert_eq!(
         v["webhookUrls"]["candidateHired"],
         format!("{HOOKS}/webhooks/{id}/{new_key}/candidateHired")
@@ -625,7 +650,7 @@ async fn webhooks_register_once_and_pasted_tokens_rotate() {
     let (_, body) = delivery(kind, &token, now_ms(), sample_data(kind, "opp-r"));
     let rx = rig.receiver(kind);
     assert_eq!(
-        rx.receive(&id, &url_key(&id), &body).await.status,
+        rx.receive(&id, &old_key, &body).await.status,
         401,
         "the old URL stops"
     );
@@ -673,12 +698,13 @@ async fn webhooks_register_once_and_pasted_tokens_rotate() {
     );
     let message = v["message"].as_str().unwrap();
     assert!(
-        message.contains("rotated (generation 2)") && message.contains("POST /admin/tenants/"),
+        message.contains(&format!("rotated (generation {})", g0 + 2))
+            && message.contains("POST /admin/tenants/"),
         "{message}"
     );
     assert_eq!(
         rig.secrets.load(&id).await.unwrap().unwrap().url_generation,
-        2
+        g0 + 2
     );
     rig.assert_no_secret_in_answers();
 }

@@ -22,6 +22,7 @@ const HOOKS: &str = "https://hooks.example.test/prod";
 on_both_stores!(
     a_rotation_through_a_failed_save_and_a_lost_answer_converges,
     bad_input_says_what_to_do,
+    a_tenant_connected_again_resurrects_no_old_url,
 );
 
 /// A secret store whose `n`-th save from when it is armed fails.
@@ -323,4 +324,67 @@ async fn bad_input_says_what_to_do<B: Backend>() {
         v["message"].as_str().unwrap().contains("WEBHOOK_BASE_URL"),
         "{v}"
     );
+}
+
+/// A tenant deleted and connected again under the same id: none of its earlier URLs, current or
+/// rotated away, takes a delivery (the new tenant's URL keys start at a random generation).
+async fn a_tenant_connected_again_resurrects_no_old_url<B: Backend>() {
+    let rig = Rig::<B>::new(Some(HOOKS)).await;
+    let id = rig.connect().await;
+    let webhooks = format!("/admin/tenants/{id}/webhooks");
+    assert_eq!(rig.call("POST", &webhooks, Value::Null).await.0, 200);
+    let first = rig.secrets.load(&id).await.unwrap().unwrap().url_generation;
+    let (status, v) = rig
+        .call("POST", &format!("{webhooks}/urlKey"), Value::Null)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let old: Vec<(EventKind, String)> = [first, first + 1]
+        .into_iter()
+        .flat_map(|g| {
+            EventKind::ALL.map(|k| (k, rig.admin.webhook_url(&id, g, k.as_str()).unwrap()))
+        })
+        .collect();
+    let (status, v) = rig
+        .call("DELETE", &format!("/admin/tenants/{id}"), Value::Null)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = rig
+        .call(
+            "POST",
+            "/admin/tenants",
+            json!({"tenantId": id, "environment": "sandbox", "apiKey": rig.key}),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(rig.call("POST", &webhooks, Value::Null).await.0, 200);
+    let again = rig.secrets.load(&id).await.unwrap().unwrap().url_generation;
+    println!(
+        "generations: first tenant {first}..={}, connected again {again}",
+        first + 1
+    );
+    let mut answers = Vec::new();
+    for (kind, url) in &old {
+        let token = rig
+            .sim
+            .webhooks()
+            .into_iter()
+            .find(|w| w["event"] == kind.as_str())
+            .unwrap()["configuration"]["signatureToken"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (_, body) = delivery(*kind, &token, now_ms(), sample_data(*kind, "opp-old"));
+        answers.push(
+            rig.receiver(*kind)
+                .receive(&id, &key_of(url), &body)
+                .await
+                .status,
+        );
+    }
+    println!(
+        "deliveries to the {} old URLs answer: {answers:?}",
+        old.len()
+    );
+    assert!(answers.iter().all(|s| *s == 401), "{answers:?}");
+    assert_converged(&rig, &id).await;
 }

@@ -104,7 +104,7 @@ chosen environment, and that it was not deleted (Lever: Settings > Integrations 
         }
         self.verify_key(&base_url, &key).await?;
         // Secret first: a record without a secret would be a tenant nobody can use.
-        self.update_secret(&id, |s| s.api_key = Some(key)).await?;
+        let saved = self.update_secret(&id, |s| s.api_key = Some(key)).await?;
         let now = self.clock.now_ms();
         let tenant = Tenant::connected(&id, &base_url, now);
         self.store
@@ -124,7 +124,7 @@ chosen environment, and that it was not deleted (Lever: Settings > Integrations 
                 "leverBaseUrl": base_url,
                 "status": "connected",
                 "connectedAt": now,
-                "webhookUrls": self.webhook_urls(&id, 0),
+                "webhookUrls": self.webhook_urls(&id, saved.url_generation),
                 "next": [
                     format!("POST /admin/tenants/{id}/test"),
                     format!("GET /admin/tenants/{id}/users, then PUT /admin/tenants/{id}/owner"),
