@@ -264,6 +264,61 @@ async fn refresh_under_lease<S: TenantStore, K: SecretStore, C: Clock>(
 /// stored now, applies `change` and saves the result. A writer holding an older copy would otherwise
 /// write back a refresh token Lever has already retired, or drop a token pasted meanwhile. Waits up
 /// to `wait` for the lease. Answers the secret as saved.
+/// How long a deleted tenant's mark keeps writers that waited for its lease from writing its
+/// secret again: longer than any of them waits (8 s) and holds the lease ([`REFRESH_LEASE_MS`]).
+pub const DELETED_MARK_MS: i64 = 5 * 60_000;
+
+/// Deletes the tenant's secret and records under its secret lease, so no writer in flight (a key
+/// replacement, a token pasted, an OAuth refresh) saves the secret again after it, and leaves the
+/// lease as the deleted tenant's mark (lifted when the tenant connects again). `first` runs under
+/// the lease before anything is deleted.
+pub async fn delete_tenant<S, K, C>(
+    store: &S,
+    secrets: &K,
+    clock: &C,
+    tenant: &str,
+    wait: Duration,
+    first: impl Future<Output = Result<(), TenantError>>,
+) -> Result<(), TenantError>
+where
+    S: TenantStore + crate::store::AdminStore,
+    K: SecretStore,
+    C: Clock,
+{
+    let holder = random_holder();
+    let give_up = Instant::now() + wait;
+    loop {
+        let now = clock.now_ms();
+        if store
+            .acquire_refresh_lease(tenant, &holder, now, now + REFRESH_LEASE_MS)
+            .await?
+        {
+            let done = async {
+                first.await?;
+                secrets.delete(tenant).await?;
+                store.delete_tenant_data(tenant).await?;
+                Ok(())
+            }
+            .await;
+            return match done {
+                Ok(()) => Ok(store
+                    .mark_deleted(tenant, clock.now_ms() + DELETED_MARK_MS)
+                    .await?),
+                Err(e) => {
+                    if let Err(e) = store.release_refresh_lease(tenant, &holder).await {
+                        tracing::warn!(tenant, error = %e, "could not release the secret lease");
+                    }
+                    Err(e)
+                }
+            };
+        }
+        if Instant::now() >= give_up {
+            return Err(TenantError::Busy);
+        }
+        tokio::time::sleep(Duration::from_millis(100 + fastrand::u64(..100))).await;
+    }
+}
+
 pub async fn update_secret<S: TenantStore, K: SecretStore, C: Clock>(
     store: &S,
     secrets: &K,

@@ -23,14 +23,27 @@ on_both_stores!(
     a_rotation_through_a_failed_save_and_a_lost_answer_converges,
     bad_input_says_what_to_do,
     a_tenant_connected_again_resurrects_no_old_url,
+    a_delete_racing_a_secret_writer_leaves_nothing,
 );
 
-/// A secret store whose `n`-th save from when it is armed fails.
+/// A secret store whose `n`-th save from when it is armed fails, and whose saves and deletes can
+/// be slow (a writer holding the secret lease a while).
 #[derive(Clone)]
 struct FlakySaves<K> {
     inner: K,
     /// Saves left before the failing one; negative: none fails.
     fail_in: Arc<AtomicI64>,
+    /// How long each save and delete waits first, ms.
+    delay_ms: Arc<AtomicI64>,
+}
+
+impl<K> FlakySaves<K> {
+    async fn pause(&self) {
+        let ms = self.delay_ms.load(Ordering::SeqCst);
+        if ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(ms as u64)).await;
+        }
+    }
 }
 
 impl<K: SecretStore> SecretStore for FlakySaves<K> {
@@ -43,9 +56,11 @@ impl<K: SecretStore> SecretStore for FlakySaves<K> {
                 "injected: the save failed".into(),
             ));
         }
+        self.pause().await;
         self.inner.save(tenant, secret).await
     }
     async fn delete(&self, tenant: &str) -> Result<(), SecretsError> {
+        self.pause().await;
         self.inner.delete(tenant).await
     }
 }
@@ -69,6 +84,7 @@ impl<B: Backend> Rig<B> {
         let secrets = FlakySaves {
             inner: secrets,
             fail_in: Arc::new(AtomicI64::new(-1)),
+            delay_ms: Arc::new(AtomicI64::new(0)),
         };
         let mut settings = Settings::new(
             &lever_bridge::config::Config::default(),
@@ -387,4 +403,78 @@ async fn a_tenant_connected_again_resurrects_no_old_url<B: Backend>() {
     );
     assert!(answers.iter().all(|s| *s == 401), "{answers:?}");
     assert_converged(&rig, &id).await;
+}
+
+/// A delete racing each writer of the tenant's secret (a key replaced, a token pasted), the writer
+/// holding the lease first or the delete: no secret and no record is left.
+async fn a_delete_racing_a_secret_writer_leaves_nothing<B: Backend>() {
+    let rig = Rig::<B>::new(Some(HOOKS)).await;
+    let other_key = format!("key-{}", random_hex(16));
+    rig.sim.add_key(&other_key, KeyPerms::all());
+    let pause = |ms: u64| tokio::time::sleep(std::time::Duration::from_millis(ms));
+    for what in ["a key replaced", "a token pasted"] {
+        for writer_first in [true, false] {
+            let id = rig.connect().await;
+            let (path, body) = if what == "a key replaced" {
+                (
+                    format!("/admin/tenants/{id}/apiKey"),
+                    json!({"apiKey": other_key}),
+                )
+            } else {
+                (
+                    format!("/admin/tenants/{id}/webhooks/candidateHired/token"),
+                    json!({"token": "pasted-token"}),
+                )
+            };
+            rig.secrets.delay_ms.store(600, Ordering::SeqCst);
+            let write = async {
+                if !writer_first {
+                    pause(200).await;
+                }
+                rig.call("PUT", &path, body.clone()).await
+            };
+            let delete = async {
+                if writer_first {
+                    pause(300).await;
+                }
+                rig.call("DELETE", &format!("/admin/tenants/{id}"), Value::Null)
+                    .await
+            };
+            let ((ws, wv), (ds, dv)) = tokio::join!(write, delete);
+            rig.secrets.delay_ms.store(0, Ordering::SeqCst);
+            let secret = rig.secrets.inner.load(&id).await.unwrap();
+            println!(
+                "{what}, {} first: writer {ws} {}, delete {ds}; secret left: {}",
+                if writer_first { "writer" } else { "delete" },
+                wv["error"].as_str().unwrap_or("ok"),
+                secret.is_some()
+            );
+            assert_eq!(ds, 200, "{dv}");
+            assert!(
+                secret.is_none(),
+                "{what}: the deleted tenant's secret was written again"
+            );
+            assert!(rig.store.tenant(&id).await.unwrap().is_none());
+        }
+    }
+    // Connected again under the same id: the deletion's mark is lifted.
+    let id = rig.connect().await;
+    rig.call("DELETE", &format!("/admin/tenants/{id}"), Value::Null)
+        .await;
+    let (status, v) = rig
+        .call(
+            "POST",
+            "/admin/tenants",
+            json!({"tenantId": id, "environment": "sandbox", "apiKey": rig.key}),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = rig
+        .call(
+            "PUT",
+            &format!("/admin/tenants/{id}/webhooks/candidateHired/token"),
+            json!({"token": "t2"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
 }

@@ -8,6 +8,7 @@ use crate::secrets::{Redacted, SecretStore};
 use crate::store::{AdminStore, CommandStore, StatsStore, Tenant, TenantStatus, TenantStore};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::time::Duration;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -103,6 +104,8 @@ chosen environment, and that it was not deleted (Lever: Settings > Integrations 
             ));
         }
         self.verify_key(&base_url, &key).await?;
+        // A tenant deleted before under this id: connecting it again lifts the deletion's mark.
+        self.store.clear_deleted(&id).await?;
         // Secret first: a record without a secret would be a tenant nobody can use.
         let saved = self.update_secret(&id, |s| s.api_key = Some(key)).await?;
         let now = self.clock.now_ms();
@@ -182,16 +185,29 @@ chosen environment, and that it was not deleted (Lever: Settings > Integrations 
     /// tenant's URLs receive then get 401 (unknown tenant) once instances' caches expire.
     pub async fn disconnect(&self, id: &str) -> Result<Value, AdminError> {
         self.tenant(id).await?;
-        // Each parked command ends as failed, so the vendor hears of every one.
-        let failed = crate::push::parked::fail_all(
+        // Under the secret lease: no writer in flight saves the secret again after it is gone.
+        let failed = std::sync::atomic::AtomicUsize::new(0);
+        crate::tenant::delete_tenant(
             &self.store,
+            &self.secrets,
+            &self.clock,
             id,
-            "the tenant was deleted before it reconnected",
-            self.clock.now_ms(),
+            Duration::from_secs(8),
+            async {
+                // Each parked command ends as failed, so the vendor hears of every one.
+                let n = crate::push::parked::fail_all(
+                    &self.store,
+                    id,
+                    "the tenant was deleted before it reconnected",
+                    self.clock.now_ms(),
+                )
+                .await?;
+                failed.store(n, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            },
         )
         .await?;
-        self.secrets.delete(id).await?;
-        self.store.delete_tenant_data(id).await?;
+        let failed = failed.load(std::sync::atomic::Ordering::SeqCst);
         tracing::info!(tenant = id, "tenant deleted");
         Ok(json!({
             "tenantId": id,

@@ -226,6 +226,7 @@ where
             ));
         };
         let now = self.clock.now_ms();
+        self.store.clear_deleted(&id).await?;
         // Secret first: a record without a secret would be a tenant nobody can use. Webhook tokens
         // stay; an API key stored before is dropped (OAuth replaces it).
         let tokens = OAuthTokens {

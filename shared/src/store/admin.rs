@@ -89,7 +89,8 @@ pub trait AdminStore: SyncStore + Send + Sync {
         tenant: &str,
     ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
     /// Deletes what can be reached by key: the tenant record, its figures and rejections, postings,
-    /// roles, parked commands and the dedup records of its deliveries (from the deliveries index).
+    /// roles, parked commands and the dedup records of its deliveries (from the deliveries index);
+    /// not the secret lease, which the deletion holds.
     /// Candidate views, contacts and command records are keyed per opportunity/command and cannot
     /// be enumerated without an index; they expire or stay orphaned (no Scan).
     fn delete_tenant_data(

@@ -67,6 +67,9 @@ pub fn transition_event(
     })
 }
 
+/// Who holds a deleted tenant's lease.
+pub const DELETED_HOLDER: &str = "deleted";
+
 pub trait TenantStore: Send + Sync {
     fn put_tenant(&self, t: &Tenant) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Creates or replaces the tenant record of a tenant that (re)connected, with its
@@ -101,4 +104,14 @@ pub trait TenantStore: Send + Sync {
         tenant: &str,
         holder: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Turns the lease a deletion holds into the deleted tenant's mark, held by
+    /// [`DELETED_HOLDER`] until `until_ms`: a writer that was waiting for the lease cannot take it
+    /// and write the deleted secret again.
+    fn mark_deleted(
+        &self,
+        tenant: &str,
+        until_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Lifts that mark (connecting the tenant again); nothing when there is none.
+    fn clear_deleted(&self, tenant: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -316,6 +316,8 @@ impl AdminStore for DynamoStore {
             );
         }
         keys.extend(self.delivery_keys(tenant).await?);
+        // The lease stays: the deletion holds it, and turns it into the deleted tenant's mark.
+        keys.retain(|(_, sk)| sk != SK_OAUTH_LEASE);
         keys.sort();
         keys.dedup();
         self.delete_all(keys).await

@@ -78,6 +78,25 @@ impl TenantStore for DynamoStore {
         conditional(res).map(|o| o.is_some())
     }
 
+    async fn mark_deleted(&self, tenant: &str, until_ms: i64) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(pk_tenant(tenant)))
+            .item("sk", s(SK_OAUTH_LEASE))
+            .item("holder", s(DELETED_HOLDER))
+            .item("leaseUntil", n(until_ms))
+            .item("expiresAt", n(until_ms / 1000 + 3600))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn clear_deleted(&self, tenant: &str) -> Result<(), StoreError> {
+        self.release_refresh_lease(tenant, DELETED_HOLDER).await
+    }
+
     async fn release_refresh_lease(&self, tenant: &str, holder: &str) -> Result<(), StoreError> {
         let res = self
             .client

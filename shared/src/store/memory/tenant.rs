@@ -66,4 +66,17 @@ impl TenantStore for InMemoryStore {
         }
         Ok(())
     }
+
+    async fn mark_deleted(&self, tenant: &str, until_ms: i64) -> Result<(), StoreError> {
+        self.0
+            .lock()
+            .unwrap()
+            .leases
+            .insert(tenant.to_string(), (DELETED_HOLDER.to_string(), until_ms));
+        Ok(())
+    }
+
+    async fn clear_deleted(&self, tenant: &str) -> Result<(), StoreError> {
+        self.release_refresh_lease(tenant, DELETED_HOLDER).await
+    }
 }
