@@ -69,6 +69,36 @@ impl UrlKeys {
     }
 }
 
+impl UrlKeys {
+    /// A MAC of `data` for `purpose` under the deployment's secret (128 bits, hex): what the
+    /// stack hands out and takes back with no call, e.g. the OAuth state.
+    pub fn sign(&self, purpose: &str, data: &str) -> String {
+        let full = self.purpose_mac(purpose, data).finalize().into_bytes();
+        hex::encode(&full[..MAC_BYTES])
+    }
+
+    /// Whether `mac` is [`UrlKeys::sign`]'s for `purpose` and `data` (in constant time).
+    pub fn verify(&self, purpose: &str, data: &str, mac: &str) -> bool {
+        mac.len() == 2 * MAC_BYTES
+            && hex::decode(mac).is_ok_and(|given| {
+                self.purpose_mac(purpose, data)
+                    .verify_truncated_left(&given)
+                    .is_ok()
+            })
+    }
+
+    fn purpose_mac(&self, purpose: &str, data: &str) -> Hmac<Sha256> {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes a key of any length");
+        // A purpose with `#` cannot collide with a URL key's input (`<tenant>/<generation>`).
+        mac.update(b"#");
+        mac.update(purpose.as_bytes());
+        mac.update(b"#");
+        mac.update(data.as_bytes());
+        mac
+    }
+}
+
 /// A webhook URL: `<base>/webhooks/<tenant>/<key>/<event>`.
 pub fn webhook_url(base: &str, tenant: &str, key: &str, event: &str) -> String {
     format!(
@@ -107,5 +137,23 @@ mod tests {
         ] {
             assert_eq!(keys.check("acme", bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_signature_is_its_purposes_and_datas_only() {
+        let keys = UrlKeys::new("deployment secret");
+        let mac = keys.sign("oauth-state", "1.abc");
+        assert!(keys.verify("oauth-state", "1.abc", &mac));
+        assert!(!keys.verify("oauth-state", "1.abd", &mac));
+        assert!(!keys.verify("other", "1.abc", &mac));
+        assert!(!UrlKeys::new("another").verify("oauth-state", "1.abc", &mac));
+        assert!(
+            !keys.verify("oauth-state", "1.abc", "zz") && !keys.verify("oauth-state", "1.abc", "")
+        );
+        // Never a URL key: those MAC `<tenant>/<generation>`.
+        assert_ne!(
+            keys.key("acme", 1).split_once('.').unwrap().1,
+            keys.sign("acme", "1")
+        );
     }
 }

@@ -1352,7 +1352,13 @@ async fn oauth_connect_then_push_with_bearer<B: Backend>() {
     let v = r.value();
     let url = v["authorizeUrl"].as_str().unwrap();
     let state = v["state"].as_str().unwrap();
-    assert_eq!(state.len(), 64);
+    // `<expiry>.<256 random bits>.<MAC>`: the callback knows one of ours without a call.
+    let parts: Vec<&str> = state.split('.').collect();
+    assert_eq!(
+        (parts.len(), parts[1].len(), parts[2].len()),
+        (3, 64, 32),
+        "{state}"
+    );
     assert!(v["expiresAt"].as_i64().unwrap() > now_ms() + 9 * 60_000);
     for part in [
         "response_type=code",
@@ -2039,4 +2045,89 @@ async fn no_refresh_outlives_its_invocation<B: Backend>() {
         rig.sim.live_refresh_tokens().contains(&after),
         "Lever still honours the stored refresh token"
     );
+}
+
+/// Strangers cost nothing at the one unauthenticated admin route: a forged, tampered or expired
+/// OAuth state fails before any AWS call (DynamoDB requests counted at the SDK).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strangers_oauth_callback_costs_no_aws_request() {
+    let sim = Simulator::start(SimConfig::default()).await;
+    let aws = aws().await;
+    let (_, table) = fresh_table(&aws).await;
+    let (client, counter) = counted_dynamodb(&aws);
+    let store = DynamoStore::new(client, &table);
+    let mut settings = Settings::new(
+        &lever_bridge::config::Config::default(),
+        Some(Arc::new(OAuthClient::new(sim_oauth(&sim), None))),
+        None,
+        Some(url_keys()),
+    );
+    settings.environments = vec![("sandbox".into(), sim.base_url())];
+    let admin = Admin::new(
+        Arc::new(HttpLever::new(
+            RateLimiter::new(10.0, 20),
+            RetryPolicy::default(),
+        )),
+        store,
+        Arc::new(lever_bridge::secrets::InMemorySecrets::default()),
+        SystemClock,
+        settings,
+    );
+    let callback = |query: String| {
+        let admin = &admin;
+        async move {
+            admin
+                .handle_request(&[Group::OAuth], "GET", "/admin/oauth/callback", &query, b"")
+                .await
+        }
+    };
+    // A genuine state, to tamper with.
+    let started = admin
+        .handle_request(
+            &[Group::OAuth],
+            "GET",
+            "/admin/oauth/authorize",
+            "tenantId=acme-s&environment=sandbox",
+            b"",
+        )
+        .await
+        .value();
+    let genuine = started["state"].as_str().unwrap().to_string();
+    let (expiry, rest) = genuine.split_once('.').unwrap();
+    let tampered = [
+        format!("{}.{rest}", expiry.parse::<i64>().unwrap() + 1),
+        format!("{}0", &genuine[..genuine.len() - 1]),
+        format!("{}.{}", now_ms() - 1, rest),
+    ];
+    let before = counter.get();
+    let mut strangers = 0;
+    for i in 0..100 {
+        let state = match i % 5 {
+            0 => random_hex(32),
+            1 => format!(
+                "{}.{}.{}",
+                now_ms() + 60_000,
+                random_hex(32),
+                random_hex(16)
+            ),
+            n => tampered[n - 2].clone(),
+        };
+        for query in [
+            format!("code=c&state={state}"),
+            format!("error=access_denied&state={state}"),
+        ] {
+            let r = callback(query).await;
+            assert_eq!(r.status, 400, "{}", r.body);
+            strangers += 1;
+        }
+    }
+    let cost = counter.get() - before;
+    println!("{strangers} stranger callbacks: {cost} AWS requests");
+    assert_eq!(cost, 0);
+    // The genuine one still works once (one conditional delete takes it).
+    let code = sim.issue_auth_code(KeyPerms::all());
+    let r = callback(format!("code={code}&state={genuine}")).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = callback(format!("code={code}&state={genuine}")).await;
+    assert_eq!(r.status, 400, "single use: {}", r.body);
 }

@@ -22,6 +22,8 @@ use std::sync::Arc;
 
 /// How long an authorize link (its state) stays usable.
 pub const STATE_TTL_MS: i64 = 10 * 60_000;
+/// What an OAuth state's MAC is for (`crate::urlkey::UrlKeys::sign`).
+const STATE_PURPOSE: &str = "oauth-state";
 
 /// The query string's parameters, decoded.
 pub fn query_params(query: &str) -> HashMap<String, String> {
@@ -119,8 +121,8 @@ where
             ));
         };
         let (id, environment) = (id.to_string(), environment.to_string());
-        let state = random_state()?;
         let expires_at = self.clock.now_ms() + STATE_TTL_MS;
+        let state = self.seal_state(expires_at)?;
         let pending = OAuthPending {
             state_hash: state_hash(&state),
             tenant_id: id.clone(),
@@ -145,6 +147,36 @@ where
         }))
     }
 
+    /// A new authorization's state: `<expiry ms>.<256 random bits>.<MAC>`, so the callback tells
+    /// one of ours, unexpired, from a stranger's without a call.
+    fn seal_state(&self, expires_at: i64) -> Result<String, AdminError> {
+        let keys = self.settings.url_keys.as_ref().ok_or_else(|| {
+            AdminError::new(
+                500,
+                "not_configured",
+                "this function has no URL-key secret to sign OAuth states with (WEBHOOK_URL_KEY_SECRET_NAME)",
+            )
+        })?;
+        let data = format!("{expires_at}.{}", random_state()?);
+        let mac = keys.sign(STATE_PURPOSE, &data);
+        Ok(format!("{data}.{mac}"))
+    }
+
+    /// Whether `state` is one this stack made and has not expired (no call is made).
+    fn state_is_ours(&self, state: &str) -> bool {
+        let Some(keys) = &self.settings.url_keys else {
+            return false;
+        };
+        let Some((data, mac)) = state.rsplit_once('.') else {
+            return false;
+        };
+        let fresh = data
+            .split_once('.')
+            .and_then(|(at, _)| at.parse::<i64>().ok())
+            .is_some_and(|at| at > self.clock.now_ms());
+        fresh && keys.verify(STATE_PURPOSE, data, mac)
+    }
+
     /// `GET /admin/oauth/callback?code=…&state=…`, and the tenant whose connect pages the
     /// browser goes back to when the authorization was started there.
     pub async fn oauth_callback(&self, query: &str) -> Callback {
@@ -162,8 +194,9 @@ where
         let oauth = self.oauth_client()?;
         if let Some(err) = q.get("error") {
             // The admin declined on Lever's consent page (or Lever refused the request). Consume
-            // the state anyway so the link cannot be reused.
-            if let Some(state) = q.get("state")
+            // the state anyway so the link cannot be reused (one of ours only: a stranger's costs
+            // nothing).
+            if let Some(state) = q.get("state").filter(|s| self.state_is_ours(s))
                 && let Some(p) = self
                     .store
                     .take_oauth_state(&state_hash(state), self.clock.now_ms())
@@ -183,7 +216,8 @@ where
                 ),
             ));
         }
-        let Some(state) = q.get("state").filter(|s| !s.is_empty()) else {
+        // A state the stack did not make, or past its expiry, fails before any AWS call.
+        let Some(state) = q.get("state").filter(|s| self.state_is_ours(s)) else {
             return Err(invalid_state());
         };
         let Some(code) = q.get("code").filter(|c| !c.is_empty()) else {
