@@ -69,13 +69,15 @@ SQS_VISIBILITY_FACTOR = 6
 MAX_RECEIVE_COUNT = 10
 LAMBDA_DEFAULT_TIMEOUT = 3
 # The onboarding API's routes per admin binary, read from the router's own list (shared/src/admin/http.rs:
-# ROUTES, and Group::function_name for the binary of each group).
+# ROUTES, and Group::function_name in shared/src/function.rs for the binary of each group).
 HTTP_RS = ROOT / "shared" / "src" / "admin" / "http.rs"
+# Where the groups are named with their functions (Group::function_name).
+FUNCTION_RS = ROOT / "shared" / "src" / "function.rs"
 
 
 def admin_routes() -> dict[str, set[tuple[str, str]]]:
     text = HTTP_RS.read_text(encoding="utf-8")
-    binaries = dict(re.findall(r'Group::(\w+) => "(admin-[\w-]+)"', text))
+    binaries = dict(re.findall(r'Group::(\w+) => "(admin-[\w-]+)"', FUNCTION_RS.read_text(encoding="utf-8")))
     routes: dict[str, set[tuple[str, str]]] = {}
     for method, path, group in re.findall(r'\(\s*"(GET|POST|PUT|DELETE|PATCH)",\s*"(/admin/[^"]*)",\s*(\w+),?\s*\)', text):
         if group not in binaries:

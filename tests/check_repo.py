@@ -7,7 +7,11 @@
       that holds the checkout);
   (b) the functions' configuration is read in one place: `std::env::var` appears in `shared/src` only in
       `shared/src/config.rs`, so what a function reads is what `Config::load` reads, which the tests hold against
-      the environment `infra/template.yaml` gives each function.
+      the environment `infra/template.yaml` gives each function;
+  (c) the library's modules import each other without a circle: from each file of `shared/src` (a module; `mod.rs`
+      is its folder's), every `crate::…` and `super::…` path outside comments and `#[cfg(test)] mod tests` names a
+      module, and the graph of those names has no cycle, so the modules stand in layers and no import runs from a
+      lower one to a higher one (a module's own children excepted). A cycle is printed with its edges.
 
 Usage: python3 tests/check_repo.py. Prints `repo: N files checked, 0 problems` or one line per problem (exit 1).
 """
@@ -37,8 +41,71 @@ def depth(path: Path) -> int:
     return len(path.parent.relative_to(ROOT).parts)
 
 
+CRATE_PATH = re.compile(r"\bcrate::((?:\w+::)*\w+)")
+SUPER_PATH = re.compile(r"\bsuper::((?:\w+::)*\w+)")
+COMMENT = re.compile(r"//[^\n]*")
+TESTS = re.compile(r"#\[cfg\(test\)\]\s*mod tests")
+
+
+def import_cycles() -> list[list[str]]:
+    """(c): the cycles of the module graph of shared/src, each as `a -> b` lines."""
+    src = ROOT / "shared" / "src"
+    mods: dict[str, str] = {}
+    for path in src.rglob("*.rs"):
+        name = str(path.relative_to(src))[:-3]
+        name = name[: -len("/mod")] if name.endswith("/mod") else name
+        if name != "lib":
+            mods[name] = COMMENT.sub("", TESTS.split(path.read_text(encoding="utf-8"))[0])
+
+    def resolve(path: str) -> str | None:
+        parts = path.split("::")
+        for i in range(len(parts), 0, -1):
+            if "/".join(parts[:i]) in mods:
+                return "/".join(parts[:i])
+        return None
+
+    edges: dict[str, set[str]] = {m: set() for m in mods}
+    for m, text in mods.items():
+        parent = "/".join(m.split("/")[:-1])
+        targets = [resolve(p) for p in CRATE_PATH.findall(text)]
+        targets += [resolve(f"{parent.replace('/', '::')}::{p}" if parent else p) for p in SUPER_PATH.findall(text)]
+        edges[m] |= {t for t in targets if t and t != m and not m.startswith(t + "/")}
+    # Tarjan's strongly connected components.
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(edges[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                cycles.append([f"{a} -> {b}" for a in sorted(comp) for b in sorted(edges[a] & set(comp))])
+
+    sys.setrecursionlimit(10_000)
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return cycles
+
+
 def main() -> int:
     problems: list[str] = []
+    for cycle in import_cycles():
+        problems.append("shared/src: modules import each other in a circle: " + ", ".join(cycle))
     files = tracked()
     outside = str(ROOT.parent).rstrip("/") + "/"
     for path in files:

@@ -5,8 +5,8 @@
 //! value: "not configured"). A missing one fails the cold start with an error naming it, and the
 //! tests load every function's configuration from the environment the template gives it.
 
-use crate::admin::http::Group;
 use crate::function::Function;
+use crate::function::Group;
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 

@@ -216,7 +216,7 @@ pub fn webhooks_registered(
         None,
         payload::to_value(payload::WebhooksRegistered {
             webhooks,
-            reminder: crate::admin::webhooks::SUPER_ADMIN_REMINDER.to_string(),
+            reminder: crate::webhook::SUPER_ADMIN_REMINDER.to_string(),
         }),
         at,
     )

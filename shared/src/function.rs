@@ -2,9 +2,51 @@
 //! `AWS::Serverless::Function` each in `infra/template.yaml`. What each reads from its environment is
 //! [`crate::config::Config::load`]'s business; this is the list and the names.
 
-use crate::admin::http::Group;
 use crate::push::command::PushKind;
 use crate::webhook::EventKind;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// connect, replace key, test, users, owner, disconnect, connect links
+    Tenants,
+    /// register, paste token
+    Webhooks,
+    /// status JSON and HTML
+    Status,
+    /// postings sync, role mapping
+    Roles,
+    /// candidate links
+    Resolve,
+    /// OAuth connect: authorize link, callback
+    OAuth,
+    /// the relay's dead letters: replay
+    Events,
+}
+
+impl Group {
+    pub const ALL: [Group; 7] = [
+        Group::Tenants,
+        Group::Webhooks,
+        Group::Status,
+        Group::Roles,
+        Group::Resolve,
+        Group::OAuth,
+        Group::Events,
+    ];
+
+    /// The function that serves the group.
+    pub const fn function_name(self) -> &'static str {
+        match self {
+            Group::Tenants => "admin-tenants",
+            Group::Webhooks => "admin-webhooks",
+            Group::Status => "admin-status",
+            Group::Roles => "admin-roles",
+            Group::Resolve => "admin-resolve",
+            Group::OAuth => "admin-oauth",
+            Group::Events => "admin-events",
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Function {

@@ -4,6 +4,10 @@
 //! signature does not cover `data`, so `data` is parsed leniently and treated as a hint.
 
 use hmac::{Hmac, Mac};
+
+/// Lever's rule for webhooks made through its API (lever-api.md §1), told wherever they are made.
+pub const SUPER_ADMIN_REMINDER: &str = "Webhooks created through the API stay off until a Lever Super Admin \
+switches them on: Settings > Integrations and API > Webhooks, turn on each lever-bridge webhook.";
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::Sha256;

@@ -11,48 +11,8 @@ use crate::secrets::SecretStore;
 use crate::store::{AdminStore, CommandStore, StatsStore, TenantStore};
 use serde_json::Value;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Group {
-    /// connect, replace key, test, users, owner, disconnect, connect links
-    Tenants,
-    /// register, paste token
-    Webhooks,
-    /// status JSON and HTML
-    Status,
-    /// postings sync, role mapping
-    Roles,
-    /// candidate links
-    Resolve,
-    /// OAuth connect: authorize link, callback
-    OAuth,
-    /// the relay's dead letters: replay
-    Events,
-}
-
-impl Group {
-    pub const ALL: [Group; 7] = [
-        Group::Tenants,
-        Group::Webhooks,
-        Group::Status,
-        Group::Roles,
-        Group::Resolve,
-        Group::OAuth,
-        Group::Events,
-    ];
-
-    /// The function that serves the group.
-    pub const fn function_name(self) -> &'static str {
-        match self {
-            Group::Tenants => "admin-tenants",
-            Group::Webhooks => "admin-webhooks",
-            Group::Status => "admin-status",
-            Group::Roles => "admin-roles",
-            Group::Resolve => "admin-resolve",
-            Group::OAuth => "admin-oauth",
-            Group::Events => "admin-events",
-        }
-    }
-}
+/// The admin functions' route groups (each function serves one); defined with the functions.
+pub use crate::function::Group;
 
 fn ok(v: Result<Value, AdminError>) -> Reply {
     match v {

@@ -10,8 +10,7 @@ use crate::webhook::EventKind;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-pub const SUPER_ADMIN_REMINDER: &str = "Webhooks created through the API stay off until a Lever Super Admin \
-switches them on: Settings > Integrations and API > Webhooks, turn on each lever-bridge webhook.";
+pub use crate::webhook::SUPER_ADMIN_REMINDER;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

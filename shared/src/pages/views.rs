@@ -349,7 +349,7 @@ pub fn webhooks(mut frame: Frame, report: &StatusReport, registered: Option<&Val
     render(&Webhooks {
         frame,
         hooks,
-        reminder: crate::admin::webhooks::SUPER_ADMIN_REMINDER,
+        reminder: crate::webhook::SUPER_ADMIN_REMINDER,
     })
 }
 
@@ -460,7 +460,7 @@ nothing reaches Lever until it is connected again. Commands wait meanwhile."
     if missing.is_empty() && r.webhooks.iter().all(|w| w.stat.last_received_at.is_none()) {
         out.push(text(format!(
             "No delivery has arrived yet. {}",
-            crate::admin::webhooks::SUPER_ADMIN_REMINDER
+            crate::webhook::SUPER_ADMIN_REMINDER
         )));
     }
     let p = &r.pushes;
