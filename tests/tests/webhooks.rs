@@ -24,6 +24,7 @@ on_both_stores!(
     bad_input_says_what_to_do,
     a_tenant_connected_again_resurrects_no_old_url,
     a_delete_racing_a_secret_writer_leaves_nothing,
+    a_delete_racing_an_oauth_refresh_leaves_nothing,
 );
 
 /// A secret store whose `n`-th save from when it is armed fails, and whose saves and deletes can
@@ -86,9 +87,20 @@ impl<B: Backend> Rig<B> {
             fail_in: Arc::new(AtomicI64::new(-1)),
             delay_ms: Arc::new(AtomicI64::new(0)),
         };
+        let mut oauth = lever_bridge::config::OAuthConfig::new(
+            lever_bridge_tests::simulator::SIM_CLIENT_ID,
+            lever_bridge::config::ClientSecret::Value(lever_bridge::secrets::Redacted::new(
+                lever_bridge_tests::simulator::SIM_CLIENT_SECRET,
+            )),
+            Some("https://admin.example.test/admin/oauth/callback"),
+        );
+        oauth.authorize_url = Some(sim.authorize_url());
+        oauth.token_url = Some(sim.token_url());
         let mut settings = Settings::new(
             &lever_bridge::config::Config::default(),
-            None,
+            Some(Arc::new(lever_bridge::lever::oauth::OAuthClient::new(
+                oauth, None,
+            ))),
             None,
             Some(url_keys()),
         );
@@ -477,4 +489,66 @@ async fn a_delete_racing_a_secret_writer_leaves_nothing<B: Backend>() {
         )
         .await;
     assert_eq!(status, 200, "{v}");
+}
+
+/// A delete racing an OAuth refresh (the refresh holding the lease first, or the delete): no
+/// tokens are written back for the deleted tenant.
+async fn a_delete_racing_an_oauth_refresh_leaves_nothing<B: Backend>() {
+    let rig = Rig::<B>::new(Some(HOOKS)).await;
+    let pause = |ms: u64| tokio::time::sleep(std::time::Duration::from_millis(ms));
+    for refresh_first in [true, false] {
+        // An OAuth tenant whose access token is due for refresh at once.
+        rig.sim
+            .set_access_token_lifetime(std::time::Duration::from_secs(60));
+        let id = unique("oauth");
+        let r = rig
+            .admin
+            .handle_request(
+                &[Group::OAuth],
+                "GET",
+                "/admin/oauth/authorize",
+                &format!("tenantId={id}&environment=sandbox"),
+                b"",
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.value();
+        let code = rig.sim.issue_auth_code(KeyPerms::all());
+        let query = format!("code={code}&state={}", v["state"].as_str().unwrap());
+        let r = rig
+            .admin
+            .handle_request(&[Group::OAuth], "GET", "/admin/oauth/callback", &query, b"")
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        rig.secrets.delay_ms.store(600, Ordering::SeqCst);
+        // Listing users needs a fresh token: the refresh.
+        let refresh = async {
+            if !refresh_first {
+                pause(200).await;
+            }
+            rig.call("GET", &format!("/admin/tenants/{id}/users"), Value::Null)
+                .await
+        };
+        let delete = async {
+            if refresh_first {
+                pause(300).await;
+            }
+            rig.call("DELETE", &format!("/admin/tenants/{id}"), Value::Null)
+                .await
+        };
+        let ((rs, rv), (ds, dv)) = tokio::join!(refresh, delete);
+        rig.secrets.delay_ms.store(0, Ordering::SeqCst);
+        let secret = rig.secrets.inner.load(&id).await.unwrap();
+        println!(
+            "an OAuth refresh, {} first: users {rs} {}, delete {ds}; secret left: {}",
+            if refresh_first { "refresh" } else { "delete" },
+            rv["error"].as_str().unwrap_or("ok"),
+            secret.is_some()
+        );
+        assert_eq!(ds, 200, "{dv}");
+        assert!(
+            secret.is_none(),
+            "the deleted tenant's tokens were written again"
+        );
+    }
 }
