@@ -259,11 +259,6 @@ async fn refresh_under_lease<S: TenantStore, K: SecretStore, C: Clock>(
     }
 }
 
-/// Changes the tenant's secret without losing anyone else's change: under the tenant's secret
-/// lease (the one an OAuth refresh holds while it rotates the refresh token), re-reads the secret as
-/// stored now, applies `change` and saves the result. A writer holding an older copy would otherwise
-/// write back a refresh token Lever has already retired, or drop a token pasted meanwhile. Waits up
-/// to `wait` for the lease. Answers the secret as saved.
 /// How long a deleted tenant's mark keeps writers that waited for its lease from writing its
 /// secret again: longer than any of them waits (8 s) and holds the lease ([`REFRESH_LEASE_MS`]).
 pub const DELETED_MARK_MS: i64 = 5 * 60_000;
@@ -285,6 +280,35 @@ where
     K: SecretStore,
     C: Clock,
 {
+    let holder = take_lease(store, clock, tenant, wait).await?;
+    let done = async {
+        first.await?;
+        secrets.delete(tenant).await?;
+        store.delete_tenant_data(tenant).await?;
+        Ok(())
+    }
+    .await;
+    match done {
+        Ok(()) => Ok(store
+            .mark_deleted(tenant, clock.now_ms() + DELETED_MARK_MS)
+            .await?),
+        Err(e) => {
+            if let Err(e) = store.release_refresh_lease(tenant, &holder).await {
+                tracing::warn!(tenant, error = %e, "could not release the secret lease");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Takes the tenant's secret lease for a new holder, waiting up to `wait` for another's to end:
+/// the holder, or [`TenantError::Busy`].
+async fn take_lease<S: TenantStore, C: Clock>(
+    store: &S,
+    clock: &C,
+    tenant: &str,
+    wait: Duration,
+) -> Result<String, TenantError> {
     let holder = random_holder();
     let give_up = Instant::now() + wait;
     loop {
@@ -293,24 +317,7 @@ where
             .acquire_refresh_lease(tenant, &holder, now, now + REFRESH_LEASE_MS)
             .await?
         {
-            let done = async {
-                first.await?;
-                secrets.delete(tenant).await?;
-                store.delete_tenant_data(tenant).await?;
-                Ok(())
-            }
-            .await;
-            return match done {
-                Ok(()) => Ok(store
-                    .mark_deleted(tenant, clock.now_ms() + DELETED_MARK_MS)
-                    .await?),
-                Err(e) => {
-                    if let Err(e) = store.release_refresh_lease(tenant, &holder).await {
-                        tracing::warn!(tenant, error = %e, "could not release the secret lease");
-                    }
-                    Err(e)
-                }
-            };
+            return Ok(holder);
         }
         if Instant::now() >= give_up {
             return Err(TenantError::Busy);
@@ -319,6 +326,11 @@ where
     }
 }
 
+/// Changes the tenant's secret without losing anyone else's change: under the tenant's secret
+/// lease (the one an OAuth refresh holds while it rotates the refresh token), re-reads the secret as
+/// stored now, applies `change` and saves the result. A writer holding an older copy would otherwise
+/// write back a refresh token Lever has already retired, or drop a token pasted meanwhile. Waits up
+/// to `wait` for the lease. Answers the secret as saved.
 pub async fn update_secret<S: TenantStore, K: SecretStore, C: Clock>(
     store: &S,
     secrets: &K,
@@ -327,34 +339,21 @@ pub async fn update_secret<S: TenantStore, K: SecretStore, C: Clock>(
     wait: Duration,
     change: impl FnOnce(&mut TenantSecret),
 ) -> Result<TenantSecret, TenantError> {
-    let holder = random_holder();
-    let give_up = Instant::now() + wait;
-    loop {
-        let now = clock.now_ms();
-        if store
-            .acquire_refresh_lease(tenant, &holder, now, now + REFRESH_LEASE_MS)
-            .await?
-        {
-            let result = within(READ_BUDGET + SAVE_BUDGET, "changing the secret", async {
-                let mut secret = match secrets.load(tenant).await? {
-                    Some(s) => s,
-                    None => TenantSecret::first(),
-                };
-                change(&mut secret);
-                secrets.save(tenant, &secret).await?;
-                Ok(secret)
-            })
-            .await;
-            if let Err(e) = store.release_refresh_lease(tenant, &holder).await {
-                tracing::warn!(tenant, error = %e, "could not release the secret lease");
-            }
-            return result;
-        }
-        if Instant::now() >= give_up {
-            return Err(TenantError::Busy);
-        }
-        tokio::time::sleep(Duration::from_millis(100 + fastrand::u64(..100))).await;
+    let holder = take_lease(store, clock, tenant, wait).await?;
+    let result = within(READ_BUDGET + SAVE_BUDGET, "changing the secret", async {
+        let mut secret = match secrets.load(tenant).await? {
+            Some(s) => s,
+            None => TenantSecret::first(),
+        };
+        change(&mut secret);
+        secrets.save(tenant, &secret).await?;
+        Ok(secret)
+    })
+    .await;
+    if let Err(e) = store.release_refresh_lease(tenant, &holder).await {
+        tracing::warn!(tenant, error = %e, "could not release the secret lease");
     }
+    result
 }
 
 pub struct Tenants<S, K, C> {
