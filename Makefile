@@ -1,5 +1,5 @@
 # The verbs a person types. Tools (moto, cargo-lambda, zig) go into .venv on first use.
-.PHONY: dev demo test bench lint fmt build clean template schemas
+.PHONY: dev demo test bench fleet lint fmt build clean template schemas
 
 FUNCTIONS := $(notdir $(basename $(wildcard functions/src/bin/*.rs)))
 
@@ -53,6 +53,12 @@ template:
 ##        limit; writes tests/bench/RESULTS.md and latency.png (about 15 min; BENCH_QUICK=1 for a short check)
 bench:
 	tests/stack.sh bench
+
+## fleet: the fleet benchmark: 200 tenants (10 with 10,000 candidates), each with its own simulated Lever account,
+##        connecting at once and then a day of hourly reconciliations by the real sync handler, the time between
+##        runs skipped; writes tests/bench/FLEET.md (FLEET_ARGS="--tenants 50 --hours 3" for a short look)
+fleet:
+	tests/stack.sh fleet
 
 ## build: release build of every function for Lambda (arm64), then their sizes
 build:

@@ -2,7 +2,8 @@
 # The local stack: the AWS emulator (moto), the table, bus and a tenant, and the functions under
 # `cargo lambda watch`. `stack.sh dev` runs it in the foreground until Ctrl-C; `stack.sh test`
 # starts it on free ports, runs every test against it and stops it; `stack.sh build` makes the
-# release artefacts; `stack.sh bench` runs the benchmarks against the emulator. Nothing is left running.
+# release artefacts; `stack.sh bench` runs the benchmarks against the emulator; `stack.sh fleet` the
+# fleet benchmark (tests/benches/fleet.rs). Nothing is left running.
 set -euo pipefail
 mode=${1:-dev}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,6 +56,26 @@ if [ "$mode" = build ]; then
   echo "==> built in $(( $(date +%s) - start )) s"
   printf '%-36s %12s\n' function "bytes (unzipped)"
   for f in target/lambda/*/bootstrap; do printf '%-36s %12s\n' "$(basename "$(dirname "$f")")" "$(stat -c %s "$f")"; done
+  exit 0
+fi
+
+if [ "$mode" = fleet ]; then
+  # The fleet in process (in-memory store, a simulated Lever account per tenant), the machine and
+  # the date above its tables. FLEET_ARGS go to the bench (`--tenants 50 --hours 3` for a short look).
+  results=${FLEET_RESULTS:-tests/bench/FLEET.md}
+  cargo build --release --quiet -p lever-bridge-tests --bench fleet
+  {
+    echo "# The fleet, measured"
+    echo
+    echo "Written by \`make fleet\` (tests/benches/fleet.rs) on $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)."
+    echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, $(free -g | awk '/Mem:/ {print $2}') GiB;"
+    echo "the functions on one thread, the simulated Lever accounts on two."
+    echo
+    # shellcheck disable=SC2086
+    cargo bench --quiet -p lever-bridge-tests --bench fleet -- ${FLEET_ARGS:-}
+  } >"$results.new"
+  mv "$results.new" "$results"
+  cat "$results"
   exit 0
 fi
 

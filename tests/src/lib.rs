@@ -340,11 +340,35 @@ pub fn tenant_record(id: &str, lever_base_url: &str, owner: Option<&str>) -> Ten
     }
 }
 
+/// Time skipped ahead by [`skip_ahead`]: process-wide, so that the simulator's Lever and the
+/// functions' [`SkippingClock`] agree.
+static SKIPPED_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// The tests' time: the system's, plus what [`skip_ahead`] has skipped.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
+        + SKIPPED_MS.load(Ordering::SeqCst)
+}
+
+/// Moves [`now_ms`] ahead by `ms` at once: a benchmark skips the idle time between scheduled runs,
+/// so a day of them takes minutes, while time runs at its real pace (Lever's rate limit with it)
+/// whenever something is running.
+pub fn skip_ahead(ms: i64) {
+    SKIPPED_MS.fetch_add(ms.max(0), Ordering::SeqCst);
+}
+
+/// A [`lever_bridge::clock::Clock`] reading [`now_ms`]: the functions' time when a benchmark skips
+/// ahead.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SkippingClock;
+
+impl lever_bridge::clock::Clock for SkippingClock {
+    fn now_ms(&self) -> i64 {
+        now_ms()
+    }
 }
 
 /// A delivery as Lever sends it: `token` random per delivery, signed with `signature_token`.
