@@ -54,9 +54,9 @@ template:
 bench:
 	tests/stack.sh bench
 
-## fleet: the fleet benchmark: 200 tenants (10 with 10,000 candidates), each with its own simulated Lever account,
-##        connecting at once and then a day of hourly reconciliations by the real sync handler, the time between
-##        runs skipped; writes tests/bench/FLEET.md (FLEET_ARGS="--tenants 50 --hours 3" for a short look)
+## fleet: the fleet benchmark: 1,000 tenants (10 with 10,000 candidates), each with its own simulated Lever account,
+##        connecting in waves (one, 100, the rest) and then a day of hourly reconciliations by the real sync handler,
+##        the time between runs skipped; writes tests/bench/FLEET.md (FLEET_ARGS="--tenants 50 --hours 3" for a short look)
 fleet:
 	tests/stack.sh fleet
 
