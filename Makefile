@@ -56,7 +56,10 @@ bench:
 
 ## fleet: the fleet benchmark: 1,000 tenants (10 with 10,000 candidates), each with its own simulated Lever account,
 ##        connecting in waves (one, 100, the rest) and then a day of hourly reconciliations by the real sync handler,
-##        the time between runs skipped; writes tests/bench/FLEET.md (FLEET_ARGS="--tenants 50 --hours 3" for a short look)
+##        the time between runs skipped; then a few tenants' day against moto with every AWS request and unit counted
+##        and priced (tests/bench/prices.json); then one tenant at Lever's 429s against the others' pushes;
+##        writes tests/bench/FLEET.md (FLEET_ARGS="--tenants 50 --hours 3",
+##        DAY_ARGS="--tenants 1 --hours 2" for a short look)
 fleet:
 	tests/stack.sh fleet
 

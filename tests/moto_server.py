@@ -19,8 +19,13 @@ Run with the stack's venv: `.venv/bin/python tests/moto_server.py -H 127.0.0.1 -
 stack does).
 """
 
+import base64
 import copy
+import json
+import os
 import sys
+import threading
+import time
 
 import moto.dynamodb.models as models
 from moto.dynamodb.exceptions import TransactionCanceledException
@@ -108,6 +113,227 @@ def transact_write_items(self, transact_items):
 
 
 models.DynamoDBBackend.transact_write_items = transact_write_items
+
+
+# The capacity ledger: with MOTO_CAPACITY_LEDGER=<file>, every DynamoDB data request appends one JSON
+# line: its operation, the read and write units DynamoDB would bill for it and where they land (the
+# table's and each index's partition key). Units follow DynamoDB's rules, not moto's constants: item
+# sizes from attribute names and values (numbers by significant digits, 3 bytes and 1 per element for
+# lists and maps); a write bills the larger of the item before and after, in 1 KB units, doubled in a
+# transaction (a condition check too); an index write when an index entry is added, removed or its
+# projected attributes change (two when its key changes); reads in 4 KB units, half for an eventually
+# consistent read, a query by the items it returns (a filter's discards are not seen: a lower bound).
+LEDGER = os.environ.get("MOTO_CAPACITY_LEDGER")
+_ledger_lock = threading.Lock()
+
+
+def _value_size(v):
+    ((t, x),) = v.items()
+    if t == "S":
+        return len(x.encode("utf-8"))
+    if t == "N":
+        return _number_size(x)
+    if t == "B":
+        return len(base64.b64decode(x)) if isinstance(x, str) else len(x)
+    if t in ("BOOL", "NULL"):
+        return 1
+    if t == "L":
+        return 3 + sum(1 + _value_size(e) for e in x)
+    if t == "M":
+        return 3 + sum(1 + len(k.encode("utf-8")) + _value_size(e) for k, e in x.items())
+    if t == "SS":
+        return sum(len(e.encode("utf-8")) for e in x)
+    if t == "NS":
+        return sum(_number_size(e) for e in x)
+    if t == "BS":
+        return sum(len(base64.b64decode(e)) if isinstance(e, str) else len(e) for e in x)
+    return 0
+
+
+def _number_size(x):
+    digits = len(x.lstrip("-").replace(".", "").strip("0")) or 1
+    return (digits + 1) // 2 + 1
+
+
+def _item_size(attrs):
+    return sum(len(k.encode("utf-8")) + _value_size(v) for k, v in attrs.items())
+
+
+def _plain(attrs):
+    return json.loads(json.dumps(attrs, default=str))
+
+
+def _snapshot(backend, table_name, key):
+    """The item's size and its entries in each global index: (index key, projection, size)."""
+    table = backend.tables.get(table_name)
+    if table is None:
+        return None
+    try:
+        item = backend.get_item(table_name, key)
+    except Exception:
+        return None
+    pk = key.get(table.hash_key_attr, {}).get("S", "?")
+    if item is None:
+        return {"pk": pk, "size": 0, "indexes": {}}
+    attrs = _plain(item.to_json()["Attributes"])
+    indexes = {}
+    for index in table.global_indexes:
+        names = [k["AttributeName"] for k in index.schema]
+        if all(n in attrs for n in names):
+            projected = _plain(index.project(item).to_json()["Attributes"])
+            hash_name = next(k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH")
+            key_values = json.dumps([attrs[n] for n in names], sort_keys=True)
+            indexes[index.name] = (
+                key_values,
+                json.dumps(projected, sort_keys=True),
+                _item_size(projected),
+                next(iter(attrs[hash_name].values())),
+            )
+    return {"pk": pk, "size": _item_size(attrs), "indexes": indexes}
+
+
+def _units(size, per):
+    return max(1, -(-size // per))
+
+
+def _write_parts(table_name, before, after, factor, check=False):
+    parts = []
+    if before is None or after is None:
+        return parts
+    parts.append(["w", table_name, after["pk"], factor * _units(max(before["size"], after["size"]), 1024)])
+    if check:
+        return parts
+    for name in set(before["indexes"]) | set(after["indexes"]):
+        b, a = before["indexes"].get(name), after["indexes"].get(name)
+        if b and a and b[0] == a[0]:
+            if b[1] != a[1]:
+                parts.append(["w", name, a[3], _units(max(b[2], a[2]), 1024)])
+            continue
+        for entry in (b, a):
+            if entry:
+                parts.append(["w", name, entry[3], _units(entry[2], 1024)])
+    return parts
+
+
+def _read_parts(name, pk, size, consistent, factor=1):
+    return [["r", name, pk, factor * _units(size, 4096) * (1 if consistent else 0.5)]]
+
+
+def _record(op, parts, failed=False):
+    line = {"t": time.time(), "op": op, "parts": parts}
+    if failed:
+        line["failed"] = True
+    with _ledger_lock:
+        with open(LEDGER, "a") as f:
+            f.write(json.dumps(line) + "\n")
+
+
+def _item_key(table, item):
+    key = {table.hash_key_attr: item[table.hash_key_attr]}
+    if table.range_key_attr is not None and table.range_key_attr in item:
+        key[table.range_key_attr] = item[table.range_key_attr]
+    return key
+
+
+def _writes_of(handler):
+    """(table, key, transaction factor, is a condition check) for each item a write request touches."""
+    backend, body, op = handler.dynamodb_backend, handler.body, handler._ledger_op
+    out = []
+    if op in ("PutItem", "UpdateItem", "DeleteItem"):
+        table = backend.tables.get(body.get("TableName"))
+        if table is not None:
+            key = body.get("Key") or _item_key(table, body.get("Item", {}))
+            out.append((table.name, key, 1, False))
+    elif op == "BatchWriteItem":
+        for name, requests in body.get("RequestItems", {}).items():
+            table = backend.tables.get(name)
+            for r in requests:
+                if table is not None and "PutRequest" in r:
+                    out.append((name, _item_key(table, r["PutRequest"]["Item"]), 1, False))
+                elif table is not None and "DeleteRequest" in r:
+                    out.append((name, r["DeleteRequest"]["Key"], 1, False))
+    elif op == "TransactWriteItems":
+        for entry in body.get("TransactItems", []):
+            for kind, w in entry.items():
+                table = backend.tables.get(w.get("TableName"))
+                if table is not None:
+                    key = w.get("Key") or _item_key(table, w.get("Item", {}))
+                    out.append((table.name, key, 2, kind == "ConditionCheck"))
+    return out
+
+
+def _ledgered(op, method):
+    def wrapper(self):
+        self._ledger_op = op
+        body = self.body
+        backend = self.dynamodb_backend
+        if op in ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"):
+            writes = [(w, _snapshot(backend, w[0], w[1])) for w in _writes_of(self)]
+            failed = False
+            try:
+                return method(self)
+            except Exception:
+                failed = True
+                raise
+            finally:
+                parts = []
+                for (name, key, factor, check), before in writes:
+                    after = before if failed else _snapshot(backend, name, key)
+                    parts += _write_parts(name, before, after, factor, check)
+                _record(op, parts, failed)
+        result = method(self)
+        parts = []
+        if op == "GetItem":
+            snap = _snapshot(backend, body.get("TableName"), body.get("Key", {}))
+            if snap is not None:
+                parts = _read_parts(body["TableName"], snap["pk"], snap["size"], body.get("ConsistentRead", False))
+        elif op in ("BatchGetItem", "TransactGetItems"):
+            if op == "BatchGetItem":
+                gets = [(n, k, r.get("ConsistentRead", False), 1) for n, r in body.get("RequestItems", {}).items() for k in r.get("Keys", [])]
+            else:
+                gets = [(g["Get"]["TableName"], g["Get"]["Key"], True, 2) for g in body.get("TransactItems", [])]
+            for name, key, consistent, factor in gets:
+                snap = _snapshot(backend, name, key)
+                if snap is not None:
+                    parts += _read_parts(name, snap["pk"], snap["size"], consistent, factor)
+        elif op in ("Query", "Scan"):
+            out = getattr(result, "result", None) or {}
+            items = [_plain(i) for i in out.get("Items", [])]
+            index = body.get("IndexName")
+            table = backend.tables.get(body.get("TableName"))
+            pk = "?"
+            if items and table is not None:
+                hash_name = table.hash_key_attr
+                if index:
+                    gsi = next((g for g in table.global_indexes if g.name == index), None)
+                    if gsi is not None:
+                        hash_name = next(k["AttributeName"] for k in gsi.schema if k["KeyType"] == "HASH")
+                pk = next(iter(items[0].get(hash_name, {"S": "?"}).values()))
+            size = sum(_item_size(i) for i in items)
+            parts = _read_parts(index or body.get("TableName"), pk, size, body.get("ConsistentRead", False))
+        _record(op, parts)
+        return result
+
+    wrapper.__name__ = method.__name__
+    return wrapper
+
+
+if LEDGER:
+    from moto.dynamodb.responses import DynamoHandler
+
+    for _op, _name in [
+        ("PutItem", "put_item"),
+        ("UpdateItem", "update_item"),
+        ("DeleteItem", "delete_item"),
+        ("BatchWriteItem", "batch_write_item"),
+        ("TransactWriteItems", "transact_write_items"),
+        ("GetItem", "get_item"),
+        ("BatchGetItem", "batch_get_item"),
+        ("TransactGetItems", "transact_get_items"),
+        ("Query", "query"),
+        ("Scan", "scan"),
+    ]:
+        setattr(DynamoHandler, _name, _ledgered(_op, getattr(DynamoHandler, _name)))
 
 if __name__ == "__main__":
     main(sys.argv[1:])

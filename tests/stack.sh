@@ -59,26 +59,6 @@ if [ "$mode" = build ]; then
   exit 0
 fi
 
-if [ "$mode" = fleet ]; then
-  # The fleet in process (in-memory store, a simulated Lever account per tenant), the machine and
-  # the date above its tables. FLEET_ARGS go to the bench (`--tenants 50 --hours 3` for a short look).
-  results=${FLEET_RESULTS:-tests/bench/FLEET.md}
-  cargo build --release --quiet -p lever-bridge-tests --bench fleet
-  {
-    echo "# The fleet, measured"
-    echo
-    echo "Written by \`make fleet\` (tests/benches/fleet.rs) on $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)."
-    echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, $(free -g | awk '/Mem:/ {print $2}') GiB;"
-    echo "the functions on one thread, the simulated Lever accounts on two."
-    echo
-    # shellcheck disable=SC2086
-    cargo bench --quiet -p lever-bridge-tests --bench fleet -- ${FLEET_ARGS:-}
-  } >"$results.new"
-  mv "$results.new" "$results"
-  cat "$results"
-  exit 0
-fi
-
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 if [ "$mode" = dev ]; then
   moto_port=${MOTO_PORT:-4566}
@@ -91,6 +71,12 @@ if [ "$mode" = dev ]; then
 elif [ "$mode" = bench ]; then
   moto_port=$(free_port)
   suffix=bench
+elif [ "$mode" = fleet ]; then
+  moto_port=$(free_port)
+  suffix=fleet
+  # moto writes each DynamoDB request's read and write units here (tests/moto_server.py).
+  export MOTO_CAPACITY_LEDGER="$state/capacity-$suffix.jsonl"
+  rm -f "$MOTO_CAPACITY_LEDGER"
 else
   moto_port=$(free_port)
   watch_port=$(free_port)
@@ -140,6 +126,35 @@ echo "==> moto on 127.0.0.1:$moto_port"
 setsid "$venv/bin/python" tests/moto_server.py -H 127.0.0.1 -p "$moto_port" >"$state/moto-$suffix.log" 2>&1 &
 pids+=($!)
 wait_for_port "$moto_port" moto
+
+if [ "$mode" = fleet ]; then
+  # The fleet in process (in-memory store, a simulated Lever account per tenant), then a few
+  # tenants' day against moto with every AWS request and unit counted and turned into dollars, then
+  # one tenant at Lever's 429s against the others' pushes; the
+  # machine and the date above the tables. FLEET_ARGS go to the fleet (`--tenants 50 --hours 3` for
+  # a short look), DAY_ARGS to the day (`--tenants 1 --hours 2`).
+  results=${FLEET_RESULTS:-tests/bench/FLEET.md}
+  cargo build --release --quiet -p lever-bridge-tests --bench fleet --bench tenant_day --bench isolation
+  mkdir -p tests/bench/out
+  {
+    echo "# The fleet, measured"
+    echo
+    echo "Written by \`make fleet\` (tests/benches/fleet.rs, tenant_day.rs and isolation.rs) on $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)."
+    echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, $(free -g | awk '/Mem:/ {print $2}') GiB;"
+    echo "in the fleet, the functions on one thread and the simulated Lever accounts on two."
+    echo
+    # shellcheck disable=SC2086
+    cargo bench --quiet -p lever-bridge-tests --bench fleet -- ${FLEET_ARGS:-}
+    echo
+    # shellcheck disable=SC2086
+    cargo bench --quiet -p lever-bridge-tests --bench tenant_day -- --json "$root/tests/bench/out/tenant_day.json" ${DAY_ARGS:-}
+    echo
+    cargo bench --quiet -p lever-bridge-tests --bench isolation
+  } >"$results.new"
+  mv "$results.new" "$results"
+  cat "$results"
+  exit 0
+fi
 
 echo "==> building"
 if [ "$mode" = bench ]; then

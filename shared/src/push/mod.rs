@@ -500,6 +500,9 @@ fn by_name<T>(
         .map(|x| id(x).clone())
 }
 
+/// Commands of one SQS batch carried at once.
+pub const BATCH_CONCURRENCY: usize = 8;
+
 /// One invocation: an SQS batch (answering the messages to redeliver) or one command (answering its outcome).
 pub async fn handle_event<L, S, K, C>(
     pusher: &Pusher<L, S, K, C>,
@@ -512,7 +515,7 @@ where
     K: SecretStore,
     C: Clock + Clone,
 {
-    crate::queue::each_item(payload, 8, |command| async move {
+    crate::queue::each_item(payload, BATCH_CONCURRENCY, |command| async move {
         let outcome = pusher.handle(command, deadline).await;
         crate::queue::Handled {
             redeliver: outcome.redeliver(),
