@@ -158,7 +158,7 @@ fi
 
 echo "==> building"
 if [ "$mode" = bench ]; then
-  cargo build --release --quiet -p lever-bridge-tests --bin lever-bridge-dev
+  cargo build --release --quiet -p lever-bridge-tests --bin lever-bridge-dev --bin lever-bridge-floor
   dev_tool=target/release/lever-bridge-dev
   # The function measured as a Lambda runtime (native release binary), and the Python reference's
   # venv (Python 3.11, pinned in tests/bench/requirements.txt, with matplotlib for the plot).

@@ -385,6 +385,34 @@ def main():
     w("")
 
     # Requests.
+    w("## At Lambda's CPU share, and the floor")
+    w("")
+    share = data.get("cpu_share", {})
+    if "error" in share or not share:
+        w(f"Not measured: {share.get('error', 'no CPU share in this run')}.")
+    else:
+        w(
+            f"Lambda gives a function CPU in proportion to its memory (1,769 MB = one vCPU): at the template's "
+            f"{share['memory_mb']:.0f} MB, {100 * share['of_one_cpu']:.1f} % of one CPU. These runs put the process in a "
+            "CPU cgroup with that quota (`cpu.max` or `cpu.cfs_quota_us`) from before it starts. The floor "
+            "(`tests/src/bin/lever-bridge-floor.rs`) does only what no receiver can skip: one HMAC check of the "
+            "signature and one signed DynamoDB `PutItem` on a kept-alive connection."
+        )
+    w("")
+    w("| run | cold start p50 (init + first event) | warm latency p50 / p99 | billed duration per event (mean, 1 ms rounding) | CPU per event | CPU, multiple of the floor's |")
+    w("|---|---|---|---|---|---|")
+    multiple = data.get("cpu_multiple_of_floor", {})
+    for name in ["rust", "floor", "rust@128mb", "floor@128mb"]:
+        if name not in r:
+            continue
+        c, f = r[name]["cold"], r[name]["warm"]["first"]
+        m = multiple.get(name)
+        w(
+            f"| {name} | {fmt(c['total_ms']['p50'], 1)} ms ({fmt(c['init_ms']['p50'], 1)} + {fmt(c['first_event_ms']['p50'], 1)}) "
+            f"| {fmt(f['latency_ms']['p50'])} / {fmt(f['latency_ms']['p99'])} ms | {fmt(f.get('billed_ms_per_event', float('nan')))} ms "
+            f"| {fmt(f['cpu_ms_per_event'], 3)} ms | {fmt(m, 1) + '×' if m else ''} |"
+        )
+    w("")
     w("## AWS requests per event (warm, counted at the endpoint)")
     w("")
     cols = [(name, kind) for name, _ in IMPLS for kind in ("first", "duplicate")]

@@ -267,6 +267,8 @@ async fn init_error(State(api): State<Arc<RuntimeApi>>, body: Bytes) -> Response
 enum Impl {
     Rust,
     Python,
+    /// tests/src/bin/lever-bridge-floor.rs: one HMAC check and one DynamoDB write, nothing else.
+    Floor,
 }
 
 impl Impl {
@@ -274,17 +276,58 @@ impl Impl {
         match self {
             Impl::Rust => "rust",
             Impl::Python => "python",
+            Impl::Floor => "floor",
         }
     }
 }
 
+/// Lambda's CPU for 1,769 MB is one vCPU, in proportion below it.
+const FULL_CPU_MB: f64 = 1769.0;
+const MEMORY_MB: f64 = 128.0;
+
+/// A CPU cgroup whose quota is `MEMORY_MB` / `FULL_CPU_MB` of one CPU (v2's `cpu.max`, or v1's
+/// `cpu.cfs_quota_us`): its `cgroup.procs` file, or why there is none (it needs root).
+fn lambda_share_cgroup() -> Result<PathBuf, String> {
+    let period = 100_000u64;
+    let quota = (period as f64 * MEMORY_MB / FULL_CPU_MB).round() as u64;
+    let name = format!("lever-bridge-bench-{MEMORY_MB}mb");
+    let v2 = PathBuf::from("/sys/fs/cgroup/cgroup.controllers");
+    let (dir, files) = if v2.exists() {
+        let _ = std::fs::write("/sys/fs/cgroup/cgroup.subtree_control", "+cpu");
+        (
+            PathBuf::from("/sys/fs/cgroup").join(&name),
+            vec![("cpu.max", format!("{quota} {period}"))],
+        )
+    } else {
+        (
+            PathBuf::from("/sys/fs/cgroup/cpu").join(&name),
+            vec![
+                ("cpu.cfs_period_us", period.to_string()),
+                ("cpu.cfs_quota_us", quota.to_string()),
+            ],
+        )
+    };
+    let fail = |e: std::io::Error| format!("cannot make the CPU cgroup {}: {e}", dir.display());
+    if !dir.exists() {
+        std::fs::create_dir(&dir).map_err(fail)?;
+    }
+    for (file, value) in files {
+        std::fs::write(dir.join(file), value).map_err(fail)?;
+    }
+    Ok(dir.join("cgroup.procs"))
+}
+
+#[derive(Clone)]
 struct Setup {
     /// The emulator's process, whose CPU per event is reported beside the function's.
     moto_pid: u32,
     root: PathBuf,
     out: PathBuf,
     rust_bin: PathBuf,
+    floor_bin: PathBuf,
     python: PathBuf,
+    /// Where each spawned function joins a CPU cgroup of Lambda's share at 128 MB.
+    cgroup: Option<PathBuf>,
     proxy_url: String,
     table: String,
     idempotency_table: String,
@@ -319,18 +362,28 @@ impl Instance {
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(api.clone());
         let port = serve(router).await;
-        let mut cmd = match which {
-            Impl::Rust => Command::new(&s.rust_bin),
-            Impl::Python => {
-                let mut c = Command::new(&s.python);
-                c.args(["-m", "awslambdaric", "handler.handler"])
-                    .current_dir(s.root.join("tests/bench/reference"));
+        let (program, args): (&std::path::Path, &[&str]) = match which {
+            Impl::Rust => (&s.rust_bin, &[]),
+            Impl::Floor => (&s.floor_bin, &[]),
+            Impl::Python => (&s.python, &["-m", "awslambdaric", "handler.handler"]),
+        };
+        // Under the share the process joins the cgroup before it execs the function (same pid).
+        let mut cmd = match &s.cgroup {
+            Some(procs) => {
+                let mut c = Command::new("sh");
+                c.args(["-c", "echo $$ > \"$0\" && exec \"$@\""])
+                    .arg(procs)
+                    .arg(program);
                 c
             }
+            None => Command::new(program),
         };
+        cmd.args(args)
+            .current_dir(s.root.join("tests/bench/reference"));
         let name = match which {
             Impl::Rust => FUNCTION,
             Impl::Python => "webhook-candidate-stage-change-python",
+            Impl::Floor => "webhook-floor",
         };
         cmd.env_clear()
             .envs([
@@ -361,6 +414,7 @@ impl Instance {
                     format!("{}url-key", s.secret_prefix),
                 ),
                 ("IDEMPOTENCY_TABLE_NAME", s.idempotency_table.clone()),
+                ("FLOOR_SIGNATURE_TOKEN", s.signature_token.clone()),
             ])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -610,13 +664,21 @@ fn count(outcomes: &mut BTreeMap<String, u64>, a: &Answer) {
 }
 
 /// `spawns` cold starts, each a new process answering one first delivery.
+/// The name of a run: the implementation, and the CPU share it ran under.
+fn label(which: Impl, s: &Setup) -> String {
+    match s.cgroup {
+        Some(_) => format!("{}@{MEMORY_MB}mb", which.name()),
+        None => which.name().to_string(),
+    }
+}
+
 async fn cold(which: Impl, s: &Setup, counts: &Counts, spawns: usize) -> Value {
-    let log = std::fs::File::create(s.out.join(format!("{}-cold.log", which.name()))).unwrap();
+    let log = std::fs::File::create(s.out.join(format!("{}-cold.log", label(which, s)))).unwrap();
     let (mut total, mut init, mut first, mut peak) = (vec![], vec![], vec![], vec![]);
     let mut outcomes = BTreeMap::new();
     let before = counts.snapshot();
     for i in 0..spawns {
-        let event = deliveries(s, &format!("cold-{}-{i}", which.name()), 1).remove(0);
+        let event = deliveries(s, &format!("cold-{}-{i}", label(which, s)), 1).remove(0);
         let mut instance = Instance::spawn(which, s, &log).await;
         let a = instance.invoke(event).await;
         total.push(ms(a.answered - instance.spawned));
@@ -629,7 +691,7 @@ async fn cold(which: Impl, s: &Setup, counts: &Counts, spawns: usize) -> Value {
     let requests = counts.since(&before);
     println!(
         "{} cold start over {spawns} spawns: p50 {:.1} ms (init {:.1} ms + first event {:.1} ms), peak memory p50 {:.0} KiB",
-        which.name(),
+        label(which, s),
         percentile(&sorted(&total), 0.5),
         percentile(&sorted(&init), 0.5),
         percentile(&sorted(&first), 0.5),
@@ -697,6 +759,8 @@ async fn run(
         "events_per_s": n as f64 / wall,
         "cpu_ms": cpu_ms,
         "cpu_ms_per_event": cpu_ms / n as f64,
+        // Lambda bills each invocation's duration rounded up to the millisecond.
+        "billed_ms_per_event": latencies.iter().map(|l| l.ceil()).sum::<f64>() / n as f64,
         "user_ms_per_event": user_ms / n as f64,
         "system_ms_per_event": system_ms / n as f64,
         "voluntary_switches_per_event": (vol1 - vol0) as f64 / n as f64,
@@ -725,9 +789,9 @@ async fn warm(
     duplicates: usize,
     ticks_per_s: u64,
 ) -> Value {
-    let log = std::fs::File::create(s.out.join(format!("{}-warm.log", which.name()))).unwrap();
+    let log = std::fs::File::create(s.out.join(format!("{}-warm.log", label(which, s)))).unwrap();
     let mut instance = Instance::spawn(which, s, &log).await;
-    for event in deliveries(s, &format!("warmup-{}", which.name()), WARM_UP) {
+    for event in deliveries(s, &format!("warmup-{}", label(which, s)), WARM_UP) {
         let a = instance.invoke(event).await;
         assert!(
             outcome(&a).starts_with("200"),
@@ -736,20 +800,20 @@ async fn warm(
             a.body
         );
     }
-    let bodies = deliveries(s, &format!("warm-{}", which.name()), events);
+    let bodies = deliveries(s, &format!("warm-{}", label(which, s)), events);
     let replay: Vec<String> = bodies.iter().take(duplicates).cloned().collect();
     let (first, latencies) = run(s, &mut instance, bodies, counts, ticks_per_s).await;
     let (dup, _) = run(s, &mut instance, replay, counts, ticks_per_s).await;
     drop(instance);
     let samples: String = latencies.iter().map(|l| format!("{l:.4}\n")).collect();
     std::fs::write(
-        s.out.join(format!("warm-latency-{}.txt", which.name())),
+        s.out.join(format!("warm-latency-{}.txt", label(which, s))),
         samples,
     )
     .unwrap();
     println!(
         "{} warm, {events} first deliveries: p50 {:.2} ms, p99 {:.2} ms, CPU {:.3} ms/event",
-        which.name(),
+        label(which, s),
         first["latency_ms"]["p50"],
         first["latency_ms"]["p99"],
         first["cpu_ms_per_event"]
@@ -780,6 +844,10 @@ async fn main() {
         |_| root.join("target/release").join(FUNCTION),
         PathBuf::from,
     );
+    let floor_bin = std::env::var("BENCH_FLOOR_BIN").map_or_else(
+        |_| root.join("target/release/lever-bridge-floor"),
+        PathBuf::from,
+    );
     let python = std::env::var("BENCH_PYTHON")
         .map_or_else(|_| root.join(".venv/bench-py/bin/python"), PathBuf::from);
     assert!(
@@ -788,7 +856,15 @@ async fn main() {
         rust_bin.display()
     );
     assert!(
-        python.exists(),
+        floor_bin.exists(),
+        "{} is missing: build it with `cargo build --release -p lever-bridge-tests --bin lever-bridge-floor`",
+        floor_bin.display()
+    );
+    // BENCH_ONLY=rust,floor runs those alone (names as in runtime.json, without the share).
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let runs = |which: Impl| only.is_empty() || only.split(',').any(|o| o == which.name());
+    assert!(
+        !runs(Impl::Python) || python.exists(),
         "{} is missing: `make bench` creates the venv",
         python.display()
     );
@@ -861,7 +937,9 @@ async fn main() {
         moto_pid: moto.0.id(),
         out: out.clone(),
         rust_bin: rust_bin.clone(),
+        floor_bin,
         python: python.clone(),
+        cgroup: None,
         root,
         proxy_url: format!("http://127.0.0.1:{proxy_port}"),
         table,
@@ -875,14 +953,55 @@ async fn main() {
         "candidateStageChange as a Lambda runtime: {spawns} cold starts, {events} warm first deliveries and {duplicates} redeliveries each"
     );
     let mut results = serde_json::Map::new();
-    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     for which in [Impl::Rust, Impl::Python] {
-        if !only.is_empty() && only != which.name() {
+        if !runs(which) {
             continue;
         }
         let c = cold(which, &setup, &counts, spawns).await;
         let w = warm(which, &setup, &counts, events, duplicates, ticks_per_s).await;
         results.insert(which.name().into(), json!({"cold": c, "warm": w}));
+    }
+    // The floor, then the Rust function and the floor at Lambda's CPU share for 128 MB.
+    let mut more = vec![(Impl::Floor, setup.clone())];
+    let share = lambda_share_cgroup();
+    match &share {
+        Ok(procs) => {
+            for which in [Impl::Rust, Impl::Floor] {
+                let cgroup = Some(procs.clone());
+                more.push((
+                    which,
+                    Setup {
+                        cgroup,
+                        ..setup.clone()
+                    },
+                ));
+            }
+        }
+        Err(e) => println!("not measured at Lambda's CPU share: {e}"),
+    }
+    for (which, s) in more {
+        if !runs(which) {
+            continue;
+        }
+        let c = cold(which, &s, &counts, spawns).await;
+        let w = warm(which, &s, &counts, events, duplicates, ticks_per_s).await;
+        results.insert(label(which, &s), json!({"cold": c, "warm": w}));
+    }
+    // The webhook function's CPU per first delivery as a multiple of the floor's.
+    let cpu = |run: &str| {
+        results
+            .get(run)
+            .and_then(|r| r["warm"]["first"]["cpu_ms_per_event"].as_f64())
+    };
+    let mut multiple = serde_json::Map::new();
+    for (rust, floor) in [("rust", "floor"), ("rust@128mb", "floor@128mb")] {
+        if let (Some(r), Some(f)) = (cpu(rust), cpu(floor)) {
+            println!(
+                "{rust}: {r:.3} ms of CPU per first delivery, {:.1} times the floor's {f:.3} ms",
+                r / f
+            );
+            multiple.insert(rust.into(), json!(r / f));
+        }
     }
     let report = json!({
         "quick": quick,
@@ -895,6 +1014,8 @@ async fn main() {
         "rust_binary_bytes": std::fs::metadata(&rust_bin).map(|m| m.len()).unwrap_or(0),
         "python": python.display().to_string(),
         "results": results,
+        "cpu_multiple_of_floor": multiple,
+        "cpu_share": share.as_ref().map_or_else(|e| json!({"error": e}), |_| json!({"memory_mb": MEMORY_MB, "of_one_cpu": MEMORY_MB / FULL_CPU_MB})),
     });
     std::fs::write(
         out.join("runtime.json"),
