@@ -4,6 +4,11 @@
 //! once until all are done. One tenant's Lever key sits at 429s while that tenant sends a storm of
 //! commands; the other nine send theirs steadily. Their latency from sent to done, beside the same
 //! load without the storm, says whether one tenant's storm is the others' outage.
+//!
+//! Then the webhook receiver on DynamoDB in moto (when `AWS_ENDPOINT_URL` is set): one tenant's
+//! 1,000 deliveries sent again at once (Lever re-running them) beside another tenant's deliveries one
+//! at a time; the other's latency with and without, and (with `MOTO_CAPACITY_LEDGER`) the table and
+//! index partitions both wrote, where one tenant's writes could throttle the other's in DynamoDB.
 
 use lever_bridge::clock::SystemClock;
 use lever_bridge::lever::{HttpLever, RateLimiter, RetryPolicy};
@@ -50,6 +55,178 @@ async fn main() {
     for storm in [false, true] {
         run(storm).await;
     }
+    if std::env::var("AWS_ENDPOINT_URL").is_ok() {
+        webhooks().await;
+    }
+}
+
+/// Deliveries of the other tenant measured one at a time, and the stuck tenant's re-run.
+const MEASURED: usize = 200;
+const RERUN: usize = 1000;
+const RERUN_IN_FLIGHT: usize = 50;
+
+async fn webhooks() {
+    use lever_bridge::clock::SystemClock;
+    use lever_bridge::receiver::Receiver;
+    use lever_bridge::secrets::{CachedSecrets, Parts, SecretsManagerStore};
+    use lever_bridge::store::dynamo::DynamoStore;
+    use lever_bridge::webhook::EventKind;
+    let aws = aws().await;
+    let (_, table) = fresh_table(&aws).await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &table);
+    store.warm_up().await;
+    let prefix = format!("{}/", unique("iso"));
+    let sm = aws_sdk_secretsmanager::Client::new(&aws);
+    let kind = EventKind::CandidateStageChange;
+    let mut tokens = HashMap::new();
+    for tenant in ["storm", "calm"] {
+        store
+            .put_tenant(&tenant_record(tenant, "http://127.0.0.1:9", None))
+            .await
+            .unwrap();
+        let token = random_hex(24);
+        SecretsManagerStore::new(sm.clone(), &prefix, Parts::ALL)
+            .save(tenant, &secret_for_all(&token))
+            .await
+            .unwrap();
+        tokens.insert(tenant, token);
+    }
+    let receiver = Arc::new(Receiver::new(
+        kind,
+        store.clone(),
+        CachedSecrets::new(
+            Arc::new(SecretsManagerStore::new(
+                sm.clone(),
+                &prefix,
+                Parts::WEBHOOKS,
+            )),
+            SystemClock,
+            300_000,
+        ),
+        SystemClock,
+        url_keys(),
+    ));
+    let body = |tenant: &str, i: usize| {
+        let opp = format!("{tenant}-opp-{}", i % 100);
+        delivery(
+            kind,
+            &tokens[tenant],
+            now_ms() + i as i64,
+            sample_data(kind, &opp),
+        )
+        .1
+    };
+    let storm: Vec<Vec<u8>> = (0..RERUN).map(|i| body("storm", i)).collect();
+    // Lever's first run of them, before anything is measured.
+    for b in &storm {
+        let r = receiver.receive("storm", &url_key("storm"), b).await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let ledger = std::env::var("MOTO_CAPACITY_LEDGER").ok();
+    let ledger_len = || {
+        ledger
+            .as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map_or(0, |m| m.len())
+    };
+    println!(
+        "\n### One tenant's webhooks re-run, the others'\n\nThe `candidateStageChange` receiver on DynamoDB and Secrets Manager in moto: one tenant's {RERUN} deliveries sent again, {RERUN_IN_FLIGHT} at a time (Lever re-running them), while another tenant's {MEASURED} deliveries arrive one at a time. In AWS each delivery is its own invocation: what the two tenants share is the table, so the partitions both wrote are counted (capacity ledger). Here both share one emulator process, whose own queueing is part of the latency.\n"
+    );
+    println!(
+        "| run | the other tenant's latency p50 / p99 / max | re-run deliveries answered 200 (duplicates) | table and index partitions both tenants wrote |\n|---|---|---|---|"
+    );
+    for rerun in [false, true] {
+        let from = ledger_len();
+        let calm: Vec<Vec<u8>> = (0..MEASURED)
+            .map(|i| body("calm", i + if rerun { MEASURED } else { 0 }))
+            .collect();
+        // One task, the two at once: the receiver's futures are not Send, and both wait on the emulator.
+        let storming = async {
+            if !rerun {
+                return 0;
+            }
+            let answers =
+                futures::StreamExt::collect::<Vec<_>>(futures::StreamExt::buffer_unordered(
+                    futures::stream::iter(storm.iter().map(|b| {
+                        let receiver = receiver.clone();
+                        async move { receiver.receive("storm", &url_key("storm"), b).await.status }
+                    })),
+                    RERUN_IN_FLIGHT,
+                ))
+                .await;
+            answers.iter().filter(|s| **s == 200).count()
+        };
+        let measuring = async {
+            let mut latencies = Vec::new();
+            for b in &calm {
+                let started = Instant::now();
+                let r = receiver.receive("calm", &url_key("calm"), b).await;
+                assert_eq!(r.status, 200, "{r:?}");
+                latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            latencies
+        };
+        let (answered, mut latencies) = futures::join!(storming, measuring);
+        latencies.sort_by(f64::total_cmp);
+        let at =
+            |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+        let shared = ledger
+            .as_ref()
+            .map(|p| shared_partitions(p, from, ledger_len()))
+            .map_or("(no ledger)".to_string(), |n| n.to_string());
+        println!(
+            "| {} | {:.1} / {:.1} / {:.1} ms | {} | {shared} |",
+            if rerun {
+                "one tenant re-runs 1,000"
+            } else {
+                "alone"
+            },
+            at(0.5),
+            at(0.99),
+            latencies.last().copied().unwrap_or(0.0),
+            if rerun {
+                format!("{answered} of {RERUN}")
+            } else {
+                "-".into()
+            },
+        );
+    }
+}
+
+/// Partitions (table or index, key) the ledger lines in `from..to` show written for both tenants.
+fn shared_partitions(path: &str, from: u64, to: u64) -> usize {
+    let text = std::fs::read(path).unwrap_or_default();
+    let lines =
+        String::from_utf8_lossy(&text[from as usize..(to as usize).min(text.len())]).to_string();
+    let mut writers: HashMap<(String, String), std::collections::BTreeSet<&str>> = HashMap::new();
+    for line in lines.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        for p in v["parts"].as_array().into_iter().flatten() {
+            if p[0] != "w" {
+                continue;
+            }
+            let pk = p[2].as_str().unwrap_or("").to_string();
+            let who = if pk.contains("storm") {
+                "storm"
+            } else if pk.contains("calm") {
+                "calm"
+            } else {
+                // A partition with no tenant in its key is written for whoever wrote it.
+                if line.contains("storm") {
+                    "storm"
+                } else {
+                    "calm"
+                }
+            };
+            writers
+                .entry((p[1].as_str().unwrap_or("").to_string(), pk))
+                .or_default()
+                .insert(who);
+        }
+    }
+    writers.values().filter(|w| w.len() > 1).count()
 }
 
 async fn run(storm: bool) {
