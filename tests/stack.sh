@@ -275,6 +275,8 @@ else
   wait_for_port "$watch_port" "cargo lambda watch"
   export LEVER_BRIDGE_WATCH_URL="http://127.0.0.1:$watch_port/lambda-url"
   export LEVER_BRIDGE_SIM_URL="$lever" LEVER_BRIDGE_WEBHOOK_API="$hooks" LEVER_BRIDGE_ADMIN_API="$admin" LEVER_BRIDGE_CONNECT_API="$connect"
+  echo "==> the emulator's capacity ledger (tests/moto_server_test.py)"
+  "$venv/bin/python" tests/moto_server_test.py
   echo "==> cargo test"
   set +e
   # TEST_ARGS narrows the run while working on something (e.g. `--test e2e_watch`).

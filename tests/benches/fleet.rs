@@ -53,19 +53,9 @@ impl Args {
             lost_per_day: 10,
             out: None,
         };
-        let argv: Vec<String> = std::env::args().collect();
-        let value = |name: &str| {
-            argv.iter()
-                .position(|x| x == name)
-                .and_then(|i| argv.get(i + 1))
-                .cloned()
-        };
-        let number = |name: &str, default: usize| {
-            value(name).map_or(default, |v| {
-                v.parse()
-                    .unwrap_or_else(|_| panic!("{name} takes a number, not {v:?}"))
-            })
-        };
+        let argv = BenchArgs::from_env();
+        let value = |name: &str| argv.value(name);
+        let number = |name: &str, default: usize| argv.number(name, default);
         a.tenants = number("--tenants", a.tenants);
         a.big = number("--big", a.big).min(a.tenants);
         a.candidates = number("--candidates", a.candidates);

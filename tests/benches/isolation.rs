@@ -14,7 +14,7 @@ use lever_bridge::clock::SystemClock;
 use lever_bridge::lever::{HttpLever, RateLimiter, RetryPolicy};
 use lever_bridge::push::command::PushKind;
 use lever_bridge::push::{BATCH_CONCURRENCY, Outcome, Pusher};
-use lever_bridge::secrets::{InMemorySecrets, Redacted, SecretStore, TenantSecret};
+use lever_bridge::secrets::{InMemorySecrets, SecretStore};
 use lever_bridge::store::TenantStore;
 use lever_bridge::store::memory::InMemoryStore;
 use lever_bridge_tests::simulator::{Fault, KeyPerms, NewOpportunity, SimConfig, Simulator};
@@ -260,16 +260,7 @@ async fn run(storm: bool) {
             .put_tenant(&tenant_record(&tenant, &sim.base_url(), owner.as_deref()))
             .await
             .unwrap();
-        secrets
-            .save(
-                &tenant,
-                &TenantSecret {
-                    api_key: Some(Redacted::new(&key)),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        secrets.save(&tenant, &api_key_secret(&key)).await.unwrap();
         let opp = sim.add_opportunity(NewOpportunity {
             name: format!("Candidate {t}"),
             ..Default::default()

@@ -7,7 +7,7 @@ use lever_bridge::clock::SystemClock;
 use lever_bridge::lever::{HttpLever, RateLimiter, RetryPolicy};
 use lever_bridge::push::command::PushKind;
 use lever_bridge::push::{Outcome, Pusher};
-use lever_bridge::secrets::{InMemorySecrets, Redacted, SecretStore, TenantSecret};
+use lever_bridge::secrets::{InMemorySecrets, SecretStore};
 use lever_bridge::store::{Message, TenantStore, TranscriptStore};
 use lever_bridge::transcript::{FlushConfig, Transcripts};
 use lever_bridge_tests::simulator::{KeyPerms, NewOpportunity, SimConfig, Simulator};
@@ -88,16 +88,7 @@ where
             .put_tenant(&tenant_record(&tenant, &sim.base_url(), Some(&owner)))
             .await
             .unwrap();
-        secrets
-            .save(
-                &tenant,
-                &TenantSecret {
-                    api_key: Some(Redacted::new(&key)),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        secrets.save(&tenant, &api_key_secret(&key)).await.unwrap();
         let opp = sim.add_opportunity(NewOpportunity {
             name: format!("Candidate {k}"),
             ..Default::default()
@@ -195,16 +186,7 @@ async fn transcripts_with<S>(
             .put_tenant(&tenant_record(&tenant, &sim.base_url(), Some(&owner)))
             .await
             .unwrap();
-        secrets
-            .save(
-                &tenant,
-                &TenantSecret {
-                    api_key: Some(Redacted::new(&key)),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        secrets.save(&tenant, &api_key_secret(&key)).await.unwrap();
         for c in 0..per_tenant {
             let m = Message {
                 tenant_id: tenant.clone(),

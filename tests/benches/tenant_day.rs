@@ -46,19 +46,9 @@ struct Args {
 
 impl Args {
     fn parse() -> Args {
-        let argv: Vec<String> = std::env::args().collect();
-        let value = |name: &str| {
-            argv.iter()
-                .position(|x| x == name)
-                .and_then(|i| argv.get(i + 1))
-                .cloned()
-        };
-        let number = |name: &str, default: usize| {
-            value(name).map_or(default, |v| {
-                v.parse()
-                    .unwrap_or_else(|_| panic!("{name} takes a number, not {v:?}"))
-            })
-        };
+        let argv = BenchArgs::from_env();
+        let value = |name: &str| argv.value(name);
+        let number = |name: &str, default: usize| argv.number(name, default);
         Args {
             tenants: number("--tenants", 2),
             candidates: number("--candidates", 200),

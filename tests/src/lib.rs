@@ -263,6 +263,36 @@ pub fn cli_binary() -> std::path::PathBuf {
     std::path::Path::new(&target).join("debug/lever-bridge")
 }
 
+/// A benchmark's `--name value` arguments (`cargo bench … -- --tenants 50`).
+pub struct BenchArgs(Vec<String>);
+
+impl BenchArgs {
+    pub fn from_env() -> Self {
+        BenchArgs(std::env::args().collect())
+    }
+
+    pub fn value(&self, name: &str) -> Option<String> {
+        let i = self.0.iter().position(|x| x == name)?;
+        self.0.get(i + 1).cloned()
+    }
+
+    /// A whole number, `default` when absent; anything else stops the benchmark naming it.
+    pub fn number(&self, name: &str, default: usize) -> usize {
+        self.value(name).map_or(default, |v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} takes a number, not {v:?}"))
+        })
+    }
+}
+
+/// A tenant secret holding only a Lever API key.
+pub fn api_key_secret(key: &str) -> TenantSecret {
+    TenantSecret {
+        api_key: Some(Redacted::new(key)),
+        ..Default::default()
+    }
+}
+
 /// Random bytes as hex, for tokens (the local stack and tests only).
 pub fn random_hex(bytes: usize) -> String {
     use std::io::Read;
