@@ -40,7 +40,13 @@
   (i) the schema registry has exactly one AWS::EventSchemas::Schema per committed vendor event schema
       (shared/schemas/event.<kind>.schema.json), named lever-bridge@<kind>, JSONSchemaDraft4, whose Content is a
       draft 4 JSON Schema of EventBridge's envelope with that kind as detail-type, which the kind's sample
-      (tests/events/) in that envelope keeps to (generate_template.py --check holds the content to the committed file).
+      (tests/events/) in that envelope keeps to (generate_template.py --check holds the content to the committed file);
+  (j) every resource of a function's statement is one of the stack's own, of the service of every action of the
+      statement: DynamoDB actions the table (its ARN, its stream, one of its indexes), Secrets Manager actions a
+      secret of the template or a tenant secret under the SecretPrefix, events:PutEvents a bus of the template,
+      SQS actions a queue of the template, S3 actions a bucket of the template or keys in it. The local stack's
+      moto matches only SQS and S3 resources (its roles name `*` for the others), so this is where the others
+      are held to the stack's own.
 
 Usage: .venv/bin/python infra/check_template.py [--template PATH]
 Exits 0 and prints `template: N passed, 0 failed`, or prints one line per problem and exits 1 (2 when the
@@ -532,6 +538,69 @@ def check_iam(t: Template, r: Report) -> None:
                        "use an AWS::Lambda::EventSourceMapping and a statement on the source's ARN", ev)
 
 
+# The resource type each service's statements may name (check (j)), and the attributes that are its ARNs.
+OWN_RESOURCES = {
+    "dynamodb": ("AWS::DynamoDB::Table", {"Arn", "StreamArn"}),
+    "secretsmanager": ("AWS::SecretsManager::Secret", {None}),
+    "events": ("AWS::Events::EventBus", {"Arn"}),
+    "sqs": ("AWS::SQS::Queue", {"Arn"}),
+    "s3": ("AWS::S3::Bucket", {"Arn"}),
+}
+TENANT_SECRETS = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}"
+SUB_OWN = re.compile(r"^\$\{(\w+)\.Arn\}(.*)$")
+
+
+def own_resource(t: Template, service: str, value: Any) -> str | None:
+    """Why `value` is not one of the stack's own resources for `service`'s actions, or None if it is."""
+    if service not in OWN_RESOURCES:
+        return f"{service} is not a service the functions call"
+    kind, attrs = OWN_RESOURCES[service]
+    rest, attr, logical = "", None, None
+    if isinstance(value, dict) and "Ref" in value:
+        logical = value["Ref"]
+    elif isinstance(value, dict) and "Fn::GetAtt" in value:
+        att = value["Fn::GetAtt"]
+        logical, attr = (att if isinstance(att, list) else str(att).split(".", 1))[:2]
+    elif isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str):
+        sub = value["Fn::Sub"]
+        if service == "secretsmanager" and sub.startswith(TENANT_SECRETS):
+            return None  # the part is check (g)'s
+        m = SUB_OWN.match(sub)
+        if m is None:
+            return f"{sub!r} is not an ARN of the stack's own {kind}"
+        logical, attr, rest = m.group(1), "Arn", m.group(2)
+    else:
+        return f"{value!r} is not a resource of the stack (name it with !Ref, !GetAtt or !Sub)"
+    if t.type_of(logical) != kind or attr not in attrs:
+        return f"{logical}{'.' + attr if attr else ''} is not the ARN of one of the stack's {kind}"
+    if service == "dynamodb" and rest:
+        indexes = {g.get("IndexName") for g in (t.resources[logical].get("Properties") or {}).get("GlobalSecondaryIndexes") or []}
+        if not (rest.startswith("/index/") and rest[len("/index/"):] in indexes):
+            return f"{logical}{rest} is not one of the table's indexes ({', '.join(sorted(indexes))})"
+    if service == "s3" and rest and not rest.startswith("/"):
+        return f"{logical}{rest} is not a key of the bucket"
+    if service not in ("dynamodb", "s3") and rest:
+        return f"{logical}{rest} is not a {kind}"
+    return None
+
+
+def check_own_resources(t: Template, r: Report, named: dict[str, str]) -> None:
+    """(j)"""
+    for fid in named:
+        r.check("j", fid)
+        for where, st in statements(t.resources[fid], fid):
+            if not isinstance(st, dict) or st.get("Effect", "Allow") != "Allow":
+                continue
+            services = {a.split(":", 1)[0] for a in as_list(st.get("Action")) if isinstance(a, str) and ":" in a}
+            if services <= {"xray"}:
+                continue
+            for service in sorted(services):
+                for resource in as_list(st.get("Resource")):
+                    problem = own_resource(t, service, resource)
+                    if problem:
+                        r.fail("j", fid, f"{where}: {service} actions on {problem}", st)
+
+
 def check_log_groups(t: Template, r: Report) -> None:
     """(e)"""
     for fid, res in t.of_type(SERVERLESS_FUNCTION).items():
@@ -766,6 +835,7 @@ def main(argv: list[str] | None = None) -> int:
     check_secrets(t, r, named)
     check_metrics(t, r)
     check_schemas(t, r)
+    check_own_resources(t, r, named)
     return r.finish()
 
 

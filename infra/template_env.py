@@ -19,7 +19,13 @@ Usage:
       --param SecretPrefix=lever-bridge-dev/tenants/ --resource Table=lever-bridge-dev \\
       --api HttpApi=http://127.0.0.1:9001 --out .stack/functions-dev.json
 
-Writes `{"functions": {"<binary>": {"environment": {...}, "routes": [{"api", "method", "path"}]}},
+Each function's `Policies` are written as the local stack makes its role in moto (tests/local_iam.py):
+every statement with its actions, its SQS and S3 resources as their local ARNs (moto matches those) and
+every other resource as `"*"` (moto authorises DynamoDB, Secrets Manager and EventBridge calls against the
+resource `"*"`, so an ARN there would never match; infra/check_template.py checks those ARNs instead).
+
+Writes `{"functions": {"<binary>": {"environment": {...}, "routes": [{"api", "method", "path"}],
+"policies": [{"Effect", "Action": [...], "Resource": [...]}]}},
 "apis": {"<api>": "<local url>"}, "mappings": [{"function", "source", "batchSize", "filters", ...}],
 "tables": {"<logical id>": {"attributes", "keys", "indexes", "stream", "ttl"}}}`. Needs cfn-lint's YAML loader (in the local stack's .venv through moto).
 """
@@ -127,8 +133,67 @@ def functions(template: dict, resolver: Resolver) -> dict[str, dict]:
                 api = p.get("ApiId")
                 api = api.get("Ref") if isinstance(api, dict) else "ServerlessHttpApi"
                 routes.append({"api": api, "method": p.get("Method", "ANY").upper(), "path": p.get("Path", "/")})
-        out[binary] = {"environment": dict(sorted(env.items())), "routes": routes}
+        try:
+            statements = policies(props.get("Policies") or [], resolver)
+        except Unresolved as e:
+            raise Unresolved(f"{binary}: Policies: {e}") from None
+        out[binary] = {"environment": dict(sorted(env.items())), "routes": routes, "policies": statements}
     return out
+
+
+# The resources moto matches a statement's ARN against; it sees every other service's as "*".
+ARN_MATCHED = {"AWS::SQS::Queue", "AWS::S3::Bucket"}
+RESOURCE_TYPES = ARN_MATCHED | {"AWS::DynamoDB::Table", "AWS::SecretsManager::Secret", "AWS::Events::EventBus"}
+SUB_ARN = re.compile(r"^\$\{(\w+)\.Arn\}")
+LITERAL_ARN = re.compile(r"^arn:\$\{AWS::Partition\}:(\w+):")
+
+
+def policies(documents: list, resolver: Resolver) -> list[dict]:
+    """The function's inline policies' statements, resources as moto can match them (see above)."""
+    out = []
+    for doc in documents:
+        if not isinstance(doc, dict) or "Statement" not in doc:
+            raise Unresolved(f"{doc!r} is not an inline policy document (SAM policy templates are not expanded locally)")
+        for st in doc["Statement"]:
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+            local = sorted({policy_resource(r, resolver) for r in resources})
+            out.append({"Effect": st["Effect"], "Action": actions, "Resource": local})
+    return out
+
+
+def policy_resource(v: Any, resolver: Resolver) -> str:
+    if v == "*":
+        return "*"
+    logical, attr, rest = None, None, ""
+    if isinstance(v, dict) and len(v) == 1:
+        (fn, arg), = v.items()
+        if fn == "Ref":
+            logical = arg
+        elif fn == "Fn::GetAtt":
+            logical, attr = arg if isinstance(arg, list) else arg.split(".", 1)
+        elif fn == "Fn::Sub" and isinstance(arg, str):
+            m = SUB_ARN.match(arg)
+            if m:
+                logical, attr, rest = m.group(1), "Arn", resolver.sub(arg[m.end():])
+            elif LITERAL_ARN.match(arg) and LITERAL_ARN.match(arg).group(1) not in ("sqs", "s3"):
+                return "*"
+    kind = (resolver.resources.get(logical) or {}).get("Type") if logical else None
+    if kind not in RESOURCE_TYPES:
+        raise Unresolved(f"{v!r} is not a resource the local stack can name")
+    if kind not in ARN_MATCHED:
+        return "*"
+    if attr not in (None, "Arn"):
+        raise Unresolved(f"{v!r}: {logical}.{attr} is not an ARN")
+    region, account = resolver.name("AWS::Region"), resolver.name("AWS::AccountId")
+    try:
+        name = resolver.name(logical)
+    except Unresolved:
+        # A queue the local stack does not make: its ARN names it, so that no call matches.
+        name = f"{resolver.name('AWS::StackName')}-{logical}"
+    if kind == "AWS::SQS::Queue":
+        return f"arn:aws:sqs:{region}:{account}:{name.rsplit('/', 1)[-1]}{rest}"
+    return f"arn:aws:s3:::{name}{rest}"
 
 
 def mappings(template: dict) -> list[dict]:
@@ -217,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         "pseudo": {
             "AWS::StackName": args.stack_name,
             "AWS::Region": args.region,
-            "AWS::AccountId": "000000000000",
+            # moto's account: the local ARNs are the ones it gives.
+            "AWS::AccountId": "123456789012",
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
         },

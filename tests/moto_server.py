@@ -15,6 +15,17 @@ Tests can make DynamoDB cancel a table's next transactions as it does under load
 "ValidationError" ...}` put into the table `moto-faults` cancels the next TransactWriteItems on that table
 with that code as the last item's cancellation reason (the others `None`), writing nothing, and is used up.
 
+IAM, as the local stack enforces it (tests/local_iam.py switches enforcement on once every function's role
+is made): the stack's own identity, access key `local` with secret `local`, is an IAM user with an
+allow-all policy, so the tools and tests keep their credentials once moto checks every request. Where
+moto's authorizer differs from AWS's, it is made to agree: TransactWriteItems is authorised through the
+actions of its parts (PutItem, UpdateItem, DeleteItem, ConditionCheckItem) and TransactGetItems through
+GetItem, SQS's batch calls through their single actions (SendMessage, DeleteMessage,
+ChangeMessageVisibility), a refusal of a JSON-protocol call (DynamoDB, Secrets Manager, EventBridge, SQS)
+is the HTTP 400 `AccessDeniedException` AWS answers, naming the action, rather than IAM's XML, and `?` in
+a policy's pattern matches one character instead of breaking moto's matcher. With MOTO_DENIALS=<file>
+every refusal is appended to the file (who, which action).
+
 Run with the stack's venv: `.venv/bin/python tests/moto_server.py -H 127.0.0.1 -p PORT` (the local
 stack does).
 """
@@ -23,6 +34,7 @@ import base64
 import copy
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -335,5 +347,93 @@ if LEDGER:
     ]:
         setattr(DynamoHandler, _name, _ledgered(_op, getattr(DynamoHandler, _name)))
 
+
+# IAM (see above).
+from moto.core.exceptions import JsonRESTError
+from moto.iam import access_control
+from moto.iam.models import iam_backends
+
+LOCAL_ACCOUNT = "123456789012"
+LOCAL_USER = "lever-bridge-local"
+ALLOW_ALL = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+
+
+def _local_user():
+    """The stack's own IAM user, with the fixed access key `local`/`local` every tool uses."""
+    iam = iam_backends[LOCAL_ACCOUNT]["global"]
+    if any(k.access_key_id == "local" for k in iam.access_keys.values()):
+        return
+    iam.create_user(region_name="us-east-1", user_name=LOCAL_USER, path="/", tags=[])
+    iam.put_user_policy(LOCAL_USER, "allow-all", ALLOW_ALL)
+    key = iam.create_access_key(LOCAL_USER)
+    del iam.access_keys[key.physical_resource_id]
+    key.access_key_id = key.secret_access_key = "local"
+    iam.access_keys[key.physical_resource_id] = key
+
+
+# The actions AWS authorises a call through, where they are not the call's own name.
+_PARTS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
+_SINGLE = {
+    "sqs:SendMessageBatch": ["sqs:SendMessage"],
+    "sqs:DeleteMessageBatch": ["sqs:DeleteMessage"],
+    "sqs:ChangeMessageVisibilityBatch": ["sqs:ChangeMessageVisibility"],
+    "dynamodb:TransactGetItems": ["dynamodb:GetItem"],
+}
+
+
+def _actions(request):
+    action = request._action
+    if action == "dynamodb:TransactWriteItems":
+        try:
+            items = json.loads(request._body or b"{}").get("TransactItems", [])
+        except ValueError:
+            return [action]
+        parts = sorted({_PARTS[k] for item in items for k in item if k in _PARTS})
+        return [f"dynamodb:{p}" for p in parts] or [action]
+    return _SINGLE.get(action, [action])
+
+
+_check_action_permitted = access_control.IAMRequestBase.check_action_permitted
+
+
+def check_action_permitted(self, resource):
+    own = self._action
+    try:
+        for action in _actions(self):
+            self._action = action
+            _check_action_permitted(self, resource)
+    finally:
+        self._action = own
+
+
+access_control.IAMRequestBase.check_action_permitted = check_action_permitted
+_raise_access_denied = access_control.IAMRequest._raise_access_denied
+
+
+DENIALS = os.environ.get("MOTO_DENIALS")
+
+
+def raise_access_denied(self):
+    # With MOTO_DENIALS=<file>, each refusal appends a line: who was refused what (tests/local_iam.py
+    # --check-denials tells the refusals the tests provoked from calls a role was never given).
+    if DENIALS:
+        with _ledger_lock, open(DENIALS, "a") as f:
+            f.write(json.dumps({"principal": self._access_key.arn, "action": self._action}) + "\n")
+    if "X-Amz-Target" in self._headers or "x-amz-target" in self._headers:
+        action = self._action
+        raise JsonRESTError(
+            "AccessDeniedException",
+            f"User: {self._access_key.arn} is not authorized to perform: {action}"
+            f" because no identity-based policy allows the {action} action",
+        )
+    _raise_access_denied(self)
+
+
+access_control.IAMRequest._raise_access_denied = raise_access_denied
+access_control.IAMPolicyStatement._match = staticmethod(
+    lambda pattern, string: re.match("^" + re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".") + "$", string)
+)
+
 if __name__ == "__main__":
+    _local_user()
     main(sys.argv[1:])

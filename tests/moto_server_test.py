@@ -1,4 +1,5 @@
-"""The capacity ledger's billing rules (tests/moto_server.py) against DynamoDB's documented ones.
+"""The capacity ledger's billing rules (tests/moto_server.py) against DynamoDB's documented ones, and
+the IAM authorizer's corrections against AWS's documented actions.
 
 Run by `make test` with the stack's venv: `.venv/bin/python tests/moto_server_test.py`.
 """
@@ -56,6 +57,34 @@ class ReadUnits(unittest.TestCase):
         self.assertEqual(m._read_parts("t", "T#a", 5000, True), [["r", "t", "T#a", 2]])
         self.assertEqual(m._read_parts("t", "T#a", 5000, False), [["r", "t", "T#a", 1.0]])
         self.assertEqual(m._read_parts("t", "T#a", 0, False), [["r", "t", "T#a", 0.5]])
+
+
+class Request:
+    """What the authorizer sees of a request: its action and body."""
+
+    def __init__(self, action, body=b""):
+        self._action, self._body = action, body
+
+
+class Authorizer(unittest.TestCase):
+    def test_a_transaction_is_authorised_through_each_kind_of_part(self):
+        body = b'{"TransactItems": [{"Put": {}}, {"Update": {}}, {"ConditionCheck": {}}, {"Put": {}}]}'
+        self.assertEqual(
+            m._actions(Request("dynamodb:TransactWriteItems", body)),
+            ["dynamodb:ConditionCheckItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+        )
+        self.assertEqual(m._actions(Request("dynamodb:TransactGetItems")), ["dynamodb:GetItem"])
+
+    def test_sqs_batches_are_authorised_as_their_single_actions(self):
+        self.assertEqual(m._actions(Request("sqs:SendMessageBatch")), ["sqs:SendMessage"])
+        self.assertEqual(m._actions(Request("sqs:DeleteMessageBatch")), ["sqs:DeleteMessage"])
+        self.assertEqual(m._actions(Request("dynamodb:BatchWriteItem")), ["dynamodb:BatchWriteItem"])
+
+    def test_wildcards_match_as_iam_does(self):
+        match = m.access_control.IAMPolicyStatement._match
+        self.assertTrue(match("arn:aws:secretsmanager:*:secret:t/*/lever-??????", "arn:aws:secretsmanager:x:secret:t/a/lever-AbC123"))
+        self.assertFalse(match("arn:aws:secretsmanager:*:secret:t/*/lever-??????", "arn:aws:secretsmanager:x:secret:t/a/lever-AbC12"))
+        self.assertFalse(match("arn:aws:sqs:us-east-1:1:q.x", "arn:aws:sqs:us-east-1:1:qyx"))
 
 
 if __name__ == "__main__":

@@ -78,6 +78,10 @@ elif [ "$mode" = fleet ]; then
   export MOTO_CAPACITY_LEDGER="$state/capacity-$suffix.jsonl"
   rm -f "$MOTO_CAPACITY_LEDGER"
 else
+  # moto records each IAM refusal here; after the tests, any of an action the template does not grant fails
+  # the run (tests/local_iam.py --check-denials).
+  export MOTO_DENIALS="$state/denials-test.jsonl"
+  rm -f "$MOTO_DENIALS"
   moto_port=$(free_port)
   watch_port=$(free_port)
   hooks_port=$(free_port)
@@ -209,6 +213,15 @@ if [ "$mode" != bench ]; then
     --resource RelayDeadLetterQueue="$AWS_ENDPOINT_URL/123456789012/$STACK_NAME-relay-dead-letters" \
     --api HttpApi="$hooks" --api AdminApi="$admin" --api ConnectApi="$connect" --out "$functions"
   export LEVER_BRIDGE_FUNCTIONS="$functions"
+  # Each function's IAM role, made in moto from the template's policies, and IAM enforced from here on:
+  # `lever-bridge-dev exec-function` gives each function its role's credentials, and a call its role
+  # does not allow fails as deployed (tests/local_iam.py). LOCAL_IAM=off makes the roles and leaves
+  # moto open.
+  roles="$state/roles-$suffix.json"
+  iam_flag=--enforce
+  [ "${LOCAL_IAM:-on}" = off ] && iam_flag=--no-enforce
+  "$venv/bin/python" tests/local_iam.py --functions "$functions" --out "$roles" "$iam_flag"
+  export LEVER_BRIDGE_ROLES="$roles"
   echo "==> the template's HTTP APIs on $hooks (webhooks), $admin (admin) and $connect (connect pages)"
   setsid "$dev_tool" gateway --watch "http://127.0.0.1:$watch_port" >"$state/gateway-$suffix.log" 2>&1 &
   pids+=($!)
@@ -273,7 +286,7 @@ else
   setsid cargo lambda watch -A 127.0.0.1 -P "$watch_port" --ignore-changes --config "$runner" >"$state/watch-test.log" 2>&1 &
   pids+=($!)
   wait_for_port "$watch_port" "cargo lambda watch"
-  export LEVER_BRIDGE_WATCH_URL="http://127.0.0.1:$watch_port/lambda-url"
+  export LEVER_BRIDGE_WATCH_URL="http://127.0.0.1:$watch_port/lambda-url" LEVER_BRIDGE_WATCH_LOG="$state/watch-test.log"
   export LEVER_BRIDGE_SIM_URL="$lever" LEVER_BRIDGE_WEBHOOK_API="$hooks" LEVER_BRIDGE_ADMIN_API="$admin" LEVER_BRIDGE_CONNECT_API="$connect"
   echo "==> the emulator's capacity ledger (tests/moto_server_test.py)"
   "$venv/bin/python" tests/moto_server_test.py
@@ -283,6 +296,7 @@ else
   cargo test --workspace --no-fail-fast ${TEST_ARGS:-} 2>&1 | tee "$state/test-output.log"
   rc=${PIPESTATUS[0]}
   set -e
+  "$venv/bin/python" tests/local_iam.py --functions "$functions" --check-denials "$MOTO_DENIALS" || rc=1
   # One closing line for the whole run: cargo prints a result line per test binary.
   awk '/^test result:/ { p += $4; f += $6 } END { printf "total: %d passed, %d failed\n", p, f }' "$state/test-output.log"
   exit "$rc"

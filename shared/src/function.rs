@@ -121,6 +121,13 @@ impl Function {
         }
     }
 
+    /// Whether its role reads single table items (GetItem), so that the cold start can open the
+    /// table's connection with one: all but the relay (its role reads in batches) and admin-events
+    /// (no table).
+    pub const fn reads_table_items(self) -> bool {
+        !matches!(self, Function::Relay | Function::Admin(Group::Events))
+    }
+
     /// Whether it publishes vendor events on the bus: the relay, and admin-events when it replays
     /// the relay's dead letters (everything else writes them to the outbox).
     pub const fn publishes_events(self) -> bool {

@@ -113,7 +113,9 @@ async fn cold_start(function: Function) -> Result<Cold, Error> {
     let metrics = metrics(&config.stack_name);
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table);
-    store.warm_up().await;
+    if function.reads_table_items() {
+        store.warm_up().await;
+    }
     let secrets_client = aws_sdk_secretsmanager::Client::new(&aws);
     let secrets = SecretsManagerStore::new(
         secrets_client.clone(),

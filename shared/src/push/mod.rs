@@ -131,7 +131,14 @@ impl<
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or(""),
         );
-        let outcome = self.carry_out(raw, deadline).instrument(span).await;
+        let outcome = self.carry_out(raw, deadline).instrument(span.clone()).await;
+        // A command given back to its queue says why: an operator sees the cause (an AWS refusal
+        // naming the action, a store that is down) beside the retry count.
+        if let Outcome::Retry { error } = &outcome {
+            span.in_scope(|| {
+                tracing::warn!(error = error.as_str(), "push given back to be retried")
+            });
+        }
         count(&outcome);
         outcome
     }

@@ -12,7 +12,8 @@
 //! lever-bridge-dev schemas                                   writes the contract's JSON Schemas into shared/schemas/
 //! ```
 //! Names come from STACK_NAME, TABLE_NAME, EVENT_BUS_NAME, SECRET_PREFIX; the functions file
-//! (`infra/template_env.py`'s output) from LEVER_BRIDGE_FUNCTIONS.
+//! (`infra/template_env.py`'s output) from LEVER_BRIDGE_FUNCTIONS; each function's role credentials
+//! (`tests/local_iam.py`'s output) from LEVER_BRIDGE_ROLES.
 
 use lever_bridge::webhook::EventKind;
 use lever_bridge_tests::*;
@@ -106,6 +107,28 @@ fn exec_function(binary: &str, args: &[String]) -> ! {
     }
     for (k, v) in env {
         cmd.env(k, v.as_str().unwrap_or_default());
+    }
+    // Its role's credentials, as Lambda gives them (tests/local_iam.py made the roles), in place of
+    // the stack's own.
+    if let Ok(path) = std::env::var("LEVER_BRIDGE_ROLES") {
+        let roles: Value = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_else(|| {
+                eprintln!("lever-bridge-dev: cannot read the roles file {path}");
+                std::process::exit(1)
+            });
+        for key in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+        ] {
+            let Some(value) = roles[&name][key].as_str() else {
+                eprintln!("lever-bridge-dev: {path} has no role for {name}");
+                std::process::exit(1)
+            };
+            cmd.env(key, value);
+        }
     }
     let err = cmd.exec();
     eprintln!("lever-bridge-dev: cannot run {binary}: {err}");
