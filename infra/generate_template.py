@@ -5,7 +5,8 @@ are repeated once per webhook function, those between `#@each push` and `#@end` 
 The kinds are the binaries in functions/src/bin (`webhook-<event>.rs`, `push-<kind>.rs`), which a test of the
 library holds against its lists of kinds (`function::Function::all`), so a new kind is one more binary and one
 `make template`. In a block, `{Name}` is the kind in CamelCase (`CandidateStageChange`, `TagsLinks`), `{kebab}`
-as in the binary's name, `{event}` Lever's event name (webhooks) and `{description}` the function's description
+as in the binary's name, `{event}` Lever's event name (webhooks), `{update_action}` and `{condition_check_action}`
+the table actions only some webhook functions need, and `{description}` the function's description
 (pushes, from PUSH_DESCRIPTIONS below), `{queue_env}` the variable holding a push queue's URL, and `{file_env}` and
 `{file_statements}` what push-file alone has (the upload bucket's variable and read access; a line holding only an
 empty placeholder is dropped). Other braces are left alone.
@@ -71,7 +72,15 @@ def kinds(prefix: str) -> list[str]:
 def values(section: str, kebab: str) -> dict[str, str]:
     name = camel(kebab)
     if section == "webhook":
-        return {"Name": name, "kebab": kebab, "event": name[0].lower() + name[1:]}
+        return {
+            "Name": name,
+            "kebab": kebab,
+            "event": name[0].lower() + name[1:],
+            # A deletion only records itself; an interview's change checks its candidate is not deleted
+            # (shared/src/store/dynamo/webhook.rs).
+            "update_action": "" if kebab == "candidate-deleted" else "                - dynamodb:UpdateItem",
+            "condition_check_action": "                - dynamodb:ConditionCheckItem" if kebab.startswith("interview-") else "",
+        }
     if kebab not in PUSH_DESCRIPTIONS:
         raise SystemExit(f"generate_template: push-{kebab} has no description: add it to PUSH_DESCRIPTIONS")
     return {
