@@ -647,8 +647,10 @@ def check_flush(t: Template, r: Report, named: dict[str, str]) -> None:
 def secret_parts(binary: str) -> set[str]:
     if binary.startswith("webhook-"):
         return {"webhooks"}
-    if binary in ("admin-tenants", "admin-webhooks", "admin-status", "admin-oauth", "connect-pages"):
+    if binary in ("admin-tenants", "admin-webhooks", "admin-oauth", "connect-pages"):
         return {"webhooks", "lever"}
+    if binary == "admin-status":
+        return {"webhooks"}
     if binary.startswith("push-") or binary in ("transcript-flush", "sync", "admin-roles", "admin-resolve"):
         return {"lever"}
     return set()

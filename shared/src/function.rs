@@ -116,6 +116,8 @@ impl Function {
             Function::Push(_) | Function::TranscriptFlush | Function::Sync => Parts::LEVER,
             Function::Admin(Group::Roles | Group::Resolve) => Parts::LEVER,
             Function::Admin(Group::Events) => Parts::NONE,
+            // The status tells the kind of credentials from the tenant record.
+            Function::Admin(Group::Status) => Parts::WEBHOOKS,
             Function::Admin(_) | Function::ConnectPages => Parts::ALL,
             Function::TranscriptIngest | Function::Relay => Parts::NONE,
         }

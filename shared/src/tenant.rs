@@ -418,6 +418,29 @@ impl<S: TenantStore, K: SecretStore, C: Clock + Clone> Tenants<S, K, C> {
         Ok(Some(t))
     }
 
+    /// Records the kind of credentials on a record that has none (written before the kind was
+    /// kept): the status tells it from the record, not the credentials. Only then: a change of
+    /// kind records itself, and a cached secret here may be older than the record.
+    async fn record_auth(&self, id: &str, tenant: Arc<Tenant>, kind: Option<&str>) -> Arc<Tenant> {
+        if tenant.auth.is_some() || kind.is_none() {
+            return tenant;
+        }
+        if let Err(e) = self.store.set_tenant_auth(id, kind).await {
+            tracing::warn!(tenant = id, error = %e, "could not record the kind of credentials");
+            return tenant;
+        }
+        let t = Arc::new(Tenant {
+            auth: kind.map(str::to_string),
+            ..(*tenant).clone()
+        });
+        let now = self.clock.now_ms();
+        self.records
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), (t.clone(), now));
+        t
+    }
+
     /// The tenant and its credentials; `None` for an unknown tenant or one without credentials.
     /// An OAuth refresh it needs ends before `deadline`, the invocation's (see [`refresh_oauth`]).
     pub async fn context(
@@ -431,6 +454,7 @@ impl<S: TenantStore, K: SecretStore, C: Clock + Clone> Tenants<S, K, C> {
         let Some(secret) = self.secrets.get(id).await? else {
             return Ok(None);
         };
+        let tenant = self.record_auth(id, tenant, secret.auth_kind()).await;
         let auth = match (&secret.oauth, &secret.api_key) {
             (Some(tokens), _) => {
                 let now = self.clock.now_ms();

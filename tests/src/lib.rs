@@ -326,7 +326,10 @@ pub async fn create_tenant(
 ) {
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), table);
     store
-        .put_tenant(&tenant_record(id, lever_base_url, None))
+        .put_tenant(&Tenant {
+            auth: secret.auth_kind().map(str::to_string),
+            ..tenant_record(id, lever_base_url, None)
+        })
         .await
         .expect("tenant record written");
     SecretsManagerStore::new(
@@ -362,10 +365,11 @@ pub async fn local_url_keys(aws: &SdkConfig, stack: &str) -> lever_bridge::urlke
     lever_bridge::urlkey::UrlKeys::new(out.secret_string().unwrap_or_default())
 }
 
-/// A connected tenant record.
+/// A connected tenant record, connected with an API key.
 pub fn tenant_record(id: &str, lever_base_url: &str, owner: Option<&str>) -> Tenant {
     Tenant {
         owner_user_id: owner.map(str::to_string),
+        auth: Some("apiKey".into()),
         ..Tenant::connected(id, lever_base_url, now_ms())
     }
 }

@@ -16,7 +16,7 @@ use lever_bridge::secrets::Redacted;
 use lever_bridge::secrets::{CachedSecrets, SecretStore};
 use lever_bridge::store::TenantStore;
 use lever_bridge::store::dynamo::DynamoStore;
-use lever_bridge::store::{OAuthPending, TenantStatus};
+use lever_bridge::store::{OAuthPending, Tenant, TenantStatus};
 use lever_bridge::tenant::Tenants;
 use lever_bridge::webhook::EventKind;
 use lever_bridge_tests::simulator::{
@@ -36,6 +36,7 @@ on_both_stores!(
     oauth_refused_refresh_disconnects_the_tenant,
     a_secret_write_during_a_refresh_keeps_the_new_refresh_token,
     an_oauth_tenant_is_connected_and_a_key_replaces_its_tokens,
+    a_record_written_before_the_auth_kind_was_kept_gets_it_from_the_first_function,
     every_secret_writer_during_a_refresh_keeps_the_newest_tokens,
     a_slow_refresh_keeps_its_lease_until_it_saved,
     no_refresh_outlives_its_invocation,
@@ -1776,6 +1777,46 @@ async fn an_oauth_tenant_is_connected_and_a_key_replaces_its_tokens<B: Backend>(
     assert!(secret.api_key.is_none() && secret.oauth.is_some());
     let (_, v) = rig.call("GET", &status, Value::Null).await;
     assert_eq!(v["auth"], "oauth", "{v}");
+}
+
+/// A tenant record written before the kind of credentials was kept on it: the status (which does
+/// not read the credentials) names no kind and does not call the tenant disconnected for it; the
+/// first function that reads the credentials records the kind, and the status names it from then.
+async fn a_record_written_before_the_auth_kind_was_kept_gets_it_from_the_first_function<
+    B: Backend,
+>() {
+    let rig = Rig::<B>::new(KeyPerms::all()).await;
+    let id = rig.connect().await;
+    let status = format!("/admin/tenants/{id}/status");
+    let (_, v) = rig.call("GET", &status, Value::Null).await;
+    assert_eq!(v["auth"], "apiKey", "connecting records the kind: {v}");
+    let legacy = Tenant {
+        auth: None,
+        ..rig.store.tenant(&id).await.unwrap().unwrap()
+    };
+    rig.store.put_tenant(&legacy).await.unwrap();
+    let (_, v) = rig.call("GET", &status, Value::Null).await;
+    assert!(v["auth"].is_null(), "{v}");
+    assert_ne!(v["state"], "disconnected", "{v}");
+    assert!(v["reasons"].to_string().contains("not recorded yet"), "{v}");
+    rig.tenants(Arc::new(ManualClock::at(now_ms())))
+        .context(&id, invocation())
+        .await
+        .unwrap()
+        .expect("the tenant's context");
+    assert_eq!(
+        rig.store
+            .tenant(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .auth
+            .as_deref(),
+        Some("apiKey")
+    );
+    let (_, v) = rig.call("GET", &status, Value::Null).await;
+    assert_eq!(v["auth"], "apiKey", "{v}");
+    assert!(!v["reasons"].to_string().contains("not recorded"), "{v}");
 }
 
 /// Every writer of a tenant's secret, run while an OAuth refresh holds the tenant's lease (Lever

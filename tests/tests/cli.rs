@@ -119,6 +119,9 @@ fn the_tool_walks_a_tenant_from_connect_to_status() {
         err.starts_with("lever-bridge: the note command breaks its schema: /text"),
         "{err}"
     );
+    // admin-status, as its role confines it (the tenant's /webhooks secret only), names the kind
+    // of credentials from the tenant record.
+    assert_eq!(ok_json(&url, &["status", &tenant], "")["auth"], "apiKey");
     let (code, out, err) = cli(&url, &["status", &tenant], "");
     assert_eq!(code, 0, "{err}");
     assert!(

@@ -109,7 +109,10 @@ chosen environment, and that it was not deleted (Lever: Settings > Integrations 
         // Secret first: a record without a secret would be a tenant nobody can use.
         let saved = self.update_secret(&id, |s| s.api_key = Some(key)).await?;
         let now = self.clock.now_ms();
-        let tenant = Tenant::connected(&id, &base_url, now);
+        let tenant = Tenant {
+            auth: saved.auth_kind().map(str::to_string),
+            ..Tenant::connected(&id, &base_url, now)
+        };
         self.store
             .connect_tenant(&tenant, self.clock.now_ms())
             .await?;
@@ -166,11 +169,13 @@ chosen environment, and that it was not deleted (Lever: Settings > Integrations 
         let b: KeyBody = parse_body(body)?;
         let key = check_key(b.api_key)?;
         self.verify_key(&tenant.lever_base_url, &key).await?;
-        self.update_secret(id, |s| {
-            s.api_key = Some(key);
-            s.oauth = None;
-        })
-        .await?;
+        let saved = self
+            .update_secret(id, |s| {
+                s.api_key = Some(key);
+                s.oauth = None;
+            })
+            .await?;
+        self.store.set_tenant_auth(id, saved.auth_kind()).await?;
         self.store
             .set_tenant_status(id, TenantStatus::Connected, "", self.clock.now_ms())
             .await?;

@@ -282,9 +282,13 @@ where
                 lever_base_url: base_url.clone(),
                 status: TenantStatus::Connected,
                 status_reason: None,
+                auth: saved.auth_kind().map(str::to_string),
                 ..t
             },
-            None => Tenant::connected(&id, &base_url, now),
+            None => Tenant {
+                auth: saved.auth_kind().map(str::to_string),
+                ..Tenant::connected(&id, &base_url, now)
+            },
         };
         self.store
             .connect_tenant(&tenant, self.clock.now_ms())

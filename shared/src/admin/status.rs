@@ -32,7 +32,7 @@ pub struct StatusReport {
     /// `connected`, `degraded` or `disconnected`.
     pub state: &'static str,
     pub reasons: Vec<String>,
-    /// How the tenant is connected: `apiKey`, `oauth`, or `null` when no credentials are stored.
+    /// How the tenant is connected: `apiKey`, `oauth`, or `null` when that is not recorded.
     pub auth: Option<&'static str>,
     pub environment: String,
     pub lever_base_url: String,
@@ -87,13 +87,19 @@ where
         {
             reasons.push(r.to_string());
         }
-        let auth = secret.as_ref().and_then(|s| s.auth_kind());
+        // From the record: this function does not read the tenant's credentials.
+        let auth = match tenant.auth.as_deref() {
+            Some("oauth") => Some("oauth"),
+            Some("apiKey") => Some("apiKey"),
+            _ => None,
+        };
         if auth.is_none() {
-            state = "disconnected";
+            // A record written before the kind was kept: the next function to read the
+            // credentials (the hourly reconciliation at the latest) records it.
             reasons.push(
-                "no Lever credentials are stored: connect with an API key (PUT /admin/tenants/{id}/apiKey) \
-or through OAuth (GET /admin/oauth/authorize)"
-                    .replace("{id}", id),
+                "the kind of Lever credentials is not recorded yet: it is, the next time a function calls \
+Lever for the tenant (the hourly reconciliation at the latest)"
+                    .into(),
             );
         }
         if state == "connected" {

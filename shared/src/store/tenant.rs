@@ -31,6 +31,12 @@ pub struct Tenant {
     #[serde(default)]
     pub transcript_quiet_minutes: Option<i64>,
     pub created_at: i64,
+    /// The kind of Lever credentials its secret holds, `apiKey` or `oauth` (`TenantSecret::auth_kind`),
+    /// kept here so that what only tells it (the status) need not read the credentials. Written
+    /// with each change of kind; a record written before it was kept has none until a function
+    /// next reads the tenant's credentials (`Tenants::context`).
+    #[serde(default)]
+    pub auth: Option<String>,
 }
 
 impl Tenant {
@@ -45,6 +51,7 @@ impl Tenant {
             time_zone: None,
             transcript_quiet_minutes: None,
             created_at: now_ms,
+            auth: None,
         }
     }
 }
@@ -88,6 +95,13 @@ pub trait TenantStore: Send + Sync {
         status: TenantStatus,
         reason: &str,
         now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Records the kind of credentials the tenant's secret holds (see [`Tenant::auth`]); nothing
+    /// for an unknown tenant.
+    fn set_tenant_auth(
+        &self,
+        id: &str,
+        auth: Option<&str>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Takes the tenant's OAuth refresh lease for `holder` until `until_ms` (a conditional put: no
     /// lease, or only an expired one). False when another holder has a live lease.

@@ -51,7 +51,26 @@ impl TenantStore for DynamoStore {
             time_zone: get_s(item, "timeZone"),
             transcript_quiet_minutes: get_n(item, "transcriptQuietMinutes"),
             created_at: get_n(item, "createdAt").unwrap_or(0),
+            auth: get_s(item, "authKind"),
         }))
+    }
+
+    async fn set_tenant_auth(&self, id: &str, auth: Option<&str>) -> Result<(), StoreError> {
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk_tenant(id)))
+            .key("sk", s(SK_TENANT))
+            .condition_expression("attribute_exists(pk)");
+        let req = match auth {
+            Some(kind) => req
+                .update_expression("SET authKind = :a")
+                .expression_attribute_values(":a", s(kind)),
+            None => req.update_expression("REMOVE authKind"),
+        };
+        conditional(req.send().await)?;
+        Ok(())
     }
 
     async fn acquire_refresh_lease(
@@ -137,6 +156,7 @@ impl DynamoStore {
                 t.transcript_quiet_minutes.map_or(AV::Null(true), n),
             )
             .item("createdAt", n(t.created_at))
+            .item("authKind", opt_s(&t.auth))
     }
 
     async fn update_tenant_status(

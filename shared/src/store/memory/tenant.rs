@@ -36,6 +36,12 @@ impl TenantStore for InMemoryStore {
             .insert(t.id.clone(), t.clone());
         Ok(())
     }
+    async fn set_tenant_auth(&self, id: &str, auth: Option<&str>) -> Result<(), StoreError> {
+        if let Some(t) = self.0.lock().unwrap().tenants.get_mut(id) {
+            t.auth = auth.map(str::to_string);
+        }
+        Ok(())
+    }
     async fn tenant(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
         Ok(self.0.lock().unwrap().tenants.get(id).cloned())
     }
