@@ -126,11 +126,24 @@ async fn logged(from: u64, what: &str) -> String {
     )
 }
 
+/// Whether moto enforces IAM: `LOCAL_IAM=off make test` leaves it open, and these tests then say
+/// so and check nothing (a role without an action would change nothing).
+fn enforced() -> bool {
+    let on = std::env::var("LOCAL_IAM").as_deref() != Ok("off");
+    if !on {
+        eprintln!("IAM is not enforced (LOCAL_IAM=off): nothing to check");
+    }
+    on
+}
+
 /// One test at a time: each edits a role the functions share.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test]
 async fn a_webhook_whose_role_lacks_an_action_answers_5xx_and_is_taken_on_redelivery() {
+    if !enforced() {
+        return;
+    }
     let _one = ONE_AT_A_TIME.lock().await;
     let config = LocalStack::from_env();
     let aws = aws().await;
@@ -194,6 +207,9 @@ async fn a_push_whose_role_lacks_an_action_is_retried_and_lands_once() {
     use lever_bridge::store::TenantStore;
     use lever_bridge::store::dynamo::DynamoStore;
     use lever_bridge_tests::simulator::{KeyPerms, NewOpportunity, SimConfig, Simulator};
+    if !enforced() {
+        return;
+    }
     let _one = ONE_AT_A_TIME.lock().await;
     let config = LocalStack::from_env();
     let aws = aws().await;
