@@ -176,7 +176,7 @@ def policy_resource(v: Any, resolver: Resolver) -> str:
             m = SUB_ARN.match(arg)
             if m:
                 logical, attr, rest = m.group(1), "Arn", resolver.sub(arg[m.end():])
-            elif LITERAL_ARN.match(arg) and LITERAL_ARN.match(arg).group(1) not in ("sqs", "s3"):
+            elif (literal := LITERAL_ARN.match(arg)) and literal.group(1) not in ("sqs", "s3"):
                 return "*"
     kind = (resolver.resources.get(logical) or {}).get("Type") if logical else None
     if kind not in RESOURCE_TYPES:

@@ -23,6 +23,7 @@ import json
 import os
 import sys
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import boto3
@@ -39,14 +40,13 @@ def check_denials(denials: Path, functions: dict, stack: str) -> int:
     a test took away from its role. A refusal of any other action is a call the function makes that its
     deployed role would refuse too."""
     lines = denials.read_text().splitlines() if denials.exists() else []
-    missing = {}
+    missing: Counter = Counter()
     for line in lines:
         d = json.loads(line)
         role = d["principal"].split(":assumed-role/", 1)[-1].split("/", 1)[0]
         binary = role[len(stack) + 1:] if role.startswith(f"{stack}-") else None
         granted = {a for st in (functions.get(binary) or {}).get("policies", []) for a in st["Action"]}
         if binary not in functions or d["action"] not in granted:
-            missing.setdefault((binary or d["principal"], d["action"]), 0)
             missing[(binary or d["principal"], d["action"])] += 1
     for (who, action), n in sorted(missing.items()):
         print(f"IAM: {who} called {action} ({n}x), which its role in infra/template.yaml does not grant", file=sys.stderr)

@@ -361,8 +361,6 @@ ALLOW_ALL = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow
 def _local_user():
     """The stack's own IAM user, with the fixed access key `local`/`local` every tool uses."""
     iam = iam_backends[LOCAL_ACCOUNT]["global"]
-    if any(k.access_key_id == "local" for k in iam.access_keys.values()):
-        return
     iam.create_user(region_name="us-east-1", user_name=LOCAL_USER, path="/", tags=[])
     iam.put_user_policy(LOCAL_USER, "allow-all", ALLOW_ALL)
     key = iam.create_access_key(LOCAL_USER)

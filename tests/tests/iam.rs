@@ -2,8 +2,8 @@
 //! (tests/local_iam.py made one role per function from the template's policies and switched moto's
 //! enforcement on). Here a role loses one action; its function fails as a deployed one would, naming
 //! the action, and nothing is lost: once the action is back, the same delivery or command goes through.
-//! `make test` starts the stack and sets LEVER_BRIDGE_WATCH_URL, LEVER_BRIDGE_ROLES and
-//! LEVER_BRIDGE_WATCH_LOG.
+//! `make test` starts the stack and sets LEVER_BRIDGE_WATCH_URL, LEVER_BRIDGE_WEBHOOK_API,
+//! LEVER_BRIDGE_ROLES and LEVER_BRIDGE_WATCH_LOG.
 
 use lever_bridge::webhook::EventKind;
 use lever_bridge_tests::*;
