@@ -2137,7 +2137,12 @@ async fn a_strangers_oauth_callback_costs_no_aws_request() {
     let (expiry, rest) = genuine.split_once('.').unwrap();
     let tampered = [
         format!("{}.{rest}", expiry.parse::<i64>().unwrap() + 1),
-        format!("{}0", &genuine[..genuine.len() - 1]),
+        // The MAC's last character changed (to one it is not: the same would be the genuine state).
+        format!(
+            "{}{}",
+            &genuine[..genuine.len() - 1],
+            if genuine.ends_with('0') { '1' } else { '0' }
+        ),
         format!("{}.{}", now_ms() - 1, rest),
     ];
     let before = counter.get();
