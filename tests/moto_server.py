@@ -8,7 +8,8 @@ tests and benchmarks would measure moto's copy. Real DynamoDB has no such cost. 
 up only the items the transaction touches and, on cancellation, restores exactly those and takes back
 the stream records the partial writes (and the restore) added, as DynamoDB writes no stream record
 for a cancelled transaction: the same outcome (all or nothing, the same errors, the same stream), at a
-cost independent of the table's size. Everything else is moto as installed.
+cost independent of the table's size. Writes are serialised, so that a conditional write is atomic as in
+DynamoDB (moto's check-then-write is not across its request threads). Everything else is moto as installed.
 
 Tests can make DynamoDB cancel a table's next transactions as it does under load: an item
 `{"pk": <table name>, "sk": <any, in order>, "code": "TransactionConflict" | "ThrottlingError" |
@@ -125,6 +126,25 @@ def transact_write_items(self, transact_items):
 
 
 models.DynamoDBBackend.transact_write_items = transact_write_items
+
+# DynamoDB applies each conditional write atomically; moto checks the condition and then writes, in
+# a server thread per request, so two concurrent writes could both pass a condition only one of
+# them may (20 concurrent copies of a delivery, two of them "accepted"). One lock over the writes
+# makes them as atomic as DynamoDB's (re-entrant: a cancelled transaction restores with put_item).
+_write_lock = threading.RLock()
+
+
+def _atomic(method):
+    def wrapper(*args, **kwargs):
+        with _write_lock:
+            return method(*args, **kwargs)
+
+    wrapper.__name__ = method.__name__
+    return wrapper
+
+
+for _name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+    setattr(models.DynamoDBBackend, _name, _atomic(getattr(models.DynamoDBBackend, _name)))
 
 
 # The capacity ledger: with MOTO_CAPACITY_LEDGER=<file>, every DynamoDB data request appends one JSON
